@@ -1,0 +1,75 @@
+"""The thread's root message: the visitor's context in Block Kit, with Claim/Close buttons. Pure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adapters.slack.format import escape
+from bridge.model import Conversation, Status
+
+CLAIM = "sitechat_claim"
+CLOSE = "sitechat_close"
+SECTION_LIMIT = 2900  # a section's text may hold 3,000 characters
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def root_text(conv: Conversation, site_name: str) -> str:
+    """The notification and fallback text."""
+    who = conv.visitor_name + (f" ({conv.visitor.email})" if conv.visitor.email else "")
+    kind = "Offline message" if conv.kind == "offline" else "Chat"
+    return escape(f"{kind} from {who} on {site_name} — {conv.state_label}")
+
+
+def root_blocks(conv: Conversation, site_name: str, topic_label: str | None) -> list[dict[str, Any]]:
+    e = escape
+    who = f"*{e(_cut(conv.visitor_name, 200))}*"
+    if conv.visitor.email:
+        who += f"  {e(conv.visitor.email)}"
+    if conv.visitor.external_id:
+        who += f"  (customer id {e(_cut(conv.visitor.external_id, 100))})"
+    fields = [f"*Site*\n{e(site_name)}"]
+    if topic_label:
+        fields.append(f"*Topic*\n{e(topic_label)}")
+    page = conv.current_page
+    if page:
+        title = f"{e(_cut(page.title, 150))}\n" if page.title else ""
+        fields.append(f"*Page*\n{title}{e(_cut(page.url, 500))}")
+    first = conv.pages[0] if conv.pages else None
+    if first and first.referrer:
+        fields.append(f"*Came from*\n{e(_cut(first.referrer, 500))}")
+    where = " · ".join(x for x in (conv.locale, conv.timezone) if x)
+    if where:
+        fields.append(f"*Locale*\n{e(where)}")
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": _cut(f"New chat from {who}", SECTION_LIMIT)}},
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": _cut(f, 1900)} for f in fields[:10]]},
+    ]
+    if len(conv.pages) > 1:
+        trail = "\n".join(f"• {e(_cut(p.title or p.url, 120))}" for p in conv.pages[-6:-1])
+        blocks.append(
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": _cut(f"*Pages seen* ({len(conv.pages)})\n{trail}", SECTION_LIMIT)},
+            }
+        )
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"*Status:* {e(conv.state_label)}"}]})
+    if conv.status is Status.OPEN:
+        buttons: list[dict[str, Any]] = []
+        if not conv.claimed_by:
+            buttons.append(_button("Claim", CLAIM, conv.id, style="primary"))
+        buttons.append(_button("Close", CLOSE, conv.id, style="danger"))
+        blocks.append({"type": "actions", "block_id": "sitechat_actions", "elements": buttons})
+    return blocks
+
+
+def _button(label: str, action_id: str, value: str, *, style: str) -> dict[str, Any]:
+    return {
+        "type": "button",
+        "text": {"type": "plain_text", "text": label},
+        "action_id": action_id,
+        "value": value,
+        "style": style,
+    }

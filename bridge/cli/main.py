@@ -1,0 +1,116 @@
+"""``sitechat run | demo | doctor | migrate``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from bridge.store.database import Database, DatabaseInUse
+from config.loading import ConfigError, load_settings
+from config.settings import Settings
+
+
+def _settings(env_file: Path | None) -> Settings:
+    try:
+        return load_settings(env_file)
+    except ConfigError as exc:
+        print("sitechat cannot start: the configuration has problems:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        print("See config/example.env for a complete example.", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+async def _wait_for_stop() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def _run(settings: Settings) -> None:
+    from bridge.cli.runtime import build_runtime, serve
+
+    runtime = build_runtime(settings)
+    try:
+        runner = await serve(runtime, settings.host, settings.port)
+    except DatabaseInUse as exc:
+        print(f"sitechat cannot start: {exc}", file=sys.stderr)
+        raise SystemExit(3) from None
+    except OSError as exc:
+        print(
+            f"sitechat cannot start: cannot listen on {settings.host}:{settings.port} ({exc.strerror})", file=sys.stderr
+        )
+        raise SystemExit(3) from None
+    logging.getLogger("sitechat").info(
+        "sitechat is running on %s (endpoints: %s)",
+        settings.effective_public_url,
+        ", ".join(runtime.endpoints) or "none",
+    )
+    print(
+        f"sitechat: widget server on {settings.effective_public_url}  (embed: {settings.effective_public_url}/widget.js)",
+        flush=True,
+    )
+    try:
+        await _wait_for_stop()
+    finally:
+        await runner.cleanup()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = _settings(args.env_file)
+    asyncio.run(_run(settings))
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = _settings(args.env_file)
+
+    async def go() -> None:
+        db = Database(settings.database_url)
+        try:
+            await db.migrate()
+        finally:
+            await db.close()
+
+    asyncio.run(go())
+    print("sitechat: the database schema is up to date")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from bridge.cli.doctor import run_doctor
+
+    return asyncio.run(run_doctor(args.env_file))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bridge.cli.demo import run_demo
+
+    return asyncio.run(run_demo(args))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sitechat", description="Website live chat, answered from Slack and Matrix.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, func, text in (
+        ("run", cmd_run, "run the service (widget server, Slack, Matrix, workers)"),
+        ("doctor", cmd_doctor, "check the configuration and every connection"),
+        ("migrate", cmd_migrate, "apply database migrations"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--env-file", type=Path, default=None, help="env file to read (default: ./.env if present)")
+        p.set_defaults(func=func)
+    demo = sub.add_parser("demo", help="zero-config local trial with a local Matrix homeserver")
+    demo.add_argument("--port", type=int, default=8080)
+    demo.add_argument("--workdir", type=Path, default=Path(".demo"))
+    demo.set_defaults(func=cmd_demo)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    return int(args.func(args))

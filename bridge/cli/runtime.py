@@ -1,0 +1,143 @@
+"""The composition root: the only place that knows which adapters exist and wires them to the core."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from aiohttp import web
+
+from adapters.slack.endpoint import SlackEndpoint
+from bridge.conversations import Conversations
+from bridge.deliveries import DeliveryWorker
+from bridge.endpoint import Endpoint
+from bridge.lifecycle import Timers
+from bridge.live import LiveHub
+from bridge.store.database import Database
+from config.settings import Settings
+from config.snippets import load_snippets
+from widget_server.app import create_app
+from widget_server.context import WidgetContext
+
+log = logging.getLogger("sitechat")
+
+
+def build_endpoints(settings: Settings) -> dict[str, Endpoint]:
+    endpoints: dict[str, Endpoint] = {}
+    if settings.slack_bot_token is not None:
+        endpoints["slack"] = SlackEndpoint(
+            bot_token=settings.slack_bot_token.get_secret_value(),
+            api_url=settings.slack_api_url,
+            signing_secret=settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None,
+            app_token=settings.slack_app_token.get_secret_value() if settings.slack_app_token else None,
+            sites=settings.sites,
+        )
+    if settings.matrix_homeserver is not None:
+        from adapters.matrix.endpoint import MatrixEndpoint
+
+        endpoints["matrix"] = MatrixEndpoint.from_settings(settings)
+    return endpoints
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    live: LiveHub
+    endpoints: dict[str, Endpoint]
+    worker: DeliveryWorker
+    conversations: Conversations
+    timers: Timers
+    app: web.Application
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    async def readiness(self) -> list[str]:
+        problems: list[str] = []
+        try:
+            await self.db.ping()
+        except Exception as exc:
+            problems.append(f"database: {type(exc).__name__}")
+        problems.extend(f"{key}: {reason}" for key, reason in self.worker.problems.items())
+        return problems
+
+
+def build_runtime(settings: Settings, *, endpoints: dict[str, Endpoint] | None = None) -> Runtime:
+    db = Database(settings.database_url)
+    live = LiveHub()
+    endpoints = build_endpoints(settings) if endpoints is None else endpoints
+    site_names = {sid: s.name for sid, s in settings.sites.items()}
+    worker = DeliveryWorker(db, endpoints, site_names)
+    conversations = Conversations(
+        db,
+        settings.sites,
+        endpoints.keys(),
+        live,
+        wake_deliveries=worker.wake,
+        note_prefix=settings.note_prefix,
+        snippets=load_snippets(settings.snippets_file),
+    )
+    timers = Timers(
+        conversations,
+        inactivity=timedelta(minutes=settings.inactivity_close_minutes),
+        first_response=timedelta(seconds=settings.first_response_alert_seconds),
+    )
+    ctx = WidgetContext(
+        conversations=conversations,
+        live=live,
+        sites=settings.sites,
+        public_url=settings.effective_public_url,
+        endpoints=frozenset(endpoints),
+        conversations_per_hour=settings.rate_conversations_per_hour,
+        messages_per_minute=settings.rate_messages_per_minute,
+        trusted_proxies=tuple(settings.trusted_proxies),
+    )
+    routes: list[web.RouteDef] = []
+    slack = endpoints.get("slack")
+    if isinstance(slack, SlackEndpoint) and settings.slack_app_token is None:
+        routes.append(web.post("/slack/events", slack.http_handler))
+    app = create_app(ctx, routes)
+    runtime = Runtime(settings, db, live, endpoints, worker, conversations, timers, app)
+    ctx.readiness = runtime.readiness
+    app.cleanup_ctx.append(lambda _app: _background(runtime))
+    return runtime
+
+
+async def _background(rt: Runtime) -> AsyncIterator[None]:
+    """Start what runs beside the web server; stop it all, in reverse, on shutdown."""
+    rt.db.claim_single_instance()
+    await rt.db.migrate()
+    started: list[Endpoint] = []
+    try:
+        for endpoint in rt.endpoints.values():
+            await endpoint.start(rt.conversations)
+            started.append(endpoint)
+        rt.tasks = [
+            asyncio.create_task(rt.worker.run(), name="deliveries"),
+            asyncio.create_task(rt.timers.run(), name="timers"),
+        ]
+        yield
+    finally:
+        for task in rt.tasks:
+            task.cancel()
+        for task in rt.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for endpoint in reversed(started):
+            try:
+                await endpoint.stop()
+            except Exception:
+                log.exception("stopping %s", endpoint.name)
+        await rt.db.close()
+
+
+async def serve(runtime: Runtime, host: str, port: int) -> web.AppRunner:
+    runner = web.AppRunner(runtime.app, access_log=None, handle_signals=False, shutdown_timeout=5)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    return runner

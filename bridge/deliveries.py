@@ -1,0 +1,212 @@
+"""Delivery workers: drain the outbox to the endpoints, in order, never dropping a delivery.
+
+Each (conversation, endpoint) pair is a lane worked by one task at a time (and, on PostgreSQL, by one
+instance at a time through an advisory lock). A lane sends its lowest pending delivery first; while
+it waits for a rate limit its queue grows, and the next batch combines what queued up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+
+from bridge.conversations import utcnow
+from bridge.endpoint import Endpoint, Kind, Outgoing, Sent
+from bridge.errors import DeliveryError, DestinationUnavailable
+from bridge.model import Conversation, ThreadRef
+from bridge.store import conversations as q
+from bridge.store import outbox
+from bridge.store.database import Database
+from bridge.store.outbox import Lane, PendingDelivery
+
+log = logging.getLogger(__name__)
+
+
+def backoff_seconds(attempts: int, *, base: float = 0.5, cap: float = 300.0) -> float:
+    """Exponential with full jitter's upper half: spreads retries without starving any."""
+    high = min(cap, base * 2 ** max(0, attempts - 1))
+    return random.uniform(high / 2, high)
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        db: Database,
+        endpoints: Mapping[str, Endpoint],
+        site_names: Mapping[str, str],
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        poll_seconds: float = 2.0,
+    ) -> None:
+        self.db = db
+        self.endpoints = endpoints
+        self.site_names = site_names
+        self.clock = clock
+        self.poll_seconds = poll_seconds
+        self._wake = asyncio.Event()
+        self._lanes: dict[str, asyncio.Task[None]] = {}
+        #: "endpoint destination" → what is wrong with it (shown by /readyz and doctor)
+        self.problems: dict[str, str] = {}
+        self.sent_total = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        names = list(self.endpoints)
+        try:
+            while True:
+                self._wake.clear()
+                timeout = self.poll_seconds
+                try:
+                    now = self.clock()
+                    async with self.db.read() as conn:
+                        lanes = await outbox.ready_lanes(conn, now, names)
+                        due = await outbox.next_due_at(conn, names)
+                    for lane in lanes:
+                        if lane.key not in self._lanes:
+                            self._lanes[lane.key] = asyncio.create_task(self._work_lane(lane), name=lane.key)
+                    if due is not None and due > now:
+                        timeout = min(timeout, (due - now).total_seconds())
+                except Exception:
+                    log.exception("delivery scheduler: cannot read the outbox; trying again")
+                try:
+                    await asyncio.wait_for(self._wake.wait(), max(0.01, timeout))
+                except TimeoutError:
+                    pass
+        finally:
+            for task in self._lanes.values():
+                task.cancel()
+            await asyncio.gather(*self._lanes.values(), return_exceptions=True)
+
+    async def _work_lane(self, lane: Lane) -> None:
+        try:
+            async with self.db.lane_lock(lane.key) as mine:
+                if mine:
+                    while await self._send_next(lane):
+                        pass
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("delivery lane %s failed; it will be retried", lane.key)
+        finally:
+            self._lanes.pop(lane.key, None)
+            self.wake()
+
+    async def _send_next(self, lane: Lane) -> bool:
+        """Send the lane's next batch; False when the lane is empty or must wait."""
+        endpoint = self.endpoints[lane.endpoint]
+        async with self.db.read() as conn:
+            links = await q.thread_links(conn, lane.conversation_id)
+        destination = links.get(lane.endpoint, ("", None))[0]
+        await endpoint.ready(destination)
+
+        now = self.clock()
+        async with self.db.read() as conn:
+            pending = await outbox.lane_head(conn, lane, max(1, endpoint.max_batch))
+            batch = _due_prefix(pending, now)
+            if not batch:
+                return False
+            conv = await q.get_conversation(conn, lane.conversation_id)
+            links = await q.thread_links(conn, lane.conversation_id)
+            assert conv is not None
+            items = [await self._outgoing(conn, d, conv, links) for d in batch]
+
+        async with self.db.write() as conn:
+            await outbox.mark_attempt(conn, [d.id for d in batch])
+        try:
+            sent = list(await endpoint.deliver(items))
+            failure: DeliveryError | None = None
+        except DeliveryError as exc:
+            sent, failure = exc.sent, exc
+        except Exception as exc:  # a bug or an unexpected answer: keep the delivery, look before resending
+            log.exception("%s: unexpected error delivering %s", lane.endpoint, [d.id for d in batch])
+            sent, failure = [], DeliveryError(f"unexpected error: {exc!r}", maybe_sent=True)
+
+        await self._record(lane, batch, sent)
+        key = f"{lane.endpoint} {destination}"
+        if failure is None:
+            self.problems.pop(key, None)
+            return True
+        rest = [d for d in batch if d.id not in {s.delivery_id for s in sent}]
+        await self._postpone(rest, failure)
+        if isinstance(failure, DestinationUnavailable):
+            if key not in self.problems:
+                log.error("%s paused: %s (messages are kept and sent once it is fixed)", key, failure.reason)
+            self.problems[key] = failure.reason
+        else:
+            log.warning("%s: delivery %s postponed: %s", key, rest[0].id if rest else "?", failure.reason)
+        return False
+
+    async def _outgoing(
+        self, conn: object, d: PendingDelivery, conv: Conversation, links: Mapping[str, tuple[str, ThreadRef | None]]
+    ) -> Outgoing:
+        destination, thread = links.get(d.endpoint, ("", None))
+        payload = d.payload or {}
+        if "thread" in payload:  # addressed to an earlier thread (a transfer's farewell)
+            destination, thread = str(payload["destination"]), ThreadRef(str(payload["thread"]))
+        message = await q.get_message(conn, d.message_id) if d.message_id else None  # type: ignore[arg-type]
+        return Outgoing(
+            delivery_id=d.id,
+            kind=Kind(d.kind),
+            conversation=conv,
+            site_name=self.site_names.get(conv.site_id, conv.site_id),
+            destination=destination,
+            thread=thread,
+            message=message,
+            payload=d.payload,
+            maybe_sent=d.in_doubt,
+        )
+
+    async def _record(self, lane: Lane, batch: Sequence[PendingDelivery], sent: Sequence[Sent]) -> None:
+        if not sent:
+            return
+        by_id = {d.id: d for d in batch}
+        now = self.clock()
+        async with self.db.write() as conn:
+            for s in sent:
+                await outbox.mark_done(conn, s.delivery_id, now, s.remote_id)
+                if s.thread is not None:
+                    await q.set_thread_ref(conn, lane.conversation_id, lane.endpoint, s.thread)
+                d = by_id.get(s.delivery_id)
+                if s.remote_id and d is not None and d.message_id:
+                    # our own post, known by its remote id: its echo is never taken for a reply
+                    await q.remember_remote(
+                        conn,
+                        lane.endpoint,
+                        s.remote_id,
+                        now,
+                        message_id=d.message_id,
+                        conversation_id=lane.conversation_id,
+                    )
+        self.sent_total += len(sent)
+
+    async def _postpone(self, rest: Sequence[PendingDelivery], failure: DeliveryError) -> None:
+        if not rest:
+            return
+        attempts = rest[0].attempts + 1
+        wait = backoff_seconds(attempts, base=5.0 if isinstance(failure, DestinationUnavailable) else 0.5)
+        if failure.retry_after is not None:
+            wait = max(wait, failure.retry_after)
+        retry_at = self.clock() + timedelta(seconds=wait)
+        async with self.db.write() as conn:
+            # a delivery already in doubt stays in doubt until the endpoint has looked and sent it
+            in_doubt = failure.maybe_sent or any(d.in_doubt for d in rest)
+            await outbox.mark_failed(conn, [d.id for d in rest], retry_at, failure.reason, maybe_sent=in_doubt)
+
+    async def idle(self) -> bool:
+        """True when nothing is pending (tests and shutdown use it)."""
+        async with self.db.read() as conn:
+            return await outbox.pending_count(conn) == 0 and not self._lanes
+
+
+def _due_prefix(pending: Sequence[PendingDelivery], now: datetime) -> list[PendingDelivery]:
+    batch: list[PendingDelivery] = []
+    for d in pending:
+        if d.next_attempt_at > now:
+            break
+        batch.append(d)
+    return batch

@@ -1,0 +1,74 @@
+"""The one interface every team-chat side implements, and what the core hands it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+from bridge.events import InboundEvent
+from bridge.model import Conversation, EndpointName, Message, RemoteId, ThreadRef
+
+
+class Kind(StrEnum):
+    OPEN_THREAD = "open_thread"  # the root message with the visitor's context
+    MESSAGE = "message"  # a conversation message (visitor's, or the other side's staff)
+    ROOT_STATE = "root_state"  # show the current state on the root (claimed, closed, rated)
+    TRANSCRIPT = "transcript"  # the whole conversation, on close
+    NOTICE = "notice"  # a line from the bridge itself: rating, help, reminder, offline message
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One pending delivery, as the endpoint needs it."""
+
+    delivery_id: int
+    kind: Kind
+    conversation: Conversation
+    site_name: str
+    destination: str
+    thread: ThreadRef | None
+    message: Message | None = None
+    payload: dict[str, Any] | None = None
+    #: an earlier attempt may have landed (crash or timeout in flight): look before posting again
+    maybe_sent: bool = False
+
+    @property
+    def text(self) -> str:
+        if self.message is not None:
+            return self.message.text
+        return str((self.payload or {}).get("text", ""))
+
+
+@dataclass(frozen=True)
+class Sent:
+    delivery_id: int
+    remote_id: RemoteId | None = None
+    #: set by OPEN_THREAD: where the conversation now lives on this endpoint
+    thread: ThreadRef | None = None
+
+
+class Inbox(Protocol):
+    async def handle(self, event: InboundEvent) -> None: ...
+
+
+class Endpoint(Protocol):
+    name: EndpointName
+    #: how many pending deliveries of one conversation it may take at once (to combine them)
+    max_batch: int
+
+    async def start(self, inbox: Inbox) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def ready(self, destination: str) -> None:
+        """Wait until the destination may be sent to (rate limits): the queue keeps growing meanwhile."""
+
+    async def deliver(self, batch: Sequence[Outgoing]) -> Sequence[Sent]:
+        """Send a prefix of ``batch`` in order; return what was sent, or raise a ``DeliveryError``."""
+        ...
+
+    async def check(self, destinations: Sequence[str]) -> list[str]:
+        """Problems with the connection or the destinations, in plain words (empty = all well)."""
+        ...

@@ -1,0 +1,45 @@
+"""What endpoints tell the core: typed inbound events, never raw payloads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from bridge.model import EndpointName, Participant, RemoteId, ThreadRef
+
+
+@dataclass(frozen=True)
+class InboundEvent:
+    endpoint: EndpointName
+    thread: ThreadRef
+    #: the event's own id on the endpoint; the same id twice is one event (retries, replays)
+    remote_id: RemoteId
+
+
+@dataclass(frozen=True)
+class MessageReceived(InboundEvent):
+    """A person wrote in the conversation's thread (already converted to plain text)."""
+
+    author: Participant
+    text: str
+
+
+class Action(StrEnum):
+    CLAIM = "claim"
+    CLOSE = "close"
+
+
+@dataclass(frozen=True)
+class ActionRequested(InboundEvent):
+    """A button (Slack Claim/Close) was pressed on the thread's root."""
+
+    action: Action
+    actor: Participant
+
+
+@dataclass(frozen=True)
+class Rejected(InboundEvent):
+    """A reply the endpoint will not relay (e.g. from someone outside MATRIX_STAFF): the thread is told why."""
+
+    author: Participant
+    reason: str

@@ -1,0 +1,69 @@
+"""Timers: close idle conversations, remind the team when a visitor waits.
+
+Each firing is a conditional UPDATE, so with several instances polling the same database a timer
+still fires once: the instance whose UPDATE changed the row does the work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from bridge.conversations import Conversations, utcnow
+from bridge.endpoint import Kind
+from bridge.store import conversations as q
+from bridge.store import outbox
+
+log = logging.getLogger(__name__)
+
+
+class Timers:
+    def __init__(
+        self,
+        conversations: Conversations,
+        *,
+        inactivity: timedelta,
+        first_response: timedelta,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.conversations = conversations
+        self.inactivity = inactivity
+        self.first_response = first_response
+        self.clock = clock
+        # fine enough that a 6-second test setting fires within a second, coarse enough to cost nothing
+        shortest = min(inactivity, first_response).total_seconds()
+        self.tick = max(0.2, min(5.0, shortest / 10))
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.fire_due()
+            except Exception:
+                log.exception("timers: tick failed; trying again")
+            await asyncio.sleep(self.tick)
+
+    async def fire_due(self) -> None:
+        now = self.clock()
+        db = self.conversations.db
+        async with db.read() as conn:
+            idle = await q.open_conversations_idle_since(conn, now - self.inactivity)
+            waiting = await q.waiting_unreminded_since(conn, now - self.first_response)
+        minutes = self.inactivity.total_seconds() / 60
+        for cid in idle:
+            await self.conversations.close(cid, reason=f"after {minutes:g} minutes without messages")
+        for cid in waiting:
+            await self._remind(cid)
+
+    async def _remind(self, cid: str) -> None:
+        db = self.conversations.db
+        async with db.write() as conn:
+            now = self.clock()
+            if not await q.mark_reminded(conn, cid, now):
+                return
+            seconds = round(self.first_response.total_seconds())
+            text = f"⏰ The visitor has been waiting for a reply for {seconds} s."
+            for endpoint in await q.thread_links(conn, cid):
+                await outbox.enqueue(conn, cid, endpoint, Kind.NOTICE.value, now, payload={"text": text})
+        self.conversations.wake_deliveries()

@@ -1,0 +1,302 @@
+"""Queries on conversations, messages, thread and message links. Each takes the caller's connection."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bridge.model import (
+    Conversation,
+    ConversationId,
+    Message,
+    PageView,
+    Participant,
+    Role,
+    Status,
+    ThreadRef,
+    Visitor,
+)
+from bridge.store.tables import conversation, message, message_link, sync_state, thread_link
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """SQLite hands datetimes back naive; everything we store is UTC."""
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _conversation(row: Row[Any]) -> Conversation:
+    m = row._mapping
+    return Conversation(
+        id=ConversationId(m["id"]),
+        site_id=m["site_id"],
+        topic=m["topic"],
+        status=Status(m["status"]),
+        visitor=Visitor(m["visitor_name"], m["visitor_email"], m["visitor_external_id"]),
+        created_at=utc(m["created_at"]),  # type: ignore[arg-type]
+        last_activity_at=utc(m["last_activity_at"]),  # type: ignore[arg-type]
+        locale=m["locale"],
+        timezone=m["timezone"],
+        client_address=m["client_address"],
+        pages=tuple(PageView(p["url"], p.get("title"), p.get("referrer")) for p in m["pages"] or ()),
+        claimed_by=m["claimed_by"],
+        closed_at=utc(m["closed_at"]),
+        rating_score=m["rating_score"],
+        rating_comment=m["rating_comment"],
+        kind=m["kind"],
+    )
+
+
+def _message(row: Row[Any]) -> Message:
+    m = row._mapping
+    return Message(
+        id=m["id"],
+        conversation_id=ConversationId(m["conversation_id"]),
+        seq=m["seq"],
+        author=Participant(Role(m["role"]), m["author_name"], m["author_avatar_url"], m["author_remote_id"]),
+        text="" if m["deleted"] else m["text"],
+        created_at=utc(m["created_at"]),  # type: ignore[arg-type]
+        client_msg_id=m["client_msg_id"],
+        edited_at=utc(m["edited_at"]),
+        deleted=bool(m["deleted"]),
+        origin=m["origin"],
+    )
+
+
+async def get_conversation(conn: AsyncConnection, cid: str) -> Conversation | None:
+    row = (await conn.execute(select(conversation).where(conversation.c.id == cid))).first()
+    return _conversation(row) if row else None
+
+
+async def token_hash_of(conn: AsyncConnection, cid: str) -> str | None:
+    return (await conn.execute(select(conversation.c.token_hash).where(conversation.c.id == cid))).scalar_one_or_none()
+
+
+async def insert_conversation(conn: AsyncConnection, values: dict[str, Any]) -> None:
+    await conn.execute(insert(conversation).values(**values))
+
+
+async def touch(conn: AsyncConnection, cid: str, now: datetime, **values: Any) -> None:
+    await conn.execute(update(conversation).where(conversation.c.id == cid).values(last_activity_at=now, **values))
+
+
+async def touch_by_visitor(conn: AsyncConnection, cid: str, now: datetime) -> None:
+    """The first unanswered visitor message starts the first-response clock; later ones don't reset it."""
+    await conn.execute(
+        update(conversation)
+        .where(conversation.c.id == cid)
+        .values(last_activity_at=now, awaiting_reply_since=func.coalesce(conversation.c.awaiting_reply_since, now))
+    )
+
+
+async def relink_threads(conn: AsyncConnection, cid: str, destinations: Mapping[str, str]) -> None:
+    await conn.execute(delete(thread_link).where(thread_link.c.conversation_id == cid))
+    for endpoint, destination in destinations.items():
+        await link_thread(conn, cid, endpoint, destination)
+
+
+async def set_fields(conn: AsyncConnection, cid: str, **values: Any) -> None:
+    await conn.execute(update(conversation).where(conversation.c.id == cid).values(**values))
+
+
+async def close_if_open(conn: AsyncConnection, cid: str, now: datetime) -> bool:
+    """Close once: of several closers (visitor, button, timer on another instance) exactly one wins."""
+    result = await conn.execute(
+        update(conversation)
+        .where(and_(conversation.c.id == cid, conversation.c.status == Status.OPEN.value))
+        .values(status=Status.CLOSED.value, closed_at=now, last_activity_at=now, awaiting_reply_since=None)
+    )
+    return bool(result.rowcount)
+
+
+async def rate_if_unrated(conn: AsyncConnection, cid: str, score: int, comment: str | None, now: datetime) -> bool:
+    result = await conn.execute(
+        update(conversation)
+        .where(
+            and_(
+                conversation.c.id == cid,
+                conversation.c.status == Status.CLOSED.value,
+                conversation.c.rating_score.is_(None),
+            )
+        )
+        .values(rating_score=score, rating_comment=comment, rated_at=now)
+    )
+    return bool(result.rowcount)
+
+
+async def next_seq(conn: AsyncConnection, cid: str) -> int:
+    """Take the next ``seq``: one atomic UPDATE, which also locks the row on PostgreSQL."""
+    result = await conn.execute(
+        update(conversation)
+        .where(conversation.c.id == cid)
+        .values(last_seq=conversation.c.last_seq + 1)
+        .returning(conversation.c.last_seq)
+    )
+    return int(result.scalar_one())
+
+
+async def insert_message(
+    conn: AsyncConnection,
+    cid: str,
+    author: Participant,
+    text: str,
+    now: datetime,
+    *,
+    origin: str,
+    client_msg_id: str | None = None,
+) -> Message:
+    seq = await next_seq(conn, cid)
+    mid = uuid.uuid4().hex
+    await conn.execute(
+        insert(message).values(
+            id=mid,
+            conversation_id=cid,
+            seq=seq,
+            role=author.role.value,
+            author_name=author.name,
+            author_avatar_url=author.avatar_url,
+            author_remote_id=author.remote_id,
+            text=text,
+            client_msg_id=client_msg_id,
+            origin=origin,
+            created_at=now,
+            deleted=False,
+        )
+    )
+    return Message(mid, ConversationId(cid), seq, author, text, now, client_msg_id, origin=origin)
+
+
+async def message_by_client_id(conn: AsyncConnection, cid: str, client_msg_id: str) -> Message | None:
+    row = (
+        await conn.execute(
+            select(message).where(and_(message.c.conversation_id == cid, message.c.client_msg_id == client_msg_id))
+        )
+    ).first()
+    return _message(row) if row else None
+
+
+async def get_message(conn: AsyncConnection, mid: str) -> Message | None:
+    row = (await conn.execute(select(message).where(message.c.id == mid))).first()
+    return _message(row) if row else None
+
+
+async def messages_after(conn: AsyncConnection, cid: str, after: int, limit: int = 1000) -> list[Message]:
+    rows = await conn.execute(
+        select(message)
+        .where(and_(message.c.conversation_id == cid, message.c.seq > after))
+        .order_by(message.c.seq)
+        .limit(limit)
+    )
+    return [_message(r) for r in rows]
+
+
+async def link_thread(conn: AsyncConnection, cid: str, endpoint: str, destination: str) -> None:
+    await conn.execute(insert(thread_link).values(conversation_id=cid, endpoint=endpoint, destination=destination))
+
+
+async def set_thread_ref(conn: AsyncConnection, cid: str, endpoint: str, ref: str) -> None:
+    await conn.execute(
+        update(thread_link)
+        .where(and_(thread_link.c.conversation_id == cid, thread_link.c.endpoint == endpoint))
+        .values(thread_ref=ref)
+    )
+
+
+async def thread_links(conn: AsyncConnection, cid: str) -> dict[str, tuple[str, ThreadRef | None]]:
+    """endpoint → (destination, thread ref once the root exists)."""
+    rows = await conn.execute(select(thread_link).where(thread_link.c.conversation_id == cid))
+    return {r.endpoint: (r.destination, ThreadRef(r.thread_ref) if r.thread_ref else None) for r in rows}
+
+
+async def conversation_for_thread(conn: AsyncConnection, endpoint: str, ref: str) -> str | None:
+    return (
+        await conn.execute(
+            select(thread_link.c.conversation_id).where(
+                and_(thread_link.c.endpoint == endpoint, thread_link.c.thread_ref == ref)
+            )
+        )
+    ).scalar_one_or_none()
+
+
+async def remember_remote(
+    conn: AsyncConnection,
+    endpoint: str,
+    remote_id: str,
+    now: datetime,
+    *,
+    message_id: str | None = None,
+    conversation_id: str | None = None,
+) -> bool:
+    """Record a remote event; False when it was already recorded (a retry or a replay)."""
+    try:
+        async with conn.begin_nested():
+            await conn.execute(
+                insert(message_link).values(
+                    endpoint=endpoint,
+                    remote_id=remote_id,
+                    message_id=message_id,
+                    conversation_id=conversation_id,
+                    created_at=now,
+                )
+            )
+    except IntegrityError:
+        return False
+    return True
+
+
+async def is_known_remote(conn: AsyncConnection, endpoint: str, remote_id: str) -> bool:
+    found = await conn.execute(
+        select(message_link.c.remote_id).where(
+            and_(message_link.c.endpoint == endpoint, message_link.c.remote_id == remote_id)
+        )
+    )
+    return found.first() is not None
+
+
+async def open_conversations_idle_since(conn: AsyncConnection, cutoff: datetime) -> Sequence[str]:
+    rows = await conn.execute(
+        select(conversation.c.id).where(
+            and_(conversation.c.status == Status.OPEN.value, conversation.c.last_activity_at < cutoff)
+        )
+    )
+    return [r.id for r in rows]
+
+
+async def waiting_unreminded_since(conn: AsyncConnection, cutoff: datetime) -> Sequence[str]:
+    rows = await conn.execute(
+        select(conversation.c.id).where(
+            and_(
+                conversation.c.status == Status.OPEN.value,
+                conversation.c.awaiting_reply_since < cutoff,
+                conversation.c.reminded_at.is_(None),
+            )
+        )
+    )
+    return [r.id for r in rows]
+
+
+async def mark_reminded(conn: AsyncConnection, cid: str, now: datetime) -> bool:
+    result = await conn.execute(
+        update(conversation)
+        .where(and_(conversation.c.id == cid, conversation.c.reminded_at.is_(None)))
+        .values(reminded_at=now)
+    )
+    return bool(result.rowcount)
+
+
+async def get_state(conn: AsyncConnection, key: str) -> str | None:
+    return (await conn.execute(select(sync_state.c.value).where(sync_state.c.key == key))).scalar_one_or_none()
+
+
+async def put_state(conn: AsyncConnection, key: str, value: str, now: datetime) -> None:
+    updated = await conn.execute(update(sync_state).where(sync_state.c.key == key).values(value=value, updated_at=now))
+    if not updated.rowcount:
+        await conn.execute(insert(sync_state).values(key=key, value=value, updated_at=now))

@@ -1,0 +1,142 @@
+"""The engine, transactions, migrations and the locks that keep several instances (or one) honest."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import hashlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+log = logging.getLogger(__name__)
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+class DatabaseInUse(Exception):
+    """A second instance on the same SQLite file (SQLite means one instance)."""
+
+
+class Database:
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        kwargs: dict[str, Any] = {"echo": echo}
+        if not self.is_sqlite:
+            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        # SQLite has one writer: queue our writers here instead of meeting "database is locked".
+        self._write_lock = asyncio.Lock()
+        self._file_lock: int | None = None
+        if self.is_sqlite:
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            # pysqlite opens transactions lazily; let SQLAlchemy emit BEGIN so reads are consistent.
+            event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        if not self.is_sqlite:
+            return None
+        db = make_url(self.url).database
+        return None if not db or db == ":memory:" else Path(db).resolve()
+
+    def claim_single_instance(self) -> None:
+        """Refuse a second ``sitechat run`` on the same SQLite file (lock held until the process ends)."""
+        path = self.sqlite_path
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise DatabaseInUse(
+                f"another sitechat instance is already using {path}. SQLite allows one instance; "
+                "stop the other one, or use PostgreSQL (SITECHAT_DATABASE_URL=postgresql+asyncpg://…) "
+                "to run several"
+            ) from None
+        self._file_lock = fd
+
+    async def migrate(self) -> None:
+        cfg = Config(str(MIGRATIONS / "alembic.ini"))
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+
+        def upgrade(sync_conn: Connection) -> None:
+            cfg.attributes["connection"] = sync_conn
+            command.upgrade(cfg, "head")
+
+        async with self.write() as conn:
+            if not self.is_sqlite:
+                # several instances may start at once: one migrates, the others wait for it
+                await conn.execute(text("SELECT pg_advisory_xact_lock(7265812)"))
+            await conn.run_sync(upgrade)
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """One write transaction, committed on success. Never await the network inside it."""
+        if self.is_sqlite:
+            async with self._write_lock, self.engine.begin() as conn:
+                yield conn
+        else:
+            async with self.engine.begin() as conn:
+                yield conn
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def lane_lock(self, lane: str) -> AsyncIterator[bool]:
+        """Hold the right to send for one (conversation, endpoint) lane: one sender, so order holds.
+
+        SQLite is one instance, so the caller's in-process bookkeeping is enough. On PostgreSQL a
+        session advisory lock is held on a dedicated connection while the lane is worked.
+        """
+        if self.is_sqlite:
+            yield True
+            return
+        key = int.from_bytes(hashlib.blake2b(lane.encode(), digest_size=8).digest(), "big", signed=True)
+        async with self.engine.connect() as conn:
+            got = bool((await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key})).scalar())
+            await conn.commit()
+            try:
+                yield got
+            finally:
+                if got:
+                    await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    await conn.commit()
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+        if self._file_lock is not None:
+            os.close(self._file_lock)
+            self._file_lock = None
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see _sqlite_begin)
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    conn.exec_driver_sql("BEGIN")

@@ -1,0 +1,136 @@
+"""The schema. Changes go through an Alembic migration in ``bridge/migrations/versions``."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+TS = DateTime(timezone=True)
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL wants BIGINT for a long-lived outbox.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+conversation = Table(
+    "conversation",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("site_id", String(64), nullable=False),
+    Column("topic", String(64)),
+    Column("status", String(16), nullable=False),
+    # "chat", or "offline" for a message left through the offline form
+    Column("kind", String(16), nullable=False, server_default="chat"),
+    Column("token_hash", String(64), nullable=False),
+    Column("visitor_name", String(200)),
+    Column("visitor_email", String(320)),
+    Column("visitor_external_id", String(200)),
+    Column("locale", String(64)),
+    Column("timezone", String(64)),
+    Column("client_address", String(64)),
+    Column("pages", JSON, nullable=False),
+    Column("claimed_by", String(200)),
+    Column("last_seq", Integer, nullable=False, default=0),
+    Column("created_at", TS, nullable=False),
+    Column("last_activity_at", TS, nullable=False),
+    # set by a visitor message no agent has answered yet: drives the first-response reminder
+    Column("awaiting_reply_since", TS),
+    Column("reminded_at", TS),
+    Column("closed_at", TS),
+    Column("rating_score", Integer),
+    Column("rating_comment", Text),
+    Column("rated_at", TS),
+    Index("ix_conversation_open_activity", "status", "last_activity_at"),
+    Index("ix_conversation_site_external", "site_id", "visitor_external_id"),
+)
+
+message = Table(
+    "message",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("conversation_id", String(64), ForeignKey("conversation.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("author_name", String(200), nullable=False),
+    Column("author_avatar_url", String(2000)),
+    Column("author_remote_id", String(300)),
+    Column("text", Text, nullable=False),
+    Column("client_msg_id", String(100)),
+    Column("origin", String(32), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("edited_at", TS),
+    Column("deleted", Boolean, nullable=False, default=False),
+    UniqueConstraint("conversation_id", "seq", name="uq_message_conversation_seq"),
+    UniqueConstraint("conversation_id", "client_msg_id", name="uq_message_conversation_client_msg"),
+)
+
+thread_link = Table(
+    "thread_link",
+    metadata,
+    Column("conversation_id", String(64), ForeignKey("conversation.id"), primary_key=True),
+    Column("endpoint", String(32), primary_key=True),
+    Column("destination", String(200), nullable=False),
+    Column("thread_ref", String(300)),
+    UniqueConstraint("endpoint", "thread_ref", name="uq_thread_link_endpoint_thread"),
+)
+
+# One row per remote event the bridge has seen or made: the inbound dedupe key, and the map from a
+# remote message back to ours. message_id is empty for notes and commands (seen, nothing stored).
+message_link = Table(
+    "message_link",
+    metadata,
+    Column("endpoint", String(32), primary_key=True),
+    Column("remote_id", String(300), primary_key=True),
+    Column("message_id", String(64), ForeignKey("message.id")),
+    Column("conversation_id", String(64), ForeignKey("conversation.id")),
+    Column("created_at", TS, nullable=False),
+)
+
+# The outbox: written in the same transaction as what it delivers.
+delivery = Table(
+    "delivery",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("conversation_id", String(64), ForeignKey("conversation.id"), nullable=False),
+    Column("endpoint", String(32), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("message_id", String(64), ForeignKey("message.id")),
+    Column("payload", JSON),
+    Column("done", Boolean, nullable=False, default=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    # an attempt started and its outcome is unknown (crash, timeout): look before sending again
+    Column("in_doubt", Boolean, nullable=False, default=False),
+    Column("next_attempt_at", TS, nullable=False),
+    Column("last_error", Text),
+    Column("remote_id", String(300)),
+    Column("created_at", TS, nullable=False),
+    Column("done_at", TS),
+    Index("ix_delivery_pending", "done", "endpoint", "conversation_id", "id"),
+)
+
+sync_state = Table(
+    "sync_state",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)

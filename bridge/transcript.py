@@ -1,0 +1,46 @@
+"""The conversation as text, for the thread on close and for email."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bridge.model import Conversation, Message, Role
+
+
+def render_transcript(conv: Conversation, messages: Sequence[Message], site_name: str, closed_by: str) -> str:
+    """Plain text, one line per message, times in UTC (the team may be anywhere)."""
+    visitor = conv.visitor_name + (f" <{conv.visitor.email}>" if conv.visitor.email else "")
+    lines = [
+        f"Transcript — {site_name} — {visitor}",
+        f"Started {conv.created_at:%Y-%m-%d %H:%M} UTC, closed {closed_by}.",
+        "",
+    ]
+    shown = [m for m in messages if not m.deleted]
+    if not shown:
+        lines.append("(no messages)")
+    for m in shown:
+        who = m.author.name if m.author.role is not Role.SYSTEM else "—"
+        edited = " (edited)" if m.edited_at else ""
+        body = m.text.replace("\n", "\n    ")
+        lines.append(f"[{m.created_at:%H:%M}] {who}: {body}{edited}")
+    return "\n".join(lines)
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """Split on line boundaries into pieces of at most ``limit`` characters; never drop a character."""
+    pieces: list[str] = []
+    current = ""
+    for line in text.splitlines(keepends=True):
+        while len(line) > limit:  # one very long line: hard-split it
+            if current:
+                pieces.append(current)
+                current = ""
+            pieces.append(line[:limit])
+            line = line[limit:]
+        if len(current) + len(line) > limit:
+            pieces.append(current)
+            current = ""
+        current += line
+    if current:
+        pieces.append(current)
+    return [p.rstrip("\n") for p in pieces] or [""]

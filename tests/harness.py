@@ -1,0 +1,232 @@
+"""A running sitechat (in this process, on a real port) and a visitor that talks to it only through
+the public HTTP/WebSocket API. Team-chat traffic goes to the fake Slack or the real Synapse."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import aiohttp
+from aiohttp import web
+
+from bridge.cli.runtime import Runtime, build_runtime, serve
+from config.settings import Settings
+from tests.fakes.slack_api import FakeSlack
+from tests.fakes.slack_payloads import event_callback, interactive_form, message_event, signed_form, signed_json
+
+T = TypeVar("T")
+SIGNING_SECRET = "test-signing-secret"
+ORIGIN = "https://acme.example"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def acme_settings(database_url: str, slack: FakeSlack | None = None, **overrides: Any) -> Settings:
+    """One site, ``acme``, routed to the fake Slack's C0SUPPORT, with a ``sales`` topic in C0SALES."""
+    port = overrides.pop("port", None) or free_port()
+    site: dict[str, Any] = {
+        "name": "Acme",
+        "origins": [ORIGIN],
+        "greeting": "Hi! Ask us anything.",
+        "topics": {"sales": {"label": "Sales", "slack_channel": "C0SALES"}, "support": {"label": "Support"}},
+    }
+    values: dict[str, Any] = {"database_url": database_url, "host": "127.0.0.1", "port": port}
+    if slack is not None:
+        site["slack_channel"] = "C0SUPPORT"
+        values.update(
+            slack_bot_token=slack.bot_token, slack_signing_secret=SIGNING_SECRET, slack_api_url=slack.api_url
+        )
+    site.update(overrides.pop("site", {}))
+    values["sites"] = {"acme": site}
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+class RunningBridge:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.runtime: Runtime | None = None
+        self._runner: web.AppRunner | None = None
+        self.url = settings.effective_public_url
+
+    async def start(self) -> RunningBridge:
+        self.runtime = build_runtime(self.settings)
+        self._runner = await serve(self.runtime, self.settings.host, self.settings.port)
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def restart(self) -> None:
+        await self.stop()
+        await self.start()
+
+    async def wait_idle(self, timeout: float = 10.0) -> None:
+        """Until the outbox is drained (nothing pending, no lane working)."""
+        assert self.runtime is not None
+        worker = self.runtime.worker
+        await wait_until(worker.idle, timeout, "the outbox to drain")
+
+
+async def wait_until(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    """Poll a condition (sync or async) until it holds; the value it returned. Fails after ``timeout``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = check()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+class Visitor:
+    """A website visitor's browser, reduced to the HTTP and WebSocket calls of the contract."""
+
+    def __init__(self, base_url: str, site: str = "acme", origin: str | None = ORIGIN) -> None:
+        self.base_url = base_url
+        self.site = site
+        self.origin = origin
+        self.session = aiohttp.ClientSession()
+        self.conversation_id = ""
+        self.token = ""
+
+    def headers(self, token: str | None = None) -> dict[str, str]:
+        headers = {"Origin": self.origin} if self.origin else {}
+        if token or self.token:
+            headers["Authorization"] = f"Bearer {token or self.token}"
+        return headers
+
+    async def request(self, method: str, path: str, body: Any = None, **kw: Any) -> tuple[int, Any, Any]:
+        headers = kw.pop("headers", None) or self.headers()
+        data = json.dumps(body) if body is not None and not isinstance(body, str | bytes) else body
+        if data is not None:
+            headers = {**headers, "Content-Type": "application/json"}
+        async with self.session.request(method, self.base_url + path, data=data, headers=headers, **kw) as r:
+            text = await r.text()
+            try:
+                payload = json.loads(text) if text else None
+            except ValueError:
+                payload = text
+            return r.status, payload, r.headers
+
+    async def start(self, name: str = "Ann", email: str | None = "ann@example.com", **extra: Any) -> dict[str, Any]:
+        body = {
+            "visitor": {"name": name, "email": email},
+            "page": {"url": "https://acme.example/pricing", "title": "Pricing", "referrer": "https://search.example/"},
+            "locale": "en-GB",
+            "timezone": "Europe/London",
+            **extra,
+        }
+        status, payload, _ = await self.request("POST", f"/api/v1/sites/{self.site}/conversations", body)
+        assert status == 201, payload
+        self.conversation_id = payload["conversation"]["id"]
+        self.token = payload["token"]
+        return payload
+
+    async def say(self, text: str, client_msg_id: str | None = None) -> tuple[int, Any]:
+        body = {"client_msg_id": client_msg_id or uuid.uuid4().hex, "text": text}
+        status, payload, _ = await self.request("POST", f"/api/v1/conversations/{self.conversation_id}/messages", body)
+        return status, payload
+
+    async def messages(self, after: int = 0) -> dict[str, Any]:
+        status, payload, _ = await self.request("GET", f"/api/v1/conversations/{self.conversation_id}/messages?after={after}")
+        assert status == 200, payload
+        return payload
+
+    async def socket(self, after: int = 0) -> LiveSocket:
+        ws = await self.session.ws_connect(
+            self.base_url.replace("http", "ws", 1) + f"/api/v1/conversations/{self.conversation_id}/ws",
+            headers={"Origin": self.origin} if self.origin else {},
+        )
+        await ws.send_json({"type": "hello", "token": self.token, "after": after})
+        live = LiveSocket(ws)
+        ready = await live.next_frame()
+        assert ready["type"] == "ready", ready
+        live.status = ready["status"]
+        return live
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+class LiveSocket:
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.frames: list[dict[str, Any]] = []
+        self.status = ""
+
+    async def next_frame(self, timeout: float = 10.0) -> dict[str, Any]:
+        msg = await self.ws.receive(timeout=timeout)
+        assert msg.type == aiohttp.WSMsgType.TEXT, f"socket ended: {msg.type} {msg.data!r} {msg.extra!r}"
+        frame = json.loads(msg.data)
+        self.frames.append(frame)
+        return frame
+
+    async def wait_frame(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 10.0) -> dict[str, Any]:
+        for frame in self.frames:
+            if predicate(frame):
+                return frame
+        async with asyncio.timeout(timeout):
+            while True:
+                frame = await self.next_frame(timeout)
+                if predicate(frame):
+                    return frame
+
+    def messages(self) -> list[dict[str, Any]]:
+        return [f["message"] for f in self.frames if f["type"] == "message"]
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+class SlackAgent:
+    """A person in the Slack workspace: replies and clicks arrive as correctly signed HTTP requests."""
+
+    def __init__(self, bridge_url: str, slack: FakeSlack, user_id: str = "UAGENT", name: str = "Alice") -> None:
+        self.bridge_url = bridge_url
+        self.slack = slack
+        self.user_id = user_id
+        slack.add_user(user_id, name.lower(), display_name=name, image_url=f"https://avatars.example/{user_id}.png")
+        self.session = aiohttp.ClientSession()
+
+    async def post_signed(self, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
+        async with self.session.post(f"{self.bridge_url}/slack/events", data=body, headers=headers) as r:
+            return r.status, await r.text()
+
+    async def reply(self, channel: str, thread_ts: str, text: str, **kw: Any) -> tuple[int, dict[str, Any]]:
+        event = message_event(channel, self.user_id, text, thread_ts=thread_ts)
+        payload = event_callback(event, **kw)
+        status, _ = await self.post_signed(*signed_json(SIGNING_SECRET, payload))
+        return status, payload
+
+    async def click(self, action_id: str, channel: str, root_ts: str, value: str = "") -> int:
+        from tests.fakes.slack_payloads import block_actions_payload
+
+        payload = block_actions_payload(action_id, value, self.user_id, "alice", channel, root_ts)
+        status, _ = await self.post_signed(*signed_form(SIGNING_SECRET, interactive_form(payload)))
+        return status
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+def root_of(slack: FakeSlack, channel: str = "C0SUPPORT", visitor: str = "Ann") -> dict[str, Any] | None:
+    """The thread root the bridge posted for ``visitor``'s conversation, if it is there yet."""
+    for m in slack.messages(channel):
+        if m.get("thread_ts") in (None, m["ts"]) and visitor in json.dumps(m.get("blocks", "")):
+            return m
+    return None

@@ -1,0 +1,211 @@
+"""The widget HTTP API (CONTRACT §3)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from bridge.conversations import ConversationClosed, WrongState
+from bridge.model import Conversation, PageView, Status, Visitor
+from widget_server import schemas
+from widget_server.context import CONTEXT, WidgetContext
+from widget_server.responses import ApiError, conversation_json, message_json, parse_json, validation_message
+
+log = logging.getLogger(__name__)
+M = TypeVar("M", bound=BaseModel)
+routes = web.RouteTableDef()
+
+FORBIDDEN = ApiError(403, "forbidden", "this token does not give access to that conversation")
+
+
+async def read_body(request: web.Request, model: type[M]) -> M:
+    if request.content_length is not None and request.content_length > request.app._client_max_size:
+        raise ApiError(413, "too_large", "the request body is larger than 64 KiB")
+    raw = await request.read()
+    try:
+        return model.model_validate(parse_json(raw))
+    except ValidationError as exc:
+        raise ApiError(422, "invalid", validation_message(exc)) from None
+
+
+def validated(model: type[M], data: Any) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ApiError(422, "invalid", validation_message(exc)) from None
+
+
+def site_or_404(ctx: WidgetContext, request: web.Request) -> str:
+    site_id = request.match_info["site"].lower()
+    if site_id not in ctx.sites:
+        raise ApiError(404, "unknown_site", f"there is no site {site_id!r}")
+    return site_id
+
+
+def bearer(request: web.Request) -> str:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "unauthorized", "send the conversation's token as 'Authorization: Bearer …'")
+    return token.strip()
+
+
+async def authorized(request: web.Request) -> Conversation:
+    """The conversation in the path, if the bearer token is its own and the origin is its site's."""
+    ctx = request.app[CONTEXT]
+    token = bearer(request)
+    conv = await ctx.conversations.authorize(request.match_info["id"], token)
+    if conv is None:
+        raise FORBIDDEN  # the same answer for a wrong token and an unknown id: ids cannot be probed
+    if not ctx.origin_allowed(conv.site_id, request.headers.get("Origin")):
+        raise ApiError(403, "origin_not_allowed", "this site does not allow requests from your origin")
+    return conv
+
+
+def rate_limited(wait: float | None, what: str) -> None:
+    if wait is not None:
+        raise ApiError(
+            429, "rate_limited", f"too many {what}; try again in {wait:.0f} s", {"Retry-After": f"{wait:.0f}"}
+        )
+
+
+def verified_identity(ctx: WidgetContext, site_id: str, visitor: schemas.VisitorIn) -> str | None:
+    """The visitor's id when its HMAC matches the site's identity secret; otherwise anonymous."""
+    secret = ctx.sites[site_id].identity_secret
+    if secret is None or not visitor.id or not visitor.hash:
+        return None
+    expected = hmac.new(secret.get_secret_value().encode(), visitor.id.encode(), hashlib.sha256).hexdigest()
+    return visitor.id if hmac.compare_digest(expected, visitor.hash.lower()) else None
+
+
+@routes.get("/api/v1/sites/{site}")
+async def site_info(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    site_id = site_or_404(ctx, request)
+    site = ctx.sites[site_id]
+    return web.json_response(
+        {
+            "site": site_id,
+            "name": site.name,
+            "online": ctx.site_online(site_id),
+            "greeting": site.greeting,
+            "topics": [{"id": tid, "label": t.label} for tid, t in site.topics.items()],
+            "office_hours": str(site.office_hours) if site.office_hours else None,
+        }
+    )
+
+
+@routes.post("/api/v1/sites/{site}/conversations")
+async def start_conversation(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    site_id = site_or_404(ctx, request)
+    body = await read_body(request, schemas.StartConversation)
+    site = ctx.sites[site_id]
+    topic = body.topic.lower() if body.topic else None
+    if topic is not None and topic not in site.topics:
+        raise ApiError(422, "invalid", f"topic: unknown topic {body.topic!r}; choose one of {sorted(site.topics)}")
+    if not ctx.conversations.reachable_destinations(site, topic):
+        if topic is None and site.topics:
+            raise ApiError(422, "invalid", f"topic: choose one of {sorted(site.topics)}")
+        raise ApiError(409, "offline", "nobody can be reached for this site right now; leave an offline message")
+    address = ctx.client_address(request)
+    rate_limited(ctx.new_conversations.hit(address), "new conversations from your address")
+    page = PageView(body.page.url, body.page.title, body.page.referrer) if body.page else None
+    visitor = Visitor(body.visitor.name, body.visitor.email, verified_identity(ctx, site_id, body.visitor))
+    new = await ctx.conversations.start(
+        site_id,
+        visitor=visitor,
+        topic=topic,
+        page=page,
+        locale=body.locale,
+        timezone=body.timezone,
+        client_address=address,
+    )
+    return web.json_response({"conversation": conversation_json(new.conversation), "token": new.token}, status=201)
+
+
+async def accept_message(
+    ctx: WidgetContext, conv: Conversation, data: schemas.PostMessage
+) -> tuple[dict[str, Any], bool]:
+    """Shared by HTTP and the socket: the same dedupe, limits and state checks."""
+    if conv.status is not Status.OPEN:
+        existing = await ctx.conversations.known_visitor_message(conv.id, data.client_msg_id)
+        if existing is not None:
+            return message_json(existing), False
+        raise ApiError(409, "closed", "this conversation is closed; start a new chat")
+    known = await ctx.conversations.known_visitor_message(conv.id, data.client_msg_id)
+    if known is not None:
+        return message_json(known), False
+    rate_limited(ctx.new_messages.hit(conv.id), "messages in this conversation")
+    try:
+        message, created = await ctx.conversations.post_visitor_message(conv.id, data.client_msg_id, data.text)
+    except ConversationClosed:
+        raise ApiError(409, "closed", "this conversation is closed; start a new chat") from None
+    return message_json(message), created
+
+
+@routes.post("/api/v1/conversations/{id}/messages")
+async def post_message(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    conv = await authorized(request)
+    body = await read_body(request, schemas.PostMessage)
+    message, created = await accept_message(ctx, conv, body)
+    return web.json_response({"message": message}, status=201 if created else 200)
+
+
+@routes.get("/api/v1/conversations/{id}/messages")
+async def list_messages(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    conv = await authorized(request)
+    raw_after = request.query.get("after", "0")
+    if not raw_after.isdigit() or len(raw_after) > 12:
+        raise ApiError(400, "invalid", "after: a whole number (the last seq you have), e.g. ?after=0")
+    messages = await ctx.conversations.messages_after(conv.id, int(raw_after))
+    return web.json_response({"status": conv.status.value, "messages": [message_json(m) for m in messages]})
+
+
+@routes.post("/api/v1/conversations/{id}/close")
+async def close_conversation(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    conv = await authorized(request)
+    await ctx.conversations.close(conv.id)
+    return web.json_response({"status": Status.CLOSED.value})
+
+
+@routes.post("/api/v1/conversations/{id}/rating")
+async def rate(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    conv = await authorized(request)
+    body = await read_body(request, schemas.Rating)
+    if conv.status is not Status.CLOSED:
+        raise ApiError(409, "not_closed", "a rating is given after the conversation is closed")
+    try:
+        await ctx.conversations.rate(conv.id, body.score, (body.comment or "").strip() or None)
+    except WrongState:
+        raise ApiError(409, "already_rated", "this conversation has been rated already") from None
+    return web.json_response({"score": body.score, "comment": body.comment})
+
+
+@routes.post("/api/v1/conversations/{id}/transcript")
+async def transcript(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    conv = await authorized(request)
+    body = await read_body(request, schemas.TranscriptRequest)
+    if ctx.send_transcript is None:
+        raise ApiError(503, "email_unavailable", "email is not set up on this server (SITECHAT_SMTP_URL)")
+    await ctx.send_transcript(conv.id, body.email)
+    return web.json_response({"status": "queued"}, status=202)
+
+
+@routes.post("/api/v1/sites/{site}/offline-messages")
+async def offline_message(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    site_id = site_or_404(ctx, request)
+    body = await read_body(request, schemas.OfflineMessage)
+    rate_limited(ctx.new_conversations.hit(ctx.client_address(request)), "messages from your address")
+    await ctx.conversations.offline_message(site_id, name=body.name, email=body.email, text=body.text)
+    return web.json_response({"status": "received"}, status=202)

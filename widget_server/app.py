@@ -1,0 +1,99 @@
+"""The aiohttp application: widget API and socket, static widget, demo page, health and metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from widget_server import api, socket
+from widget_server.context import CONTEXT, WidgetContext
+from widget_server.middleware import cors, errors, security_headers
+
+STATIC = Path(__file__).resolve().parent / "static"
+MAX_BODY = 64 * 1024
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def page_csp(ctx: WidgetContext) -> str:
+    ws = ctx.own_origin.replace("http", "ws", 1)
+    return (
+        "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' https: data:; "
+        f"connect-src 'self' {ws}; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+
+
+async def widget_js(request: web.Request) -> web.StreamResponse:
+    path = STATIC / "widget.js"
+    if not path.is_file():
+        return web.Response(text="/* widget not built */", content_type="application/javascript")
+    response = web.FileResponse(path, headers={"Cache-Control": "public, max-age=300"})
+    response.content_type = "application/javascript"
+    return response
+
+
+async def demo_page(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    site_id, site = next(iter(ctx.sites.items()))
+    template = (STATIC / "demo.html").read_text(encoding="utf-8") if (STATIC / "demo.html").is_file() else _FALLBACK
+    html = (
+        template.replace("{{SITE_ID}}", _attr(site_id))
+        .replace("{{SITE_NAME}}", _attr(site.name))
+        .replace("{{PUBLIC_URL}}", _attr(ctx.public_url))
+    )
+    return web.Response(
+        text=html,
+        content_type="text/html",
+        headers={"Content-Security-Policy": page_csp(ctx), "X-Frame-Options": "DENY"},
+    )
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    problems = await ctx.readiness() if ctx.readiness else []
+    status = 200 if not problems else 503
+    return web.json_response({"status": "ready" if not problems else "not_ready", "problems": problems}, status=status)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    return web.Response(body=generate_latest(ctx.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def create_app(ctx: WidgetContext, extra_routes: Iterable[web.RouteDef] = ()) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[security_headers, cors, errors])
+    app[CONTEXT] = ctx
+    app.add_routes(api.routes)
+    app.add_routes(socket.routes)
+    app.add_routes(
+        [
+            web.get("/widget.js", widget_js),
+            web.get("/demo", demo_page),
+            web.get("/healthz", healthz),
+            web.get("/readyz", readyz),
+            web.get("/metrics", metrics),
+            web.route("OPTIONS", "/api/{tail:.*}", _preflight),
+        ]
+    )
+    app.add_routes(list(extra_routes))
+    return app
+
+
+async def _preflight(request: web.Request) -> web.Response:
+    return web.Response(status=204)  # the cors middleware answers (or refuses) it
+
+
+def _attr(value: str) -> str:
+    from html import escape
+
+    return escape(value, quote=True)
+
+
+_FALLBACK = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{{SITE_NAME}}</title></head>
+<body><h1>{{SITE_NAME}}</h1><script src="{{PUBLIC_URL}}/widget.js" data-site="{{SITE_ID}}" async></script></body></html>"""

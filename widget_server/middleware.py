@@ -1,0 +1,81 @@
+"""Cross-cutting HTTP behaviour: JSON errors (never a traceback), CORS for allowed origins, security headers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from widget_server.context import CONTEXT
+from widget_server.responses import ApiError, error
+
+log = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+CORS_HEADERS = {
+    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type",
+    "Access-Control-Max-Age": "600",
+}
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Resource-Policy": "cross-origin",
+}
+
+
+def _site_of(request: web.Request) -> str | None:
+    return request.match_info.get("site", "").lower() or None
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return exc.response()
+    except web.HTTPRequestEntityTooLarge:
+        return error(413, "too_large", "the request body is larger than 64 KiB")
+    except web.HTTPException as exc:
+        if exc.status >= 400:
+            return error(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason, headers=dict(exc.headers))
+        raise
+    except (OperationalError, DBAPIError, ConnectionError, TimeoutError):
+        log.exception("%s %s: the database is unavailable", request.method, request.path)
+        return error(503, "unavailable", "the service is briefly unavailable; try again", {"Retry-After": "2"})
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        return error(500, "internal", "something went wrong on our side; nothing you sent was lost")
+
+
+@web.middleware
+async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse foreign origins before any work; CORS headers go to allowed origins only."""
+    if not request.path.startswith("/api/"):
+        return await handler(request)
+    ctx = request.app[CONTEXT]
+    origin = request.headers.get("Origin")
+    site = _site_of(request)
+    allowed = ctx.origin_allowed(site, origin) if site else ctx.origin_known(origin)
+    if not allowed:
+        return error(403, "origin_not_allowed", "this site does not allow requests from your origin")
+    if request.method == "OPTIONS":
+        response: web.StreamResponse = web.Response(status=204)
+    else:
+        response = await handler(request)
+    if origin is not None and not response.prepared:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Vary"] = "Origin"
+        response.headers.update(CORS_HEADERS)
+    return response
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await handler(request)
+    if not response.prepared:
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+    return response

@@ -1,0 +1,167 @@
+"""The widget's live channel (CONTRACT §4).
+
+The socket subscribes to the conversation's signals *before* replaying from the store, and every
+signal makes it read what is after the last ``seq`` it sent: a message committed during the replay
+is neither lost nor doubled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from aiohttp import WSMsgType, web
+from pydantic import ValidationError
+
+from bridge.live import Signal
+from bridge.model import Conversation, PageView, Status
+from widget_server import schemas
+from widget_server.api import accept_message
+from widget_server.context import CONTEXT, WidgetContext
+from widget_server.responses import ApiError, message_json, parse_json, validation_message
+
+log = logging.getLogger(__name__)
+HELLO_TIMEOUT = 5.0
+MAX_FRAME = 64 * 1024
+routes = web.RouteTableDef()
+
+
+class _Session:
+    def __init__(self, ctx: WidgetContext, ws: web.WebSocketResponse, conv: Conversation, after: int) -> None:
+        self.ctx = ctx
+        self.ws = ws
+        self.conv = conv
+        self.last_seq = after
+        self.status = conv.status
+        self.rating_asked = False
+        self._send_lock = asyncio.Lock()
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        async with self._send_lock:
+            await self.ws.send_json(frame)
+
+    async def catch_up(self) -> None:
+        """Send whatever is after the last seq sent, then any change of status."""
+        for m in await self.ctx.conversations.messages_after(self.conv.id, self.last_seq):
+            if m.seq > self.last_seq:
+                await self.send({"type": "message", "message": message_json(m)})
+                self.last_seq = m.seq
+        conv = await self.ctx.conversations.get(self.conv.id)
+        if conv is not None and conv.status is not self.status:
+            self.status = conv.status
+            await self.send({"type": "status", "status": conv.status.value})
+        if conv is not None and conv.status is Status.CLOSED and conv.rating_score is None and not self.rating_asked:
+            self.rating_asked = True
+            await self.send({"type": "rating_requested"})
+
+    async def on_signal(self, signal: Signal) -> None:
+        if signal.kind == "typing":
+            await self.send({"type": "typing", "author": signal.data.get("author", {})})
+        else:
+            await self.catch_up()
+
+    async def on_frame(self, raw: str) -> None:
+        try:
+            frame = parse_json(raw)
+        except ApiError as exc:
+            await self.send({"type": "error", "code": exc.code, "message": exc.message})
+            return
+        kind = frame.get("type")
+        try:
+            if kind == "message":
+                data = schemas.PostMessage.model_validate(frame)
+                conv = await self.ctx.conversations.get(self.conv.id)
+                assert conv is not None
+                message, created = await accept_message(self.ctx, conv, data)
+                if not created:
+                    # a resend of something already stored: acknowledge it again (the widget dedupes by seq)
+                    await self.send({"type": "message", "message": message})
+            elif kind == "typing":
+                await self.ctx.conversations.visitor_typing(self.conv.id)
+            elif kind == "page":
+                page = schemas.PageFrame.model_validate(frame)
+                await self.ctx.conversations.visitor_viewed(self.conv.id, PageView(page.url, page.title))
+            elif kind == "ping":
+                await self.send({"type": "pong"})
+            else:
+                await self.send({"type": "error", "code": "unknown_frame", "message": f"unknown frame type {kind!r}"})
+        except ValidationError as exc:
+            await self.send({"type": "error", "code": "invalid", "message": validation_message(exc)})
+        except ApiError as exc:
+            await self.send({"type": "error", "code": exc.code, "message": exc.message})
+
+
+async def _refuse(ws: web.WebSocketResponse, code: str, message: str, close_code: int = 4403) -> web.WebSocketResponse:
+    with contextlib.suppress(ConnectionError, RuntimeError):
+        await ws.send_json({"type": "error", "code": code, "message": message})
+        await ws.close(code=close_code, message=code.encode())
+    return ws
+
+
+@routes.get("/api/v1/conversations/{id}/ws")
+async def live_channel(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[CONTEXT]
+    address = ctx.client_address(request)
+    if ctx.sockets.get(address, 0) >= ctx.sockets_per_address:
+        raise ApiError(429, "rate_limited", "too many open chats from your address", {"Retry-After": "30"})
+    ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=MAX_FRAME, compress=False, autoping=True)
+    await ws.prepare(request)
+    ctx.sockets[address] = ctx.sockets.get(address, 0) + 1
+    try:
+        return await _serve(ctx, request, ws)
+    finally:
+        ctx.sockets[address] -= 1
+        if not ctx.sockets[address]:
+            del ctx.sockets[address]
+
+
+async def _serve(ctx: WidgetContext, request: web.Request, ws: web.WebSocketResponse) -> web.WebSocketResponse:
+    try:
+        first = await ws.receive(timeout=HELLO_TIMEOUT)
+    except TimeoutError:
+        return await _refuse(ws, "hello_timeout", "send a hello frame first", 4408)
+    if first.type is not WSMsgType.TEXT:
+        return await _refuse(ws, "hello_expected", "the first frame must be a JSON hello", 4400)
+    try:
+        hello = schemas.Hello.model_validate(parse_json(first.data))
+    except (ApiError, ValidationError):
+        return await _refuse(ws, "hello_expected", 'the first frame must be {"type": "hello", "token", "after"}', 4400)
+    if hello.type != "hello":
+        return await _refuse(ws, "hello_expected", "the first frame must be a hello", 4400)
+    conv = await ctx.conversations.authorize(request.match_info["id"], hello.token)
+    if conv is None:
+        return await _refuse(ws, "forbidden", "this token does not give access to that conversation")
+    if not ctx.origin_allowed(conv.site_id, request.headers.get("Origin")):
+        return await _refuse(ws, "origin_not_allowed", "this site does not allow your origin")
+
+    session = _Session(ctx, ws, conv, hello.after)
+    with ctx.live.subscribe(conv.id) as signals:
+        await session.send({"type": "ready", "status": conv.status.value})
+        session.status = conv.status
+        await session.catch_up()
+        pump = asyncio.create_task(_pump(session, signals))
+        try:
+            async for msg in ws:
+                if msg.type is WSMsgType.TEXT:
+                    await session.on_frame(msg.data)
+                elif msg.type is WSMsgType.BINARY:
+                    await session.send({"type": "error", "code": "invalid", "message": "frames are JSON text"})
+                elif msg.type is WSMsgType.ERROR:
+                    break
+        finally:
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
+    return ws
+
+
+async def _pump(session: _Session, signals: asyncio.Queue[Signal]) -> None:
+    try:
+        while True:
+            await session.on_signal(await signals.get())
+    except (ConnectionError, RuntimeError):
+        pass
+    except Exception:
+        log.exception("live channel for %s stopped", session.conv.id)
