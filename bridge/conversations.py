@@ -205,10 +205,11 @@ class Conversations:
     async def post_visitor_message(self, cid: str, client_msg_id: str, text: str) -> tuple[Message, bool]:
         """Store a visitor message once per ``client_msg_id``; (message, True if new)."""
         async with self.db.write() as conn:
+            # lock first: two concurrent sends of the same client_msg_id queue here, the second finds the first
+            conv = await q.lock_conversation(conn, cid)
             existing = await q.message_by_client_id(conn, cid, client_msg_id)
             if existing is not None:
                 return existing, False
-            conv = await q.get_conversation(conn, cid)
             if conv is None or conv.status is not Status.OPEN:
                 raise ConversationClosed(cid)
             work = _Work(conn, self.clock())

@@ -53,6 +53,14 @@ class Inbox(Protocol):
     async def handle(self, event: InboundEvent) -> None: ...
 
 
+class StateStore(Protocol):
+    """Durable key/value state for one endpoint (its own namespace)."""
+
+    async def get(self, key: str) -> str | None: ...
+
+    async def put(self, key: str, value: str) -> None: ...
+
+
 class Endpoint(Protocol):
     name: EndpointName
     #: how many pending deliveries of one conversation it may take at once (to combine them)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,8 @@ from tests.harness import RunningBridge, SlackAgent, Visitor, acme_settings
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 
 
-@pytest_asyncio.fixture
-async def postgres_url() -> AsyncIterator[str]:
+@asynccontextmanager
+async def fresh_postgres() -> AsyncIterator[str]:
     """A fresh PostgreSQL database for one test. No PostgreSQL → the test fails (CI must have it)."""
     name = f"sitechat_test_{uuid.uuid4().hex[:12]}"
     try:
@@ -34,6 +35,12 @@ async def postgres_url() -> AsyncIterator[str]:
         await admin.close()
 
 
+@pytest_asyncio.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    async with fresh_postgres() as url:
+        yield url
+
+
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path / 'sitechat.db'}"
@@ -45,7 +52,8 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'sitechat.db'}"
     else:
-        yield request.getfixturevalue("postgres_url")
+        async with fresh_postgres() as url:
+            yield url
 
 
 @pytest_asyncio.fixture

@@ -41,9 +41,7 @@ def acme_settings(database_url: str, slack: FakeSlack | None = None, **overrides
     values: dict[str, Any] = {"database_url": database_url, "host": "127.0.0.1", "port": port}
     if slack is not None:
         site["slack_channel"] = "C0SUPPORT"
-        values.update(
-            slack_bot_token=slack.bot_token, slack_signing_secret=SIGNING_SECRET, slack_api_url=slack.api_url
-        )
+        values.update(slack_bot_token=slack.bot_token, slack_signing_secret=SIGNING_SECRET, slack_api_url=slack.api_url)
     site.update(overrides.pop("site", {}))
     values["sites"] = {"acme": site}
     values.update(overrides)
@@ -143,7 +141,9 @@ class Visitor:
         return status, payload
 
     async def messages(self, after: int = 0) -> dict[str, Any]:
-        status, payload, _ = await self.request("GET", f"/api/v1/conversations/{self.conversation_id}/messages?after={after}")
+        status, payload, _ = await self.request(
+            "GET", f"/api/v1/conversations/{self.conversation_id}/messages?after={after}"
+        )
         assert status == 200, payload
         return payload
 

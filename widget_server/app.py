@@ -96,4 +96,5 @@ def _attr(value: str) -> str:
 
 
 _FALLBACK = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{{SITE_NAME}}</title></head>
-<body><h1>{{SITE_NAME}}</h1><script src="{{PUBLIC_URL}}/widget.js" data-site="{{SITE_ID}}" async></script></body></html>"""
+<body><h1>{{SITE_NAME}}</h1>
+<script src="{{PUBLIC_URL}}/widget.js" data-site="{{SITE_ID}}" async></script></body></html>"""

@@ -18,6 +18,7 @@ CORS_HEADERS = {
     "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
     "Access-Control-Allow-Headers": "Authorization, Content-Type",
     "Access-Control-Max-Age": "600",
+    "Access-Control-Expose-Headers": "Retry-After",
 }
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -40,7 +41,8 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return error(413, "too_large", "the request body is larger than 64 KiB")
     except web.HTTPException as exc:
         if exc.status >= 400:
-            return error(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason, headers=dict(exc.headers))
+            kept = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
+            return error(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason, headers=kept)
         raise
     except (OperationalError, DBAPIError, ConnectionError, TimeoutError):
         log.exception("%s %s: the database is unavailable", request.method, request.path)
@@ -58,6 +60,8 @@ async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
     ctx = request.app[CONTEXT]
     origin = request.headers.get("Origin")
     site = _site_of(request)
+    if site is not None and site not in ctx.sites:
+        return await handler(request)  # the handler's 404, with no CORS headers
     allowed = ctx.origin_allowed(site, origin) if site else ctx.origin_known(origin)
     if not allowed:
         return error(403, "origin_not_allowed", "this site does not allow requests from your origin")

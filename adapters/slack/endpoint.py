@@ -111,11 +111,11 @@ class SlackEndpoint:
             log.error("Slack auth.test failed: %s", _describe(exc))
         if self._app_token:
             self._socket = AsyncSocketModeHandler(self.app, self._app_token)
-            await self._socket.connect_async()
+            await self._socket.connect_async()  # type: ignore[no-untyped-call]
 
     async def stop(self) -> None:
         if self._socket is not None:
-            await self._socket.close_async()
+            await self._socket.close_async()  # type: ignore[no-untyped-call]
         if self._session is not None:
             await self._session.close()
 

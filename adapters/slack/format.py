@@ -32,7 +32,7 @@ def to_plain(text: str, user_name: Callable[[str], str] | Mapping[str, str]) -> 
         inner = match.group(1)
         target, _, label = inner.partition("|")
         if target.startswith("@"):
-            name = label or lookup(target[1:]) or target[1:]  # type: ignore[operator]
+            name = label or lookup(target[1:]) or target[1:]
             return f"@{name}"
         if target.startswith("#"):
             return f"#{label or target[1:]}"
@@ -54,5 +54,5 @@ def to_plain(text: str, user_name: Callable[[str], str] | Mapping[str, str]) -> 
 
 def display_name(name: str, limit: int = 80) -> str:
     """A ``username`` override: one line, no control characters, Slack's 80-character limit."""
-    cleaned = " ".join("".join(ch for ch in name if ch.isprintable()).split())
+    cleaned = " ".join("".join(ch if ch.isprintable() else " " for ch in name).split())
     return (cleaned or "Visitor")[:limit]

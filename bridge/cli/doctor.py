@@ -37,18 +37,23 @@ async def run_doctor(env_file: Path | None) -> int:
     db = Database(settings.database_url)
     try:
         await db.ping()
+        await db.migrate()
         _say(True, f"database reachable ({settings.database_url.split('://')[0]})")
     except Exception as exc:
         problems += 1
         _say(False, f"database {settings.database_url.split('@')[-1]} unreachable: {type(exc).__name__}: {exc}")
-    finally:
-        await db.close()
 
     from bridge.cli.runtime import build_endpoints
 
-    for name, endpoint in build_endpoints(settings).items():
+    for name, endpoint in build_endpoints(settings, db).items():
         destinations = sorted(
-            {d for site in settings.sites.values() for t in (None, *site.topics) for e, d in site.destinations(t).items() if e == name}
+            {
+                d
+                for site in settings.sites.values()
+                for t in (None, *site.topics)
+                for e, d in site.destinations(t).items()
+                if e == name
+            }
         )
         try:
             await endpoint.start(_NoInbox())
@@ -62,6 +67,7 @@ async def run_doctor(env_file: Path | None) -> int:
             _say(False, problem)
         if not found:
             _say(True, f"{name}: connected; can post to {', '.join(destinations) or 'no destination'}")
+    await db.close()
     if settings.smtp_url is None:
         _say(True, "email: not configured (transcripts by email are off; set SITECHAT_SMTP_URL to turn them on)")
     print("All is well." if not problems else f"{problems} problem(s) found.")

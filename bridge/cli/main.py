@@ -53,7 +53,7 @@ async def _run(settings: Settings) -> None:
         ", ".join(runtime.endpoints) or "none",
     )
     print(
-        f"sitechat: widget server on {settings.effective_public_url}  (embed: {settings.effective_public_url}/widget.js)",
+        f"sitechat: widget server on {settings.effective_public_url}; embed {settings.effective_public_url}/widget.js",
         flush=True,
     )
     try:

@@ -13,12 +13,13 @@ from typing import Any
 from aiohttp import web
 
 from adapters.slack.endpoint import SlackEndpoint
-from bridge.conversations import Conversations
+from bridge.conversations import Conversations, utcnow
 from bridge.deliveries import DeliveryWorker
 from bridge.endpoint import Endpoint
 from bridge.lifecycle import Timers
 from bridge.live import LiveHub
 from bridge.store.database import Database
+from bridge.store.state import KeyValueState
 from config.settings import Settings
 from config.snippets import load_snippets
 from widget_server.app import create_app
@@ -27,7 +28,7 @@ from widget_server.context import WidgetContext
 log = logging.getLogger("sitechat")
 
 
-def build_endpoints(settings: Settings) -> dict[str, Endpoint]:
+def build_endpoints(settings: Settings, db: Database) -> dict[str, Endpoint]:
     endpoints: dict[str, Endpoint] = {}
     if settings.slack_bot_token is not None:
         endpoints["slack"] = SlackEndpoint(
@@ -40,7 +41,7 @@ def build_endpoints(settings: Settings) -> dict[str, Endpoint]:
     if settings.matrix_homeserver is not None:
         from adapters.matrix.endpoint import MatrixEndpoint
 
-        endpoints["matrix"] = MatrixEndpoint.from_settings(settings)
+        endpoints["matrix"] = MatrixEndpoint.from_settings(settings, KeyValueState(db, "matrix", utcnow))
     return endpoints
 
 
@@ -69,7 +70,7 @@ class Runtime:
 def build_runtime(settings: Settings, *, endpoints: dict[str, Endpoint] | None = None) -> Runtime:
     db = Database(settings.database_url)
     live = LiveHub()
-    endpoints = build_endpoints(settings) if endpoints is None else endpoints
+    endpoints = build_endpoints(settings, db) if endpoints is None else endpoints
     site_names = {sid: s.name for sid, s in settings.sites.items()}
     worker = DeliveryWorker(db, endpoints, site_names)
     conversations = Conversations(

@@ -76,6 +76,12 @@ async def get_conversation(conn: AsyncConnection, cid: str) -> Conversation | No
     return _conversation(row) if row else None
 
 
+async def lock_conversation(conn: AsyncConnection, cid: str) -> Conversation | None:
+    """Read and lock the row for this transaction (PostgreSQL); SQLite's single writer is the lock there."""
+    row = (await conn.execute(select(conversation).where(conversation.c.id == cid).with_for_update())).first()
+    return _conversation(row) if row else None
+
+
 async def token_hash_of(conn: AsyncConnection, cid: str) -> str | None:
     return (await conn.execute(select(conversation.c.token_hash).where(conversation.c.id == cid))).scalar_one_or_none()
 

@@ -21,10 +21,19 @@ async def test_whole_conversation(
 
     root = await fake_slack.wait_for(lambda: root_of(fake_slack), message="the thread root")
     context = _text_of(root)
-    for expected in ("Ann", "ann@example.com", "Acme", "https://acme.example/pricing", "Pricing",
-                     "https://search.example/", "en-GB", "Europe/London", "Open"):
+    for expected in (
+        "Ann",
+        "ann@example.com",
+        "Acme",
+        "https://acme.example/pricing",
+        "Pricing",
+        "https://search.example/",
+        "en-GB",
+        "Europe/London",
+        "Open",
+    ):
         assert expected in context, (expected, context)
-    actions = [b for b in root["blocks"] if b["type"] == "actions"][0]
+    actions = next(b for b in root["blocks"] if b["type"] == "actions")
     assert [e["text"]["text"] for e in actions["elements"]] == ["Claim", "Close"]
 
     status, first = await visitor.say("Hello <!channel> <@U123> <https://evil.example|click> & more", "m-1")
@@ -41,7 +50,9 @@ async def test_whole_conversation(
     live = await visitor.socket(after=0)
     assert (await live.wait_frame(lambda f: f["type"] == "message"))["message"]["seq"] == 1
 
-    status, _ = await agent.reply("C0SUPPORT", root["ts"], "Hi *Ann* :wave: see <https://acme.example/docs|the docs> &amp; <@UAGENT>")
+    status, _ = await agent.reply(
+        "C0SUPPORT", root["ts"], "Hi *Ann* :wave: see <https://acme.example/docs|the docs> &amp; <@UAGENT>"
+    )
     assert status == 200
     frame = await live.wait_frame(lambda f: f["type"] == "message" and f["message"]["seq"] == 2)
     reply = frame["message"]
@@ -85,7 +96,9 @@ async def test_whole_conversation(
     )
     assert status == 409 and again["error"]["code"] == "already_rated"
     await fake_slack.wait_for(
-        lambda: [m for m in fake_slack.replies("C0SUPPORT", root["ts"]) if "4/5" in m["text"] and "great help" in m["text"]],
+        lambda: [
+            m for m in fake_slack.replies("C0SUPPORT", root["ts"]) if "4/5" in m["text"] and "great help" in m["text"]
+        ],
         message="the rating in the thread",
     )
     await fake_slack.wait_for(

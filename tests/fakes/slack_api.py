@@ -461,7 +461,7 @@ class FakeSlack:
     async def wait_for(
         self,
         predicate: Callable[[], T],
-        timeout: float = 10.0,  # noqa: ASYNC109 - a documented part of the fake's API
+        timeout: float = 10.0,
         message: str = "",
     ) -> T:
         """Wait until ``predicate()`` returns something truthy and return it.
@@ -1347,7 +1347,7 @@ class FakeSlack:
             self._bump()
         return ws
 
-    async def wait_socket_connected(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 - documented API
+    async def wait_socket_connected(self, timeout: float = 5.0) -> None:
         await self.wait_for(lambda: self.socket_connected, timeout, "no Socket Mode client connected")
 
     async def send_socket_event(
@@ -1356,7 +1356,7 @@ class FakeSlack:
         type: str = "events_api",
         retry_attempt: int = 0,
         retry_reason: str = "",
-        timeout: float = 5,  # noqa: ASYNC109 - a documented part of the fake's API
+        timeout: float = 5,
         accepts_response_payload: bool | None = None,
     ) -> JSON:
         """Send an envelope to the newest connected client and return its ack.

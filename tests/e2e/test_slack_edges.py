@@ -1,0 +1,186 @@
+"""The Slack side's edges: signatures, echoes, retries, rate limits, buttons, Socket Mode, timers."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from adapters.slack.blocks import CLAIM, CLOSE
+from tests.conftest import BridgeFactory
+from tests.fakes.slack_api import FakeSlack
+from tests.fakes.slack_payloads import event_callback, message_event, signed_json
+from tests.harness import SIGNING_SECRET, RunningBridge, SlackAgent, Visitor, root_of, wait_until
+
+
+async def _conversation(visitor: Visitor, slack: FakeSlack, name: str = "Ann") -> dict:
+    await visitor.start(name=name)
+    return await slack.wait_for(lambda: root_of(slack, visitor=name), message="thread root")
+
+
+async def test_bad_signature_and_stale_timestamp_are_refused_and_store_nothing(
+    slack_bridge: RunningBridge, fake_slack: FakeSlack, visitor: Visitor, agent: SlackAgent
+) -> None:
+    root = await _conversation(visitor, fake_slack)
+    payload = event_callback(message_event("C0SUPPORT", "UAGENT", "forged reply", thread_ts=root["ts"]))
+    body, headers = signed_json("wrong-secret", payload)
+    assert (await agent.post_signed(body, headers))[0] == 401
+    body, headers = signed_json(SIGNING_SECRET, payload, timestamp=int(time.time()) - 301)
+    assert (await agent.post_signed(body, headers))[0] == 401
+    body, headers = signed_json(SIGNING_SECRET, payload)
+    del headers["X-Slack-Signature"]
+    assert (await agent.post_signed(body, headers))[0] == 401
+    # the same payload correctly signed goes through: the refusals were about the signature alone
+    body, headers = signed_json(SIGNING_SECRET, payload)
+    assert (await agent.post_signed(body, headers))[0] == 200
+    texts = [m["text"] for m in (await visitor.messages())["messages"]]
+    assert texts == ["forged reply"]
+
+
+async def test_retried_event_is_stored_once_and_bots_are_not_echoed(
+    slack_bridge: RunningBridge, fake_slack: FakeSlack, visitor: Visitor, agent: SlackAgent
+) -> None:
+    root = await _conversation(visitor, fake_slack)
+    payload = event_callback(message_event("C0SUPPORT", "UAGENT", "only once", thread_ts=root["ts"]))
+    for retry in range(4):
+        body, headers = signed_json(SIGNING_SECRET, payload)
+        if retry:
+            headers.update({"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"})
+        assert (await agent.post_signed(body, headers))[0] == 200
+    # our own post coming back, another bot, an edit and a join: none is a reply
+    for event in (
+        message_event("C0SUPPORT", "UBOT", "echo of ours", thread_ts=root["ts"], bot_id="BBOT"),
+        message_event("C0SUPPORT", "UOTHER", "another bot", thread_ts=root["ts"], bot_id="BOTHER"),
+        message_event("C0SUPPORT", "UAGENT", "joined", thread_ts=root["ts"], subtype="channel_join"),
+        message_event("C0SUPPORT", "UAGENT", "top-level chatter"),
+    ):
+        assert (await agent.post_signed(*signed_json(SIGNING_SECRET, event_callback(event))))[0] == 200
+    await agent.reply("C0SUPPORT", root["ts"], "second")
+    texts = await wait_until(lambda: _texts(visitor), what="both replies")
+    assert texts == ["only once", "second"]
+
+
+async def _texts(visitor: Visitor) -> list[str] | None:
+    texts = [m["text"] for m in (await visitor.messages())["messages"]]
+    return texts if len(texts) >= 2 else None
+
+
+async def test_rate_limited_posts_arrive_once_in_order_after_retry_after(
+    slack_bridge: RunningBridge, fake_slack: FakeSlack, visitor: Visitor
+) -> None:
+    root = await _conversation(visitor, fake_slack)
+    fake_slack.fail_next("chat.postMessage", count=1, status=429, retry_after=1)
+    for i in range(5):
+        status, _ = await visitor.say(f"line {i}", f"c{i}")
+        assert status == 201
+    await slack_bridge.wait_idle(timeout=15)
+    lines = "\n".join(m["text"] for m in fake_slack.replies("C0SUPPORT", root["ts"]))
+    assert lines.split("\n") == [f"line {i}" for i in range(5)]
+    posts = fake_slack.calls_to("chat.postMessage")
+    limited = [c for c in posts if c.status == 429]
+    assert len(limited) == 1
+    after = [c for c in posts if c.at > limited[0].at]
+    assert after and min(c.at for c in after) - limited[0].at >= 0.99, "a post came before Retry-After ended"
+
+
+async def test_claim_and_close_buttons(
+    slack_bridge: RunningBridge, fake_slack: FakeSlack, visitor: Visitor, agent: SlackAgent
+) -> None:
+    root = await _conversation(visitor, fake_slack)
+    live = await visitor.socket()
+    assert await agent.click(CLAIM, "C0SUPPORT", root["ts"], visitor.conversation_id) == 200
+    current = await fake_slack.wait_for(
+        lambda: (
+            (m := fake_slack.message("C0SUPPORT", root["ts"])) and "Claimed by Alice" in json.dumps(m["blocks"]) and m
+        ),
+        message="root shows the claim",
+    )
+    buttons = [e["action_id"] for b in current["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert buttons == [CLOSE]
+    assert await agent.click(CLOSE, "C0SUPPORT", root["ts"], visitor.conversation_id) == 200
+    await live.wait_frame(lambda f: f == {"type": "status", "status": "closed"})
+    final = await fake_slack.wait_for(
+        lambda: (m := fake_slack.message("C0SUPPORT", root["ts"])) and "Closed" in json.dumps(m["blocks"]) and m,
+        message="root shows closed",
+    )
+    assert not [b for b in final["blocks"] if b["type"] == "actions"]
+    await live.close()
+
+
+async def test_commands_help_unknown_and_closed_thread(
+    slack_bridge: RunningBridge, fake_slack: FakeSlack, visitor: Visitor, agent: SlackAgent
+) -> None:
+    root = await _conversation(visitor, fake_slack)
+    await agent.reply("C0SUPPORT", root["ts"], "!frobnicate")
+    await fake_slack.wait_for(
+        lambda: any(
+            "!claim" in m["text"] and "!close" in m["text"] for m in fake_slack.replies("C0SUPPORT", root["ts"])
+        ),
+        message="help in the thread",
+    )
+    await agent.reply("C0SUPPORT", root["ts"], "!close")
+    await fake_slack.wait_for(
+        lambda: any("Transcript" in m["text"] for m in fake_slack.replies("C0SUPPORT", root["ts"])),
+        message="transcript",
+    )
+    await agent.reply("C0SUPPORT", root["ts"], "too late")
+    await fake_slack.wait_for(
+        lambda: any("closed" in m["text"] for m in fake_slack.replies("C0SUPPORT", root["ts"])), message="closed notice"
+    )
+    assert (await visitor.messages())["messages"] == []
+
+
+async def test_topic_routes_to_its_own_channel(
+    slack_bridge: RunningBridge, fake_slack: FakeSlack, visitor: Visitor
+) -> None:
+    await visitor.start(name="Bob", topic="sales")
+    root = await fake_slack.wait_for(lambda: root_of(fake_slack, "C0SALES", "Bob"), message="root in sales")
+    assert "Sales" in json.dumps(root["blocks"])
+    assert root_of(fake_slack, "C0SUPPORT", "Bob") is None
+
+
+async def test_socket_mode(make_bridge: BridgeFactory, fake_slack: FakeSlack) -> None:
+    bridge = await make_bridge(fake_slack, slack_app_token=fake_slack.app_token, slack_signing_secret=None)
+    await fake_slack.wait_socket_connected(timeout=10)
+    visitor = Visitor(bridge.url)
+    try:
+        root = await _conversation(visitor, fake_slack)
+        event = event_callback(message_event("C0SUPPORT", "UAGENT", "over the socket", thread_ts=root["ts"]))
+        fake_slack.add_user("UAGENT", "alice", display_name="Alice")
+        ack = await fake_slack.send_socket_event(event)
+        assert ack["envelope_id"]
+        texts = await wait_until(lambda: _first_text(visitor), what="the socket-mode reply")
+        assert texts == "over the socket"
+        # HTTP mode is off: nothing is mounted at /slack/events without a signing secret
+        status, _, _ = await visitor.request("POST", "/slack/events", "{}")
+        assert status in (404, 405)
+    finally:
+        await visitor.close()
+
+
+async def _first_text(visitor: Visitor) -> str | None:
+    messages = (await visitor.messages())["messages"]
+    return messages[0]["text"] if messages else None
+
+
+async def test_inactivity_closes_and_waiting_visitor_reminds(make_bridge: BridgeFactory, fake_slack: FakeSlack) -> None:
+    bridge = await make_bridge(fake_slack, inactivity_close_minutes=0.05, first_response_alert_seconds=0.5)
+    visitor = Visitor(bridge.url)
+    try:
+        root = await _conversation(visitor, fake_slack)
+        await visitor.say("anyone there?")
+        await fake_slack.wait_for(
+            lambda: any("waiting" in m["text"] for m in fake_slack.replies("C0SUPPORT", root["ts"])), message="reminder"
+        )
+        await wait_until(lambda: _status(visitor, "closed"), timeout=15, what="inactivity close")
+        await fake_slack.wait_for(
+            lambda: any("without messages" in m["text"] for m in fake_slack.replies("C0SUPPORT", root["ts"])),
+            message="transcript says why it closed",
+        )
+        reminders = [m for m in fake_slack.replies("C0SUPPORT", root["ts"]) if "waiting" in m["text"]]
+        assert len(reminders) == 1
+    finally:
+        await visitor.close()
+
+
+async def _status(visitor: Visitor, status: str) -> bool:
+    return (await visitor.messages())["status"] == status

@@ -1,0 +1,164 @@
+"""The store and the outbox, on every backend (SQLite always, PostgreSQL too: CI runs both)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
+
+import pytest_asyncio
+
+from bridge.conversations import ConversationClosed, Conversations, utcnow
+from bridge.deliveries import DeliveryWorker
+from bridge.endpoint import Inbox, Kind, Outgoing, Sent
+from bridge.errors import RetryLater
+from bridge.live import LiveHub
+from bridge.model import EndpointName, RemoteId, ThreadRef, Visitor
+from bridge.store.database import Database
+from tests.harness import acme_settings, wait_until
+
+
+class RecordingEndpoint:
+    """A team chat that records what it is given and can be told to fail: the outbox's view of an endpoint."""
+
+    name = EndpointName("slack")
+    max_batch = 1
+
+    def __init__(self) -> None:
+        self.received: list[Outgoing] = []
+        self.failures = 0
+
+    async def start(self, inbox: Inbox) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def ready(self, destination: str) -> None: ...
+
+    async def check(self, destinations: Sequence[str]) -> list[str]:
+        return []
+
+    async def deliver(self, batch: Sequence[Outgoing]) -> Sequence[Sent]:
+        if self.failures:
+            self.failures -= 1
+            raise RetryLater("injected", retry_after=0.05)
+        self.received.extend(batch)
+        item = batch[0]
+        thread = ThreadRef(f"C:{item.delivery_id}") if item.kind is Kind.OPEN_THREAD else None
+        return [Sent(item.delivery_id, RemoteId(f"r{item.delivery_id}"), thread)]
+
+
+@pytest_asyncio.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    await database.migrate()
+    await database.migrate()  # twice is harmless (start-up always migrates)
+    yield database
+    await database.close()
+
+
+def _core(db: Database, endpoint: RecordingEndpoint) -> tuple[Conversations, DeliveryWorker]:
+    settings = acme_settings(
+        "sqlite+aiosqlite://", site={"slack_channel": "C0SUPPORT"}, slack_bot_token="xoxb-x", slack_signing_secret="s"
+    )
+    worker = DeliveryWorker(db, {"slack": endpoint}, {"acme": "Acme"}, poll_seconds=0.05)
+    conversations = Conversations(db, settings.sites, ["slack"], LiveHub(), wake_deliveries=worker.wake)
+    return conversations, worker
+
+
+async def _start(conversations: Conversations) -> str:
+    new = await conversations.start(
+        "acme", visitor=Visitor("Ann"), topic=None, page=None, locale=None, timezone=None, client_address="1.2.3.4"
+    )
+    return new.conversation.id
+
+
+async def test_seq_has_no_gaps_under_concurrency_and_client_ids_dedupe(db: Database) -> None:
+    conversations, _ = _core(db, RecordingEndpoint())
+    cid = await _start(conversations)
+    results = await asyncio.gather(
+        *(conversations.post_visitor_message(cid, f"c{i % 20}", f"text {i % 20}") for i in range(40))
+    )
+    created = [m for m, new in results if new]
+    assert len(created) == 20
+    stored = await conversations.messages_after(cid, 0)
+    assert [m.seq for m in stored] == list(range(1, 21))
+    assert sorted(m.client_msg_id for m in stored) == sorted(f"c{i}" for i in range(20))
+    assert [m.seq for m in await conversations.messages_after(cid, 15)] == [16, 17, 18, 19, 20]
+
+
+async def test_tokens_authorize_only_their_conversation(db: Database) -> None:
+    conversations, _ = _core(db, RecordingEndpoint())
+    a = await conversations.start(
+        "acme", visitor=Visitor("A"), topic=None, page=None, locale=None, timezone=None, client_address=None
+    )
+    b = await conversations.start(
+        "acme", visitor=Visitor("B"), topic=None, page=None, locale=None, timezone=None, client_address=None
+    )
+    assert (await conversations.authorize(a.conversation.id, a.token)).id == a.conversation.id  # type: ignore[union-attr]
+    assert await conversations.authorize(a.conversation.id, b.token) is None
+    assert await conversations.authorize("no-such-id", a.token) is None
+
+
+async def test_outbox_delivers_in_order_through_failures_and_close_comes_last(db: Database) -> None:
+    endpoint = RecordingEndpoint()
+    conversations, worker = _core(db, endpoint)
+    runner = asyncio.create_task(worker.run())
+    try:
+        cid = await _start(conversations)
+        endpoint.failures = 3
+        for i in range(5):
+            await conversations.post_visitor_message(cid, f"c{i}", f"line {i}")
+        assert await conversations.close(cid)
+        assert not await conversations.close(cid)  # closing twice: one transcript
+        await wait_until(worker.idle, 10, "the outbox to drain")
+        kinds = [o.kind for o in endpoint.received]
+        assert kinds == [Kind.OPEN_THREAD, *[Kind.MESSAGE] * 5, Kind.TRANSCRIPT, Kind.ROOT_STATE]
+        assert [o.text for o in endpoint.received if o.kind is Kind.MESSAGE] == [f"line {i}" for i in range(5)]
+        transcript = endpoint.received[6].text
+        assert all(f"line {i}" in transcript for i in range(5))
+        assert all(o.thread == ThreadRef(f"C:{endpoint.received[0].delivery_id}") for o in endpoint.received[1:])
+        try:
+            await conversations.post_visitor_message(cid, "late", "after close")
+            raise AssertionError("a closed conversation took a message")
+        except ConversationClosed:
+            pass
+    finally:
+        runner.cancel()
+
+
+async def test_pending_deliveries_survive_a_restart(db: Database, database_url: str) -> None:
+    endpoint = RecordingEndpoint()
+    conversations, _ = _core(db, endpoint)  # no worker running: as if the process died after the commit
+    cid = await _start(conversations)
+    await conversations.post_visitor_message(cid, "c1", "kept")
+    later = Database(database_url)
+    try:
+        _, worker2 = _core(later, endpoint)
+        runner = asyncio.create_task(worker2.run())
+        await wait_until(worker2.idle, 10, "the outbox to drain after restart")
+        runner.cancel()
+        assert [o.kind for o in endpoint.received] == [Kind.OPEN_THREAD, Kind.MESSAGE]
+        assert endpoint.received[1].text == "kept"
+    finally:
+        await later.close()
+
+
+async def test_timers_close_idle_conversations_once(db: Database) -> None:
+    from bridge.lifecycle import Timers
+
+    conversations, _ = _core(db, RecordingEndpoint())
+    cid = await _start(conversations)
+    future = utcnow() + timedelta(minutes=31)
+    timers = [
+        Timers(
+            conversations, inactivity=timedelta(minutes=30), first_response=timedelta(seconds=60), clock=lambda: future
+        )
+        for _ in range(2)
+    ]
+    await asyncio.gather(*(t.fire_due() for t in timers))  # two instances' timers racing
+    conv = await conversations.get(cid)
+    assert conv is not None and conv.status.value == "closed"
+    from bridge.store import outbox
+
+    async with db.read() as conn:
+        assert await outbox.pending_count(conn) == 3  # open_thread, one transcript, one root update
