@@ -7,7 +7,7 @@ SYNAPSE_VENV := .venv-synapse
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all venv synapse chromium demo run test test-fast lint typecheck migrate doctor clean
+.PHONY: all venv synapse chromium node demo run test test-fast lint typecheck migrate doctor clean
 
 all: test
 
@@ -33,6 +33,13 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-liberation; }
 
+# axe-core, injected into pages by the accessibility test
+node_modules/.installed: package.json
+	npm install --no-audit --no-fund --silent
+	touch $@
+
+node: node_modules/.installed
+
 demo: venv synapse
 	SITECHAT_SYNAPSE_VENV=$(abspath $(SYNAPSE_VENV)) $(BIN)/sitechat demo
 
@@ -50,7 +57,7 @@ lint: venv
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
-test: venv synapse chromium
+test: venv synapse chromium node
 	SITECHAT_SYNAPSE_VENV=$(abspath $(SYNAPSE_VENV)) $(BIN)/pytest -q $(PYTEST_ARGS)
 
 clean:

@@ -308,6 +308,19 @@ class Conversations:
             await self._enqueue_all(work, cid, Kind.ROOT_STATE)
         await self._commit(work)
 
+    async def request_transcript(self, cid: str, email: str) -> None:
+        """Mail the conversation so far to ``email`` (through the outbox: an SMTP outage only delays it)."""
+        async with self.db.write() as conn:
+            work = _Work(conn, self.clock())
+            conv = await q.get_conversation(conn, cid)
+            if conv is None:
+                return
+            messages = await q.messages_after(conn, cid, 0, limit=100_000)
+            closed = "as the chat ended" if conv.status is Status.CLOSED else "not yet (sent while open)"
+            text = render_transcript(conv, messages, self.site_name(conv.site_id), closed)
+            await self._enqueue(work, cid, "email", Kind.TRANSCRIPT, payload={"to": email, "text": text})
+        await self._commit(work)
+
     # -- the team's side ------------------------------------------------------------------------
 
     async def handle(self, event: InboundEvent) -> None:

@@ -188,6 +188,11 @@ class Settings(BaseSettings):
                 problems.append("MATRIX_USER_ID is needed with MATRIX_HOMESERVER, e.g. @sitechat:example.org")
             if not (self.matrix_password or self.matrix_access_token):
                 problems.append("MATRIX_PASSWORD or MATRIX_ACCESS_TOKEN is needed with MATRIX_HOMESERVER")
+        if self.smtp_url is not None:
+            if not self.smtp_url.get_secret_value().startswith(("smtp://", "smtps://")):
+                problems.append("SITECHAT_SMTP_URL must look like smtp://user:pass@mail.example.org:587 (or smtps://)")
+            if not self.mail_from or "@" not in self.mail_from:
+                problems.append("SITECHAT_MAIL_FROM is needed with SITECHAT_SMTP_URL, e.g. support@acme.example")
         for site_id, site in self.sites.items():
             wants_slack = bool(site.slack_channel) or any(t.slack_channel for t in site.topics.values())
             wants_matrix = bool(site.matrix_room) or any(t.matrix_room for t in site.topics.values())

@@ -1,10 +1,143 @@
-"""``sitechat demo``: a local Matrix homeserver as the team chat, SQLite, and a demo page."""
+"""``sitechat demo``: zero configuration. A local Synapse on loopback is the team chat, SQLite the store,
+and ``/demo`` a page with the widget. Everything lives in one work folder, kept across runs."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+import os
+import secrets
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from adapters.matrix.local_homeserver import LocalSynapse
+from bridge.cli.runtime import build_runtime, serve
+from config.settings import Settings, SiteConfig
+
+STAFF_USER = "staff"
+STAFF_PASSWORD = "staff-password"
+
+
+def _synapse_venv() -> Path:
+    configured = os.environ.get("SITECHAT_SYNAPSE_VENV")
+    if configured:
+        return Path(configured)
+    here = Path(__file__).resolve().parents[2] / ".venv-synapse"
+    return here if here.exists() else Path.cwd() / ".venv-synapse"
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _load_state(workdir: Path) -> dict[str, Any]:
+    """What earlier runs created (bot password, room, port), so the demo comes back as it was."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    state = _load_state(workdir)
+    return state
+
+
+def _save_state(workdir: Path, state: dict[str, Any]) -> None:
+    state_file = workdir / "demo.json"
+    state_file.write_text(json.dumps(state, indent=2))
+    state_file.chmod(0o600)
+
+
+def _has_python(venv: Path) -> bool:
+    return (venv / "bin" / "python").exists()
 
 
 async def run_demo(args: argparse.Namespace) -> int:
-    print("sitechat demo: not available yet")
-    return 1
+    workdir: Path = args.workdir.absolute()
+    venv = _synapse_venv()
+    if not _has_python(venv):
+        print(
+            f"sitechat demo needs Synapse in {venv}: run `make demo` (it installs it) or `make synapse`.",
+            file=sys.stderr,
+        )
+        return 2
+    if not _port_free(args.port):
+        print(f"sitechat demo: port {args.port} is taken; use --port to pick another.", file=sys.stderr)
+        return 2
+    state = _load_state(workdir)
+
+    homeserver = LocalSynapse(
+        venv, workdir / "synapse", port=state.get("synapse_port") or (8008 if _port_free(8008) else None)
+    )
+    print("sitechat demo: starting the local Matrix homeserver…", flush=True)
+    await homeserver.start()
+    try:
+        bot = await homeserver.register("sitechat", state["bot_password"], admin=True, displayname="Website chat")
+        staff = await homeserver.register(STAFF_USER, STAFF_PASSWORD, displayname="Sam from Support")
+        await homeserver.lift_ratelimit(bot.access_token, bot.user_id)
+        if "room_id" not in state:
+            state["room_id"] = await homeserver.create_room(
+                bot.access_token,
+                name="Website chat",
+                topic="Visitors of the demo shop",
+                invite=[staff.user_id],
+                power_users={staff.user_id: 50},
+            )
+            await homeserver.join(staff.access_token, state["room_id"])
+        state["synapse_port"] = homeserver.port
+        _save_state(workdir, state)
+
+        public_url = f"http://127.0.0.1:{args.port}"
+        settings = Settings(
+            _env_file=None,  # type: ignore[call-arg]
+            database_url=f"sqlite+aiosqlite:///{workdir / 'sitechat.db'}",
+            host="127.0.0.1",
+            port=args.port,
+            public_url=public_url,
+            matrix_homeserver=homeserver.base_url,
+            matrix_user_id=bot.user_id,
+            matrix_password=state["bot_password"],
+            sites={
+                "demo": SiteConfig(
+                    name="Demo Shop",
+                    origins=[public_url],
+                    matrix_room=state["room_id"],
+                    greeting="Hi! This is the sitechat demo. Ask anything — staff answer from Matrix.",
+                )
+            },
+        )
+        runtime = build_runtime(settings)
+        runner = await serve(runtime, settings.host, settings.port)
+        print(
+            "\n".join(
+                [
+                    "",
+                    "sitechat demo is running.",
+                    f"  Visitor: open {public_url}/demo and click “Open chat”.",
+                    f"  Staff:   log in to the Matrix homeserver {homeserver.base_url} with any Matrix client",
+                    f"           (e.g. Element: custom homeserver) as {STAFF_USER} / {STAFF_PASSWORD}",
+                    f"           and answer in the thread in the room “Website chat” ({state['room_id']}).",
+                    "           Start a reply with // for a note the visitor never sees; !help lists commands.",
+                    f"  Data:    {workdir}",
+                    "Press Ctrl-C to stop.",
+                    "",
+                ]
+            ),
+            flush=True,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+    finally:
+        await homeserver.stop()
+    print("sitechat demo: stopped.", flush=True)
+    return 0

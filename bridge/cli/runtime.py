@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from adapters.email.endpoint import EmailEndpoint
 from adapters.slack.endpoint import SlackEndpoint
 from bridge.conversations import Conversations, utcnow
 from bridge.deliveries import DeliveryWorker
@@ -42,6 +43,8 @@ def build_endpoints(settings: Settings, db: Database) -> dict[str, Endpoint]:
         from adapters.matrix.endpoint import MatrixEndpoint
 
         endpoints["matrix"] = MatrixEndpoint.from_settings(settings, KeyValueState(db, "matrix", utcnow))
+    if settings.smtp_url is not None:
+        endpoints["email"] = EmailEndpoint(settings.smtp_url.get_secret_value(), settings.mail_from or "")
     return endpoints
 
 
@@ -96,6 +99,7 @@ def build_runtime(settings: Settings, *, endpoints: dict[str, Endpoint] | None =
         conversations_per_hour=settings.rate_conversations_per_hour,
         messages_per_minute=settings.rate_messages_per_minute,
         trusted_proxies=tuple(settings.trusted_proxies),
+        send_transcript=conversations.request_transcript if "email" in endpoints else None,
     )
     routes: list[web.RouteDef] = []
     slack = endpoints.get("slack")

@@ -1,0 +1,93 @@
+"""Transcripts by email: an endpoint whose deliveries are mails, sent with aiosmtplib.
+
+It rides the same outbox as the team chats, so an SMTP server that is down delays a transcript
+and never loses it. Each mail's Message-ID derives from its delivery, so a resend after a crash
+is recognisable as the same mail.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from urllib.parse import unquote, urlsplit
+
+import aiosmtplib
+
+from bridge.endpoint import Inbox, Kind, Outgoing, Sent
+from bridge.errors import DestinationUnavailable, RetryLater
+from bridge.model import EndpointName
+
+log = logging.getLogger(__name__)
+
+
+class EmailEndpoint:
+    name = EndpointName("email")
+    max_batch = 1
+
+    def __init__(self, smtp_url: str, mail_from: str, *, timeout: float = 15.0) -> None:
+        parts = urlsplit(smtp_url)
+        if parts.scheme not in ("smtp", "smtps"):
+            raise ValueError("SITECHAT_SMTP_URL must look like smtp://user:pass@host:587 or smtps://…")
+        self.hostname = parts.hostname or "localhost"
+        self.use_tls = parts.scheme == "smtps"
+        self.port = parts.port or (465 if self.use_tls else 25)
+        self.username = unquote(parts.username) if parts.username else None
+        self.password = unquote(parts.password) if parts.password else None
+        self.mail_from = mail_from
+        self.timeout = timeout
+
+    async def start(self, inbox: Inbox) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def ready(self, destination: str) -> None:
+        return None
+
+    async def check(self, destinations: Sequence[str]) -> list[str]:
+        try:
+            smtp = aiosmtplib.SMTP(hostname=self.hostname, port=self.port, use_tls=self.use_tls, timeout=self.timeout)
+            await smtp.connect()
+            if self.username and self.password:
+                await smtp.login(self.username, self.password)
+            await smtp.quit()
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            return [f"email: cannot use the SMTP server {self.hostname}:{self.port} ({exc}); check SITECHAT_SMTP_URL"]
+        return []
+
+    async def deliver(self, batch: Sequence[Outgoing]) -> Sequence[Sent]:
+        item = batch[0]
+        payload = item.payload or {}
+        if item.kind is not Kind.TRANSCRIPT or "to" not in payload:
+            return [Sent(item.delivery_id)]  # nothing else goes by email
+        mail = EmailMessage()
+        mail["From"] = self.mail_from
+        mail["To"] = str(payload["to"])
+        mail["Subject"] = f"Your chat with {item.site_name}"
+        mail["Date"] = formatdate(localtime=False)
+        mail["Message-ID"] = make_msgid(
+            idstring=f"sitechat-{item.delivery_id}", domain=self.mail_from.rpartition("@")[2]
+        )
+        mail.set_content(str(payload.get("text", "")))
+        try:
+            await aiosmtplib.send(
+                mail,
+                hostname=self.hostname,
+                port=self.port,
+                use_tls=self.use_tls,
+                start_tls=None,
+                username=self.username,
+                password=self.password,
+                timeout=self.timeout,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            log.warning("email: %s refused; the transcript is not sent", payload["to"])
+            return [Sent(item.delivery_id, None)] if exc.recipients else []
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            raise DestinationUnavailable(f"SMTP login refused ({exc.code})") from exc
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            raise RetryLater(f"SMTP: {exc}", maybe_sent=isinstance(exc, aiosmtplib.SMTPServerDisconnected)) from exc
+        return [Sent(item.delivery_id)]
