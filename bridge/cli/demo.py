@@ -7,7 +7,6 @@ import argparse
 import asyncio
 import json
 import os
-import secrets
 import signal
 import socket
 import sys
