@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import logging
 import secrets
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -88,6 +88,7 @@ class Conversations:
         note_prefix: str = "//",
         snippets: Mapping[str, str] | None = None,
         clock: Callable[[], datetime] = utcnow,
+        announce: Callable[[Sequence[tuple[str, Signal]], bool], Awaitable[None]] | None = None,
     ) -> None:
         self.db = db
         self.sites = sites
@@ -97,6 +98,8 @@ class Conversations:
         self.note_prefix = note_prefix
         self.snippets = dict(snippets or {})
         self.clock = clock
+        #: tells other instances (PostgreSQL NOTIFY); None with one instance
+        self.announce = announce
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -106,6 +109,8 @@ class Conversations:
             self.live.publish(cid, signal)
         if work.deliveries:
             self.wake_deliveries()
+        if self.announce is not None:
+            await self.announce(work.signals, work.deliveries > 0)
 
     async def _enqueue_all(
         self,

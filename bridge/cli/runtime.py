@@ -20,6 +20,7 @@ from bridge.endpoint import Endpoint
 from bridge.lifecycle import Timers
 from bridge.live import LiveHub
 from bridge.store.database import Database
+from bridge.store.notify import Notifier
 from bridge.store.state import KeyValueState
 from config.settings import Settings
 from config.snippets import load_snippets
@@ -58,6 +59,7 @@ class Runtime:
     conversations: Conversations
     timers: Timers
     app: web.Application
+    notifier: Notifier
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     async def readiness(self) -> list[str]:
@@ -73,6 +75,7 @@ class Runtime:
 def build_runtime(settings: Settings, *, endpoints: dict[str, Endpoint] | None = None) -> Runtime:
     db = Database(settings.database_url)
     live = LiveHub()
+    notifier = Notifier(db)
     endpoints = build_endpoints(settings, db) if endpoints is None else endpoints
     site_names = {sid: s.name for sid, s in settings.sites.items()}
     worker = DeliveryWorker(db, endpoints, site_names)
@@ -84,6 +87,7 @@ def build_runtime(settings: Settings, *, endpoints: dict[str, Endpoint] | None =
         wake_deliveries=worker.wake,
         note_prefix=settings.note_prefix,
         snippets=load_snippets(settings.snippets_file),
+        announce=notifier.announce if notifier.enabled else None,
     )
     timers = Timers(
         conversations,
@@ -106,7 +110,7 @@ def build_runtime(settings: Settings, *, endpoints: dict[str, Endpoint] | None =
     if isinstance(slack, SlackEndpoint) and settings.slack_app_token is None:
         routes.append(web.post("/slack/events", slack.http_handler))
     app = create_app(ctx, routes)
-    runtime = Runtime(settings, db, live, endpoints, worker, conversations, timers, app)
+    runtime = Runtime(settings, db, live, endpoints, worker, conversations, timers, app, notifier)
     ctx.readiness = runtime.readiness
     app.cleanup_ctx.append(lambda _app: _background(runtime))
     return runtime
@@ -121,6 +125,7 @@ async def _background(rt: Runtime) -> AsyncIterator[None]:
         for endpoint in rt.endpoints.values():
             await endpoint.start(rt.conversations)
             started.append(endpoint)
+        await rt.notifier.listen(rt.live.publish, rt.worker.wake)
         rt.tasks = [
             asyncio.create_task(rt.worker.run(), name="deliveries"),
             asyncio.create_task(rt.timers.run(), name="timers"),
@@ -132,6 +137,7 @@ async def _background(rt: Runtime) -> AsyncIterator[None]:
         for task in rt.tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await rt.notifier.stop()
         for endpoint in reversed(started):
             try:
                 await endpoint.stop()

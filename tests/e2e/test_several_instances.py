@@ -1,0 +1,54 @@
+"""Two instances on one PostgreSQL: one sender per destination, and signals that cross instances."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+from tests.conftest import BridgeFactory
+from tests.fakes.slack_api import FakeSlack
+from tests.harness import SlackAgent, Visitor, root_of
+
+
+async def test_two_instances_share_one_conversation(
+    make_bridge: BridgeFactory, fake_slack: FakeSlack, postgres_url: str
+) -> None:
+    a = await make_bridge(fake_slack, database_url=postgres_url)
+    b = await make_bridge(fake_slack, database_url=postgres_url)
+    visitor = Visitor(a.url)
+    agent_b = SlackAgent(b.url, fake_slack)
+    try:
+        await visitor.start(name="Ann")
+        root = await fake_slack.wait_for(lambda: root_of(fake_slack), message="root")
+        live = await visitor.socket()  # held by instance A
+
+        # visitor lines enter through both instances' APIs at once; each is posted once, in seq order
+        visitor_b = Visitor(b.url)
+        visitor_b.conversation_id, visitor_b.token = visitor.conversation_id, visitor.token
+        await asyncio.gather(*(v.say(f"line {i}", f"c{i}") for i, v in enumerate([visitor, visitor_b] * 10)))
+        await visitor_b.close()
+        await asyncio.gather(a.wait_idle(15), b.wait_idle(15))
+        lines = [line for m in fake_slack.replies("C0SUPPORT", root["ts"]) for line in m["text"].split("\n")]
+        stored = [m["text"] for m in (await visitor.messages())["messages"]]
+        assert sorted(stored) == sorted(f"line {i}" for i in range(20))
+        assert lines == stored, "Slack must show each line once, in the order the conversation stored them"
+        roots = [m for m in fake_slack.messages("C0SUPPORT") if m.get("thread_ts") in (None, m["ts"])]
+        assert len(roots) == 1
+
+        # an agent's reply arrives at instance B; the visitor's socket on A hears it
+        await agent_b.reply("C0SUPPORT", root["ts"], "hello from B")
+        frame = await live.wait_frame(lambda f: f["type"] == "message" and f["message"]["text"] == "hello from B")
+        assert frame["message"]["author"]["name"] == "Alice"
+
+        # closing through B reaches A's socket too
+        await agent_b.reply("C0SUPPORT", root["ts"], "!close")
+        await live.wait_frame(lambda f: f == {"type": "status", "status": "closed"})
+        await asyncio.gather(a.wait_idle(15), b.wait_idle(15))
+        transcripts = [m for m in fake_slack.replies("C0SUPPORT", root["ts"]) if "Transcript" in m["text"]]
+        assert len(transcripts) == 1
+        counts = Counter(m["text"] for m in fake_slack.replies("C0SUPPORT", root["ts"]))
+        assert max(counts.values()) == 1, counts
+        await live.close()
+    finally:
+        await visitor.close()
+        await agent_b.close()
