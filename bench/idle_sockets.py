@@ -1,0 +1,117 @@
+"""Memory of idle widget sockets in one `sitechat run` process.
+
+Starts a real `sitechat run` (subprocess, SQLite, no team chat needed beyond a fake Slack), opens N
+conversations and N live sockets that then sit idle, and prints the server's resident memory before
+and after, and per socket. Run: .venv/bin/python bench/idle_sockets.py [N]   (default 2000; try 10000)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.fakes.slack_api import FakeSlack
+from tests.harness import ORIGIN, free_port
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+async def main(n: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 2 * n + 1000)), hard))
+    async with FakeSlack() as slack:
+        with tempfile.TemporaryDirectory() as tmp:
+            port = free_port()
+            env_file = Path(tmp) / "bench.env"
+            env_file.write_text(
+                "\n".join(
+                    [
+                        f"SITECHAT_DATABASE_URL=sqlite+aiosqlite:///{tmp}/bench.db",
+                        f"SITECHAT_PORT={port}",
+                        f"SITECHAT_RATE_CONVERSATIONS_PER_HOUR={n + 10}",
+                        "SLACK_BOT_TOKEN=xoxb-test",
+                        "SLACK_SIGNING_SECRET=bench",
+                        f"SLACK_API_URL={slack.api_url}",
+                        "SITECHAT_SITES__ACME__NAME=Acme",
+                        f"SITECHAT_SITES__ACME__ORIGINS={ORIGIN}",
+                        "SITECHAT_SITES__ACME__SLACK_CHANNEL=C0SUPPORT",
+                        # as behind a reverse proxy: each visitor has an address of its own
+                        "SITECHAT_TRUSTED_PROXIES=127.0.0.1",
+                    ]
+                )
+            )
+            env = {k: v for k, v in os.environ.items() if not k.startswith(("SITECHAT_", "SLACK_", "MATRIX_"))}
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "bridge", "run", "--env-file", str(env_file)],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 2 * n + 1000), hard)),
+            )
+            base = f"http://127.0.0.1:{port}"
+            try:
+                async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+                    for _ in range(300):
+                        try:
+                            async with http.get(base + "/healthz") as r:
+                                if r.status == 200:
+                                    break
+                        except aiohttp.ClientError:
+                            await asyncio.sleep(0.1)
+                    before = rss_kib(proc.pid)
+                    sem = asyncio.Semaphore(100)
+
+                    async def start() -> tuple[str, str]:
+                        async with (
+                            sem,
+                            http.post(
+                                base + "/api/v1/sites/acme/conversations",
+                                json={"visitor": {}},
+                                headers={"Origin": ORIGIN},
+                            ) as r,
+                        ):
+                            body = await r.json()
+                            return body["conversation"]["id"], body["token"]
+
+                    convs = await asyncio.gather(*(start() for _ in range(n)))
+                    after_convs = rss_kib(proc.pid)
+                    sockets = []
+                    for i, (cid, token) in enumerate(convs):
+                        visitor_address = f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}"
+                        ws = await http.ws_connect(
+                            base.replace("http", "ws") + f"/api/v1/conversations/{cid}/ws",
+                            headers={"Origin": ORIGIN, "X-Forwarded-For": visitor_address},
+                        )
+                        await ws.send_json({"type": "hello", "token": token, "after": 0})
+                        await ws.receive(timeout=30)
+                        sockets.append(ws)
+                    await asyncio.sleep(1)  # let the server settle before reading its memory
+                    after = rss_kib(proc.pid)
+                    print(f"idle sockets:            {len(sockets)}")
+                    print(f"server RSS at start:     {before / 1024:.1f} MiB")
+                    print(f"after {n} conversations: {after_convs / 1024:.1f} MiB")
+                    print(f"with {len(sockets)} open sockets:  {after / 1024:.1f} MiB")
+                    print(f"per idle socket:         {(after - after_convs) / max(1, len(sockets)):.1f} KiB")
+                    for ws in sockets:
+                        await ws.close()
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 2000))
