@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -41,7 +42,9 @@ def _port_free(port: int) -> bool:
 def _load_state(workdir: Path) -> dict[str, Any]:
     """What earlier runs created (bot password, room, port), so the demo comes back as it was."""
     workdir.mkdir(parents=True, exist_ok=True)
-    state = _load_state(workdir)
+    state_file = workdir / "demo.json"
+    state: dict[str, Any] = json.loads(state_file.read_text()) if state_file.exists() else {}
+    state.setdefault("bot_password", secrets.token_urlsafe(16))
     return state
 
 

@@ -1,0 +1,241 @@
+"""The Matrix format converters, one table per direction (pure: no homeserver)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from adapters.matrix.format import (
+    edit_content,
+    is_staff,
+    media_url,
+    notice_content,
+    reply_target,
+    root_content,
+    split_ref,
+    staff_text,
+    thread_ref,
+    thread_relation,
+    visitor_content,
+)
+from bridge.model import Conversation, ConversationId, PageView, Status, Visitor
+
+HS = "https://matrix.example.org"
+
+# -- to Matrix: (author, text) → the content the bot posts --------------------------------------
+
+TO_MATRIX: dict[tuple[str, str], dict[str, Any]] = {
+    ("Ann", "Hello"): {
+        "msgtype": "m.text",
+        "body": "Ann: Hello",
+        "format": "org.matrix.custom.html",
+        "formatted_body": "<strong>Ann</strong>: Hello",
+        "m.mentions": {},
+    },
+    ("Ann", "@room <b>hi</b> & <script>x</script>"): {
+        "msgtype": "m.text",
+        "body": "Ann: @room <b>hi</b> & <script>x</script>",
+        "format": "org.matrix.custom.html",
+        "formatted_body": "<strong>Ann</strong>: @room &lt;b&gt;hi&lt;/b&gt; &amp; &lt;script&gt;x&lt;/script&gt;",
+        "m.mentions": {},
+    },
+    ('<img src=x onerror="alert(1)">', "two\nlines"): {
+        "msgtype": "m.text",
+        "body": '<img src=x onerror="alert(1)">: two\nlines',
+        "format": "org.matrix.custom.html",
+        "formatted_body": "<strong>&lt;img src=x onerror=&quot;alert(1)&quot;&gt;</strong>: two<br>lines",
+        "m.mentions": {},
+    },
+    ("Alice", "see [docs](https://acme.example/docs) *now*"): {
+        "msgtype": "m.text",
+        "body": "Alice: see [docs](https://acme.example/docs) *now*",
+        "format": "org.matrix.custom.html",
+        "formatted_body": "<strong>Alice</strong>: see [docs](https://acme.example/docs) *now*",
+        "m.mentions": {},
+    },
+}
+
+
+@pytest.mark.parametrize(("line", "expected"), TO_MATRIX.items(), ids=[t for _, t in TO_MATRIX])
+def test_to_matrix(line: tuple[str, str], expected: dict[str, Any]) -> None:
+    assert visitor_content(*line) == expected
+
+
+# -- from Matrix: a staff member's content → the plain text the visitor reads --------------------
+
+FROM_MATRIX: list[tuple[dict[str, Any], str]] = [
+    ({"msgtype": "m.text", "body": "Hi Ann, how can I help?"}, "Hi Ann, how can I help?"),
+    ({"msgtype": "m.text", "body": "  spaced  \n"}, "spaced"),
+    # a rich reply's quoted fallback goes; the person's own text stays
+    (
+        {
+            "msgtype": "m.text",
+            "body": "> <@sitechat:example.org> Ann: where is my order?\n> second line\n\nIt ships today",
+        },
+        "It ships today",
+    ),
+    # a quote the person typed (no blank line after it) is theirs
+    ({"msgtype": "m.text", "body": "> you said\nyes"}, "> you said\nyes"),
+    # body wins over HTML, and what looks like HTML in it is just text
+    (
+        {"msgtype": "m.text", "body": "use <b> & **x**", "format": "org.matrix.custom.html", "formatted_body": "x"},
+        "use <b> & **x**",
+    ),
+    # HTML only: sanitised to text, links kept as URLs, reply quote and scripts gone, entities decoded
+    (
+        {
+            "msgtype": "m.text",
+            "body": "",
+            "format": "org.matrix.custom.html",
+            "formatted_body": (
+                "<mx-reply><blockquote>quoted</blockquote></mx-reply><p>Hi <b>Ann</b> &amp; co</p>"
+                '<p>See <a href="https://acme.example/docs?a=1&amp;b=2" onclick="evil()">the docs</a> or '
+                '<a href="https://acme.example/">https://acme.example/</a></p>'
+                "<ul><li>one</li><li>two</li></ul><script>alert(1)</script>&lt;not a tag&gt;"
+            ),
+        },
+        "Hi Ann & co\nSee the docs (https://acme.example/docs?a=1&b=2) or https://acme.example/\n• one\n• two\n"
+        "<not a tag>",
+    ),
+    (
+        {"body": "", "format": "org.matrix.custom.html", "formatted_body": '<a href="javascript:alert(1)">x</a>'},
+        "x",
+    ),
+    ({"body": "", "format": "org.matrix.custom.html", "formatted_body": "line<br/>break"}, "line\nbreak"),
+    # a file: its name and a plain http link (no token in it)
+    (
+        {"msgtype": "m.file", "body": "invoice.pdf", "url": "mxc://example.org/AbC123"},
+        f"invoice.pdf {HS}/_matrix/media/v3/download/example.org/AbC123",
+    ),
+    ({"msgtype": "m.image", "body": "pic.png", "url": "https://not.mxc/x"}, "pic.png"),
+    ({"msgtype": "m.text"}, ""),
+]
+
+
+@pytest.mark.parametrize(("content", "expected"), FROM_MATRIX, ids=[str(i) for i in range(len(FROM_MATRIX))])
+def test_from_matrix(content: dict[str, Any], expected: str) -> None:
+    assert staff_text(content, HS) == expected
+
+
+# -- relations ----------------------------------------------------------------------------------
+
+REPLY_TARGETS: list[tuple[dict[str, Any], str | None]] = [
+    ({"body": "x", "m.relates_to": thread_relation("$root", "$last")}, "$root"),
+    ({"body": "x", "m.relates_to": {"m.in_reply_to": {"event_id": "$root"}}}, "$root"),  # a client without threads
+    ({"body": "* x", "m.relates_to": {"rel_type": "m.replace", "event_id": "$root"}}, None),  # an edit
+    ({"key": "👍", "m.relates_to": {"rel_type": "m.annotation", "event_id": "$root"}}, None),
+    ({"body": "x"}, None),
+    ({"body": "x", "m.relates_to": "nonsense"}, None),
+    ({"body": "x", "m.relates_to": {"rel_type": "m.thread"}}, None),
+]
+
+
+@pytest.mark.parametrize(("content", "expected"), REPLY_TARGETS)
+def test_reply_target(content: dict[str, Any], expected: str | None) -> None:
+    assert reply_target(content) == expected
+
+
+def test_thread_relation_and_refs() -> None:
+    assert thread_relation("$root", "$last") == {
+        "rel_type": "m.thread",
+        "event_id": "$root",
+        "is_falling_back": True,
+        "m.in_reply_to": {"event_id": "$last"},
+    }
+    ref = thread_ref("!room:example.org", "$ev:example.org")
+    assert ref == "!room:example.org|$ev:example.org"
+    assert split_ref(ref) == ("!room:example.org", "$ev:example.org")
+    with pytest.raises(ValueError):
+        split_ref("C0123:1712.0001")
+
+
+STAFF: list[tuple[str, list[str], bool]] = [
+    ("@alice:example.org", [], True),  # no list: anybody but the bot
+    ("@alice:example.org", ["@alice:example.org"], True),
+    ("@bob:example.org", ["@alice:example.org"], False),
+    ("@bob:example.org", [":example.org"], True),
+    ("@bob:example.org", ["example.org"], True),
+    ("@bob:evil-example.org", [":example.org"], False),
+    ("@bob:sub.example.org", [":example.org"], False),
+    ("@mallory:evil.org", ["@alice:example.org", ":example.org"], False),
+]
+
+
+@pytest.mark.parametrize(("sender", "staff", "expected"), STAFF)
+def test_is_staff(sender: str, staff: list[str], expected: bool) -> None:
+    assert is_staff(sender, staff) is expected
+
+
+def test_media_url_never_carries_a_token() -> None:
+    assert media_url(HS + "/", "mxc://example.org/abc") == f"{HS}/_matrix/media/v3/download/example.org/abc"
+    assert media_url(HS, "mxc://example.org/") is None
+    assert media_url(HS, "https://example.org/abc") is None
+
+
+def _conversation(**kw: Any) -> Conversation:
+    now = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+    values: dict[str, Any] = dict(
+        id=ConversationId("c1"),
+        site_id="acme",
+        topic="sales",
+        status=Status.OPEN,
+        visitor=Visitor(name="Ann <b>", email="ann@example.com"),
+        created_at=now,
+        last_activity_at=now,
+        locale="en-GB",
+        timezone="Europe/London",
+        pages=(
+            PageView("https://acme.example/", "Home", "https://search.example/"),
+            PageView("https://acme.example/pricing", "Pricing"),
+        ),
+    )
+    values.update(kw)
+    return Conversation(**values)
+
+
+def test_root_shows_the_visitor_context_inertly() -> None:
+    content = root_content(_conversation(), "Acme", "Sales")
+    assert "m.relates_to" not in content and content["m.mentions"] == {}
+    body = content["body"]
+    for expected in (
+        "Chat from Ann <b> on Acme",
+        "Visitor: Ann <b> <ann@example.com>",
+        "Site: Acme",
+        "Topic: Sales",
+        "Page: Pricing — https://acme.example/pricing",
+        "Came from: https://search.example/",
+        "Pages seen (2): Home → Pricing",
+        "Locale: en-GB · Europe/London",
+        "Status: Open",
+    ):
+        assert expected in body, (expected, body)
+    assert "<b>" not in content["formatted_body"] and "Ann &lt;b&gt;" in content["formatted_body"]
+    closed = root_content(_conversation(status=Status.CLOSED, rating_score=4, rating_comment="great"), "Acme", None)
+    assert "Status: Rated 4/5: great" in closed["body"] and "Topic" not in closed["body"]
+
+
+def test_edit_relates_to_the_root_not_the_thread() -> None:
+    new = root_content(_conversation(claimed_by="Alice"), "Acme", "Sales")
+    edit = edit_content("$root", new)
+    assert edit["m.relates_to"] == {"rel_type": "m.replace", "event_id": "$root"}
+    assert edit["m.new_content"] == new
+    assert edit["body"] == "* " + new["body"] and edit["m.mentions"] == {}
+
+
+def test_notice() -> None:
+    relation = thread_relation("$r", "$l")
+    assert notice_content("Rating: 4/5", relation) == {
+        "msgtype": "m.notice",
+        "body": "Rating: 4/5",
+        "m.mentions": {},
+        "m.relates_to": relation,
+    }
+
+
+def test_root_lines_stay_readable() -> None:
+    long_url = "https://acme.example/" + "x" * 2000
+    content = root_content(_conversation(pages=(PageView(long_url),)), "Acme", None)
+    page_line = next(line for line in content["body"].split("\n") if line.startswith("Page: "))
+    assert len(page_line) == len("Page: ") + 500 and page_line.endswith("…")
