@@ -646,12 +646,23 @@ fieldset{border:0;margin:0;padding:0}
   }
   w.addEventListener('popstate', page);
   w.addEventListener('hashchange', page);
-  w.addEventListener('online', () => { if (conv && !ws) { tries = 0; connect() } });
+  w.addEventListener('online', () => { if (!R) { bt = 0; boot() } else if (conv && !ws) { tries = 0; connect() } });
 
-  (async function boot() {
+  // The site's settings. While the server cannot be reached (0) or is failing (5xx, 429), try again
+  // with backoff: a page opened during an outage or a restart gets its chat once the server is back.
+  let bt = 0, bT, bf;
+  async function boot() {
+    if (bf || site) return;
+    bf = 1; clearTimeout(bT);
     const r = await call(`/api/v1/sites/${encodeURIComponent(SITE)}`);
-    if (r.s != 200) return console.warn('sitechat: site unavailable', r.s);
+    bf = 0;
+    if (r.s != 200) {
+      if (!bt) console.warn('sitechat: site unavailable', r.s);
+      if ((!r.s || r.s > 499 || r.s == 429) && bt < 12) bT = setTimeout(boot, Math.min(30000, 1000 * 2 ** bt++));
+      return;
+    }
     site = r.j;
     if (d.body) render(); else d.addEventListener('DOMContentLoaded', render);
-  })();
+  }
+  boot();
 })();
