@@ -16,9 +16,17 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bridge.commands import Command, CommandCall, Note, help_text, interpret
+from bridge.commands import Command, CommandCall, Note, Reply, help_text, interpret
 from bridge.endpoint import Kind
-from bridge.events import Action, ActionRequested, InboundEvent, MessageReceived, Rejected
+from bridge.events import (
+    Action,
+    ActionRequested,
+    InboundEvent,
+    MessageDeleted,
+    MessageEdited,
+    MessageReceived,
+    Rejected,
+)
 from bridge.live import LiveHub, Signal
 from bridge.model import (
     Conversation,
@@ -270,6 +278,11 @@ class Conversations:
                 )
         await self._commit(work)
 
+    async def message(self, cid: str, mid: str) -> Message | None:
+        async with self.db.read() as conn:
+            found = await q.get_message(conn, mid)
+        return found if found is not None and found.conversation_id == cid else None
+
     async def messages_after(self, cid: str, after: int) -> list[Message]:
         async with self.db.read() as conn:
             return await q.messages_after(conn, cid, after)
@@ -361,6 +374,9 @@ class Conversations:
         if isinstance(event, Rejected):
             await self._notice(work, conv.id, event.endpoint, event.reason)
             return None
+        if isinstance(event, MessageEdited | MessageDeleted):
+            await self._agent_changes(work, conv, event)
+            return None
         if not isinstance(event, MessageReceived):
             return None
         meaning = interpret(event.text, self.note_prefix)
@@ -382,6 +398,23 @@ class Conversations:
         await q.touch(work.conn, conv.id, work.now, awaiting_reply_since=None, reminded_at=None)
         work.signals.append((conv.id, Signal("message", {"seq": msg.seq})))
         return msg.id
+
+    async def _agent_changes(self, work: _Work, conv: Conversation, event: MessageEdited | MessageDeleted) -> None:
+        """An edit or delete of a reply the visitor has: the visitor's copy follows (same seq)."""
+        mid = await q.message_for_remote(work.conn, event.endpoint, event.original)
+        if mid is None:
+            return  # a note, a command, or something never relayed: nothing the visitor has
+        msg = await q.get_message(work.conn, mid)
+        if msg is None or msg.deleted:
+            return
+        # an edit that turns a reply into a note or a command takes it back from the visitor
+        text = event.text if isinstance(event, MessageEdited) else ""
+        if isinstance(event, MessageDeleted) or not isinstance(interpret(text, self.note_prefix), Reply):
+            await q.delete_message(work.conn, mid, work.now)
+            work.signals.append((conv.id, Signal("message_deleted", {"id": mid, "seq": msg.seq})))
+        elif text != msg.text:
+            await q.edit_message(work.conn, mid, text, work.now)
+            work.signals.append((conv.id, Signal("message_updated", {"id": mid, "seq": msg.seq})))
 
     async def _notice(self, work: _Work, cid: str, endpoint: str, text: str) -> None:
         """A line from the bridge in one endpoint's thread only (help, errors)."""

@@ -24,6 +24,21 @@ class MessageReceived(InboundEvent):
     text: str
 
 
+@dataclass(frozen=True)
+class MessageEdited(InboundEvent):
+    """A person changed an earlier reply (``original`` is that reply's remote id)."""
+
+    original: RemoteId
+    text: str
+
+
+@dataclass(frozen=True)
+class MessageDeleted(InboundEvent):
+    """A person deleted an earlier reply."""
+
+    original: RemoteId
+
+
 class Action(StrEnum):
     CLAIM = "claim"
     CLOSE = "close"

@@ -267,6 +267,24 @@ async def is_known_remote(conn: AsyncConnection, endpoint: str, remote_id: str) 
     return found.first() is not None
 
 
+async def message_for_remote(conn: AsyncConnection, endpoint: str, remote_id: str) -> str | None:
+    return (
+        await conn.execute(
+            select(message_link.c.message_id).where(
+                and_(message_link.c.endpoint == endpoint, message_link.c.remote_id == remote_id)
+            )
+        )
+    ).scalar_one_or_none()
+
+
+async def edit_message(conn: AsyncConnection, mid: str, text: str, now: datetime) -> None:
+    await conn.execute(update(message).where(message.c.id == mid).values(text=text, edited_at=now))
+
+
+async def delete_message(conn: AsyncConnection, mid: str, now: datetime) -> None:
+    await conn.execute(update(message).where(message.c.id == mid).values(text="", deleted=True, edited_at=now))
+
+
 async def open_conversations_idle_since(conn: AsyncConnection, cutoff: datetime) -> Sequence[str]:
     rows = await conn.execute(
         select(conversation.c.id).where(
