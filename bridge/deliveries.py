@@ -129,7 +129,8 @@ class DeliveryWorker:
         await self._record(lane, batch, sent)
         key = f"{lane.endpoint} {destination}"
         if failure is None:
-            self.problems.pop(key, None)
+            if self.problems.pop(key, None) is not None:
+                log.info("%s works again: sending what was kept for it", key)
             return True
         rest = [d for d in batch if d.id not in {s.delivery_id for s in sent}]
         await self._postpone(rest, failure)

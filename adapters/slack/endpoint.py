@@ -7,8 +7,10 @@ delivery whose earlier attempt may have landed is looked for in the thread befor
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -16,6 +18,7 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -25,7 +28,7 @@ from adapters.slack.format import display_name, escape, mentioned_users, to_plai
 from adapters.slack.pacing import ChannelPacer
 from bridge.endpoint import Inbox, Kind, Outgoing, Sent
 from bridge.errors import DeliveryError, DestinationUnavailable, RetryLater
-from bridge.events import Action, ActionRequested, MessageReceived
+from bridge.events import Action, ActionRequested, InboundEvent, MessageReceived
 from bridge.model import EndpointName, Participant, RemoteId, Role, ThreadRef
 from bridge.transcript import split_text
 from config.settings import SiteConfig
@@ -61,6 +64,7 @@ class SlackEndpoint:
         app_token: str | None,
         sites: dict[str, SiteConfig],
         timeout: float = 10.0,
+        store_deadline: float = 2.0,
     ) -> None:
         self._bot_token = bot_token
         self._api_url = api_url
@@ -68,6 +72,9 @@ class SlackEndpoint:
         self._app_token = app_token
         self._sites = sites
         self._timeout = timeout
+        #: an event not stored within this many seconds is answered 503 (Slack wants an answer within 3 s)
+        self.store_deadline = store_deadline
+        self._storing: set[asyncio.Future[None]] = set()
         self.pacer = ChannelPacer()
         self._users: dict[str, tuple[str, str | None]] = {}
         self._inbox: Inbox | None = None
@@ -104,6 +111,7 @@ class SlackEndpoint:
         self.app.action(blocks.CLAIM)(self._on_claim)
         self.app.action(blocks.CLOSE)(self._on_close)
         self.app.command("/sitechat")(self._on_command)
+        self.app.error(self._on_error)
         try:
             auth = await self.client.auth_test()
             self.bot_user_id, self.bot_id = auth.get("user_id"), auth.get("bot_id")
@@ -114,6 +122,9 @@ class SlackEndpoint:
             await self._socket.connect_async()  # type: ignore[no-untyped-call]
 
     async def stop(self) -> None:
+        for task in list(self._storing):
+            task.cancel()
+        await asyncio.gather(*self._storing, return_exceptions=True)
         if self._socket is not None:
             await self._socket.close_async()  # type: ignore[no-untyped-call]
         if self._session is not None:
@@ -146,6 +157,34 @@ class SlackEndpoint:
     async def _ignore(self, **_: Any) -> None:
         return None
 
+    async def _store(self, event: InboundEvent) -> None:
+        """Hand the event to the core, and fail (→ 503, so Slack retries) if it is not stored in time.
+
+        A store that is late is not cancelled (a transaction cut off mid-commit helps nobody): it
+        finishes when it can, and Slack's retry then finds the event stored, or stores it itself.
+        """
+        assert self._inbox is not None
+        task = asyncio.ensure_future(self._inbox.handle(event))
+        self._storing.add(task)
+        task.add_done_callback(self._storing.discard)
+        try:
+            await asyncio.wait_for(asyncio.shield(task), self.store_deadline)
+        except TimeoutError:
+            task.add_done_callback(_log_late_failure)
+            raise
+
+    async def _on_error(self, error: Exception) -> BoltResponse:
+        """A listener could not take the request (the database is down, say): 503, so Slack retries it."""
+        if isinstance(error, TimeoutError):
+            log.warning("Slack event not stored within %g s; answered 503 so Slack retries it", self.store_deadline)
+        else:
+            log.warning("Slack request failed (%s); answered 503 so Slack retries it", _describe(error))
+        return BoltResponse(
+            status=503,
+            body=json.dumps({"error": "temporarily_unavailable"}),
+            headers={"content-type": "application/json"},
+        )
+
     async def _user(self, user_id: str) -> tuple[str, str | None]:
         """(display name, avatar) for a Slack user, cached; the id itself when Slack won't say."""
         if user_id not in self._users:
@@ -171,7 +210,7 @@ class SlackEndpoint:
             link = f.get("permalink_public") or f.get("url_private") or ""
             text = f"{text}\n{label} {link}".strip()
         name, avatar = await self._user(reply.user)
-        await self._inbox.handle(
+        await self._store(
             MessageReceived(
                 endpoint=self.name,
                 thread=ThreadRef(thread_ref(reply.channel, reply.thread_ts)),
@@ -190,7 +229,7 @@ class SlackEndpoint:
             return
         name, avatar = await self._user(user_id)
         action_ts = (body.get("actions") or [{}])[0].get("action_ts", "")
-        await self._inbox.handle(
+        await self._store(
             ActionRequested(
                 endpoint=self.name,
                 thread=ThreadRef(thread_ref(channel, ts)),
@@ -221,9 +260,22 @@ class SlackEndpoint:
 
     async def deliver(self, batch: Sequence[Outgoing]) -> Sequence[Sent]:
         sent: list[Sent] = []
-        for group in _groups(batch):
+        try:
+            landed = await self._landed(batch)
+        except Exception as exc:
+            raise _as_delivery_error(exc, batch[0].destination, self.pacer, sent) from exc
+        todo: list[Outgoing] = []
+        for item in batch:
+            parts = landed.get(item.delivery_id, {})
+            if parts and len(parts) >= _part_count(item):
+                sent.extend(self._sent([item], item.destination, parts[max(parts)]))
+            else:
+                # not in Slack (or only some parts of a split post): what is missing goes out now,
+                # and a line that did not land may combine with the next ones again
+                todo.append(item if parts else replace(item, maybe_sent=False))
+        for group in _groups(todo):
             try:
-                sent.extend(await self._deliver_group(group))
+                sent.extend(await self._deliver_group(group, landed.get(group[0].delivery_id, {})))
             except DeliveryError as exc:
                 exc.sent = sent + exc.sent
                 raise
@@ -231,7 +283,25 @@ class SlackEndpoint:
                 raise _as_delivery_error(exc, group[0].destination, self.pacer, sent) from exc
         return sent
 
-    async def _deliver_group(self, group: Sequence[Outgoing]) -> list[Sent]:
+    async def _landed(self, batch: Sequence[Outgoing]) -> dict[int, dict[int, str]]:
+        """Of the deliveries an earlier attempt may have posted, the parts that are in Slack: id → part → ts.
+
+        One look per thread for the whole batch (not one per delivery), before anything is posted again.
+        """
+        places: dict[tuple[str, str | None], list[int]] = {}
+        for item in batch:
+            if not item.maybe_sent or item.kind is Kind.ROOT_STATE:  # an update may simply be made again
+                continue
+            thread_ts = split_ref(item.thread)[1] if item.thread else None
+            if thread_ts is None and item.kind is not Kind.OPEN_THREAD:
+                continue  # no thread yet: it cannot have been posted
+            places.setdefault((item.destination, thread_ts), []).append(item.delivery_id)
+        landed: dict[int, dict[int, str]] = {}
+        for (channel, thread_ts), ids in places.items():
+            landed.update(await self._find_posted(channel, thread_ts, ids))
+        return landed
+
+    async def _deliver_group(self, group: Sequence[Outgoing], landed_parts: Mapping[int, str]) -> list[Sent]:
         head = group[0]
         ids = [o.delivery_id for o in group]
         channel = head.destination
@@ -241,15 +311,11 @@ class SlackEndpoint:
         thread_ts = split_ref(head.thread)[1] if head.thread else None
         if head.kind is not Kind.OPEN_THREAD and thread_ts is None:
             raise RetryLater("the thread's root is not posted yet")
-        if head.maybe_sent:
-            found = await self._find_posted(channel, thread_ts, ids)
-            if found is not None:
-                return self._sent(group, channel, found)
         if head.kind is Kind.OPEN_THREAD:
             ts = await self._post(
                 channel, None, blocks.root_text(head.conversation, head.site_name), ids, blocks=self._root_blocks(head)
             )
-            return [Sent(head.delivery_id, RemoteId(thread_ref(channel, ts)), ThreadRef(thread_ref(channel, ts)))]
+            return self._sent(group, channel, ts)
         if head.kind is Kind.MESSAGE:
             assert head.message is not None
             author = head.message.author
@@ -261,11 +327,16 @@ class SlackEndpoint:
         # TRANSCRIPT and NOTICE: the bridge speaking; long ones are split over several posts
         ts = ""
         for part, chunk in enumerate(split_text(head.text, TEXT_CHUNK)):
-            ts = await self._post(channel, thread_ts, escape(chunk), ids, part=part)
+            # a part that landed before a failure is not posted again; the rest follow it, in order
+            ts = landed_parts.get(part) or await self._post(channel, thread_ts, escape(chunk), ids, part=part)
         return self._sent(group, channel, ts)
 
     def _sent(self, group: Sequence[Outgoing], channel: str, ts: str) -> list[Sent]:
-        return [Sent(o.delivery_id, RemoteId(thread_ref(channel, ts))) for o in group]
+        """What ``group`` became: the post ``ts``; a root (posted now or found after a crash) is the thread."""
+        ref = thread_ref(channel, ts)
+        return [
+            Sent(o.delivery_id, RemoteId(ref), ThreadRef(ref) if o.kind is Kind.OPEN_THREAD else None) for o in group
+        ]
 
     def _root_blocks(self, item: Outgoing) -> list[dict[str, Any]]:
         site = self._sites.get(item.conversation.site_id)
@@ -323,8 +394,8 @@ class SlackEndpoint:
                 return
             raise
 
-    async def _find_posted(self, channel: str, thread_ts: str | None, ids: Sequence[int]) -> str | None:
-        """The ts of our earlier post of these deliveries, if it landed (the last part, for split posts)."""
+    async def _find_posted(self, channel: str, thread_ts: str | None, ids: Sequence[int]) -> dict[int, dict[int, str]]:
+        """Our earlier posts of these deliveries that landed, by their metadata: delivery id → part → ts."""
         assert self.client is not None
         wanted = set(ids)
         if thread_ts is None:
@@ -333,13 +404,22 @@ class SlackEndpoint:
             response = await self.client.conversations_replies(
                 channel=channel, ts=thread_ts, limit=1000, include_all_metadata=True
             )
-        found: str | None = None
+        found: dict[int, dict[int, str]] = {}
         for message in response.get("messages") or []:
             meta = message.get("metadata") or {}
             payload = meta.get("event_payload") or {}
-            if meta.get("event_type") == METADATA_TYPE and wanted & set(payload.get("delivery_ids") or ()):
-                found = message["ts"] if found is None or float(message["ts"]) > float(found) else found
+            if meta.get("event_type") != METADATA_TYPE:
+                continue
+            for did in wanted.intersection(payload.get("delivery_ids") or ()):
+                found.setdefault(did, {}).setdefault(int(payload.get("part", 0)), str(message["ts"]))
         return found
+
+
+def _part_count(item: Outgoing) -> int:
+    """How many posts the delivery takes: the bridge's long texts are split, everything else is one."""
+    if item.kind in (Kind.TRANSCRIPT, Kind.NOTICE):
+        return len(split_text(item.text, TEXT_CHUNK))
+    return 1
 
 
 def _groups(batch: Sequence[Outgoing]) -> list[list[Outgoing]]:
@@ -363,6 +443,11 @@ def _groups(batch: Sequence[Outgoing]) -> list[list[Outgoing]]:
         else:
             groups.append([item])
     return groups
+
+
+def _log_late_failure(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.warning("a Slack event answered 503 was not stored either (Slack retries it): %s", _describe(exc))
 
 
 def _describe(exc: BaseException) -> str:

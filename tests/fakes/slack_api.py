@@ -85,6 +85,7 @@ class Call:
     token: str | None = None
     encoding: str = "query"  # "json", "form", "query" or "raw" (upload bytes)
     error: str | None = None  # the `error` of an ok:false answer
+    retry_after: float | None = None  # the Retry-After (seconds) of a 429 answer
 
     def __repr__(self) -> str:
         brief = {k: v for k, v in self.params.items() if k in ("channel", "ts", "thread_ts", "text", "user")}
@@ -115,7 +116,7 @@ class FileRecord:
 
 @dataclass
 class _Fault:
-    kind: str  # http | error | html | timeout | drop | accept_then_drop
+    kind: str  # http | error | html | timeout | drop | accept_then_drop | accept_then_hold
     status: int = 429
     retry_after: float = 2.0
     error: str | None = None
@@ -136,6 +137,7 @@ class _Fault:
 class _QueuedFault:
     fault: _Fault
     remaining: int
+    when: Callable[[JSON], bool] | None = None
 
 
 @dataclass
@@ -269,6 +271,7 @@ class FakeSlack:
         self.socket_connects = 0
 
         self._channels: dict[str, _Channel] = {}
+        self._missing: set[str] = set()  # channels that answer channel_not_found for now
         for channel_id in channels:
             self.add_channel(channel_id)
         self._users: dict[str, JSON] = {}
@@ -344,6 +347,15 @@ class FakeSlack:
         self._channels[channel_id] = _Channel(
             id=channel_id, name=name or channel_id.lower(), is_private=is_private, is_member=is_member
         )
+
+    def set_channel_missing(self, channel_id: str, missing: bool = True) -> None:
+        """While missing, the channel answers ``channel_not_found`` (deleted, or a wrong id in the
+        configuration); its messages are kept for when it comes back (``missing=False``)."""
+        if missing:
+            self._missing.add(channel_id)
+        else:
+            self._missing.discard(channel_id)
+        self._bump()
 
     def add_user(
         self,
@@ -460,7 +472,7 @@ class FakeSlack:
 
     async def wait_for(
         self,
-        predicate: Callable[[], T],
+        predicate: Callable[[], T | None],
         timeout: float = 10.0,
         message: str = "",
     ) -> T:
@@ -490,6 +502,10 @@ class FakeSlack:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(min(remaining, 0.1)):
                     await changed.wait()
+
+    def describe(self) -> str:
+        """What the fake saw: the last calls and each channel's last messages (for failure messages)."""
+        return self._describe_timeout("", 0, None).split("\n", 1)[1]
 
     def _describe_timeout(self, message: str, timeout: float, last_error: BaseException | None) -> str:
         lines = [f"{message or 'condition'}: not met within {timeout:g} s."]
@@ -524,22 +540,28 @@ class FakeSlack:
         error: str | None = None,
         kind: str = "http",
         hold: float = 30.0,
+        when: Callable[[JSON], bool] | None = None,
     ) -> None:
         """Make the next ``count`` calls of ``method`` ("*" = any method) fail.
+
+        ``when``: only calls whose parameters it accepts count (and fail), e.g. the second part
+        of a split post: ``when=lambda p: p["metadata"]["event_payload"]["part"] == 1``.
 
         kind: "http" (HTTP ``status``; 429 carries Retry-After), "error" (200 ok:false
         ``error``), "html" (a gateway's 502/503 HTML page), "timeout" (hold ``hold`` s, then
         close without answering), "drop" (close at once, nothing done), "accept_then_drop"
-        (do the work, then close without answering: the crash-in-flight case).
+        (do the work, then close without answering: the crash-in-flight case),
+        "accept_then_hold" (do the work, then hold ``hold`` s before closing without an answer:
+        Slack has the message while the client still waits, e.g. to be killed meanwhile).
         """
-        if kind not in ("http", "error", "html", "timeout", "drop", "accept_then_drop"):
+        if kind not in ("http", "error", "html", "timeout", "drop", "accept_then_drop", "accept_then_hold"):
             raise ValueError(f"unknown fault kind {kind!r}")
         if kind == "error" and not error:
             raise ValueError('kind="error" needs error=..., e.g. "channel_not_found"')
         if kind == "html" and not 500 <= status <= 599:
             status = 502
         fault = _Fault(kind=kind, status=status, retry_after=retry_after, error=error, hold=hold)
-        self._queued.setdefault(method, []).append(_QueuedFault(fault, count))
+        self._queued.setdefault(method, []).append(_QueuedFault(fault, count, when))
 
     def fail_for(self, method: str, seconds: float, status: int = 429, retry_after: float = 2) -> None:
         """Every call of ``method`` in the next ``seconds`` answers HTTP ``status`` (429: Retry-After)."""
@@ -556,7 +578,8 @@ class FakeSlack:
     ) -> None:
         """Fail a random share ``rate`` of ``method``'s calls, reproducibly (``seed``).
 
-        kinds: "429", "500", "503", "502_html", "503_html", "timeout", "drop", "accept_then_drop".
+        kinds: "429", "500", "503", "502_html", "503_html", "timeout", "drop", "accept_then_drop",
+        "accept_then_timeout" (the work is done, then the answer is held ``hold`` s and lost).
         """
         kinds = tuple(kinds)
         for kind in kinds:
@@ -585,20 +608,27 @@ class FakeSlack:
             return _Fault(kind="timeout", hold=hold)
         if kind in ("drop", "accept_then_drop"):
             return _Fault(kind=kind)
+        if kind == "accept_then_timeout":
+            return _Fault(kind="accept_then_hold", hold=hold)
         if kind.endswith("_html") and kind[:3].isdigit():
             return _Fault(kind="html", status=int(kind[:3]))
         if kind.isdigit():
             return _Fault(kind="http", status=int(kind), retry_after=1)
         raise ValueError(f"unknown random fault kind {kind!r}")
 
-    def _take_fault(self, method: str) -> _Fault | None:
+    def _take_fault(self, method: str, params: JSON | None = None) -> _Fault | None:
         for key in (method, "*"):
-            queue = self._queued.get(key)
-            if queue:
-                head = queue[0]
+            queue = self._queued.get(key) or []
+            for head in queue:
+                if head.when is not None:
+                    try:
+                        if not head.when(params or {}):
+                            continue
+                    except (KeyError, TypeError, ValueError):
+                        continue
                 head.remaining -= 1
                 if head.remaining <= 0:
-                    queue.pop(0)
+                    queue.remove(head)
                 return head.fault
         now = time.monotonic()
         for key in (method, "*"):
@@ -710,12 +740,15 @@ class FakeSlack:
         if latency:
             await self._hold(latency)
 
-        fault = self._take_fault(call.method)
+        fault = self._take_fault(call.method, call.params)
         if fault is not None:
             call.fault = fault.label
-            if fault.kind == "accept_then_drop":
+            if fault.kind in ("accept_then_drop", "accept_then_hold"):
                 self._run(call)  # the work is done; only the answer is lost
                 call.status = 0
+                if fault.kind == "accept_then_hold":
+                    self._bump()  # the message is there already: let wait_for() see it while we hold
+                    await self._hold(fault.hold)
                 return self._drop(request)
             return await self._answer_fault(request, call, fault)
 
@@ -734,7 +767,8 @@ class FakeSlack:
             wait = self._check_rate_limit(call.method, call.params)
             if wait is not None:
                 call.fault, call.error = "rate_limited", "ratelimited"
-                headers["Retry-After"] = str(max(1, math.ceil(wait)))
+                call.retry_after = max(1, math.ceil(wait))
+                headers["Retry-After"] = str(call.retry_after)
                 return 429, {"ok": False, "error": "ratelimited"}, headers
             handler = self._methods().get(call.method)
             if handler is None:
@@ -766,7 +800,8 @@ class FakeSlack:
         headers: dict[str, str] = {}
         if fault.status == 429:
             # Slack sends whole seconds; slack-sdk's retry handler int()s the header.
-            headers["Retry-After"] = str(max(0, math.ceil(fault.retry_after)))
+            call.retry_after = max(0, math.ceil(fault.retry_after))
+            headers["Retry-After"] = str(call.retry_after)
             error = fault.error or "ratelimited"
         else:
             error = fault.error or {500: "internal_error", 503: "service_unavailable"}.get(fault.status, "fatal_error")
@@ -821,7 +856,7 @@ class FakeSlack:
             # chat.postMessage also takes a channel name, with or without "#".
             wanted = value.lstrip("#")
             chan = next((c for c in self._channels.values() if c.name == wanted), None)
-        if chan is None:
+        if chan is None or chan.id in self._missing:
             raise _SlackError("channel_not_found")
         return chan
 
@@ -1289,10 +1324,10 @@ class FakeSlack:
         self.calls.append(call)
         self._bump()
         try:
-            fault = self._take_fault(UPLOAD)
+            fault = self._take_fault(UPLOAD, call.params)
             if fault is not None:
                 call.fault = fault.label
-                if fault.kind != "accept_then_drop":
+                if fault.kind not in ("accept_then_drop", "accept_then_hold"):
                     return await self._answer_fault(request, call, fault)
             record = self._pending_files.get(file_id)
             if record is None:
@@ -1300,6 +1335,8 @@ class FakeSlack:
                 return web.Response(status=404, text="Not Found", content_type="text/plain")
             record.data = data
             if fault is not None:
+                if fault.kind == "accept_then_hold":
+                    await self._hold(fault.hold)
                 return self._drop(request)
             call.status = 200
             # The real upload host answers text/plain "OK - <bytes>"; slack-sdk reads it as text.
