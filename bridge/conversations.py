@@ -341,16 +341,20 @@ class Conversations:
 
     # -- the team's side ------------------------------------------------------------------------
 
-    async def handle(self, event: InboundEvent) -> None:
-        """An event from a team chat. Stored once however often it is delivered."""
+    async def handle(self, event: InboundEvent) -> bool:
+        """An event from a team chat, stored once however often it is delivered.
+
+        False when its thread is no conversation the store knows (yet: a root whose post is still
+        in flight is not known until the answer is recorded — the endpoint may ask for a retry).
+        """
         try:
             async with self.db.write() as conn:
                 work = _Work(conn, self.clock())
                 cid = await q.conversation_for_thread(conn, event.endpoint, event.thread)
                 if cid is None:
-                    return  # a thread that is not a conversation of ours
+                    return False
                 if await q.is_known_remote(conn, event.endpoint, event.remote_id):
-                    return
+                    return True
                 conv = await q.get_conversation(conn, cid)
                 assert conv is not None
                 message_id = await self._dispatch(work, conv, event)
@@ -364,8 +368,9 @@ class Conversations:
                 ):
                     raise _Duplicate  # a concurrent delivery of the same event won
         except _Duplicate:
-            return
+            return True
         await self._commit(work)
+        return True
 
     async def _dispatch(self, work: _Work, conv: Conversation, event: InboundEvent) -> str | None:
         if isinstance(event, ActionRequested):

@@ -50,7 +50,9 @@ class Sent:
 
 
 class Inbox(Protocol):
-    async def handle(self, event: InboundEvent) -> None: ...
+    async def handle(self, event: InboundEvent) -> bool:
+        """Store the event; False when its thread is not (yet) a known conversation."""
+        ...
 
 
 class StateStore(Protocol):

@@ -51,6 +51,10 @@ BROKEN = {
 }
 
 
+class ThreadNotReady(Exception):
+    """A reply under one of our roots that the store does not know yet."""
+
+
 class SlackEndpoint:
     name = EndpointName("slack")
     max_batch = 20
@@ -74,7 +78,7 @@ class SlackEndpoint:
         self._timeout = timeout
         #: an event not stored within this many seconds is answered 503 (Slack wants an answer within 3 s)
         self.store_deadline = store_deadline
-        self._storing: set[asyncio.Future[None]] = set()
+        self._storing: set[asyncio.Future[bool]] = set()
         self.pacer = ChannelPacer()
         self._users: dict[str, tuple[str, str | None]] = {}
         self._inbox: Inbox | None = None
@@ -137,38 +141,46 @@ class SlackEndpoint:
         return await to_aiohttp_response(bolt_response)
 
     async def check(self, destinations: Sequence[str]) -> list[str]:
-        assert self.client is not None
-        try:
-            await self.client.auth_test()
-        except Exception as exc:
-            return [f"Slack: auth.test failed ({_describe(exc)}); check SLACK_BOT_TOKEN"]
-        problems = []
-        for channel in destinations:
+        """Token and channels, without starting (doctor must not take events the service should get)."""
+        async with aiohttp.ClientSession() as session:
+            client = AsyncWebClient(
+                token=self._bot_token,
+                base_url=self._api_url,
+                session=session,
+                timeout=int(self._timeout),
+                retry_handlers=[],
+            )
             try:
-                info = await self.client.conversations_info(channel=channel)
-                if not info["channel"].get("is_member", True):
-                    problems.append(f"Slack: the app is not in channel {channel}; invite it with /invite @app")
+                await client.auth_test()
             except Exception as exc:
-                problems.append(f"Slack: channel {channel} cannot be read ({_describe(exc)})")
-        return problems
+                return [f"Slack: auth.test failed ({_describe(exc)}); check SLACK_BOT_TOKEN"]
+            problems = []
+            for channel in destinations:
+                try:
+                    info = await client.conversations_info(channel=channel)
+                    if not info["channel"].get("is_member", True):
+                        problems.append(f"Slack: the app is not in channel {channel}; invite it with /invite @app")
+                except Exception as exc:
+                    problems.append(f"Slack: channel {channel} cannot be read ({_describe(exc)}); check the id")
+            return problems
 
     # -- from Slack -----------------------------------------------------------------------------
 
     async def _ignore(self, **_: Any) -> None:
         return None
 
-    async def _store(self, event: InboundEvent) -> None:
+    async def _store(self, event: InboundEvent) -> bool:
         """Hand the event to the core, and fail (→ 503, so Slack retries) if it is not stored in time.
 
         A store that is late is not cancelled (a transaction cut off mid-commit helps nobody): it
         finishes when it can, and Slack's retry then finds the event stored, or stores it itself.
         """
         assert self._inbox is not None
-        task = asyncio.ensure_future(self._inbox.handle(event))
+        task: asyncio.Future[bool] = asyncio.ensure_future(self._inbox.handle(event))
         self._storing.add(task)
         task.add_done_callback(self._storing.discard)
         try:
-            await asyncio.wait_for(asyncio.shield(task), self.store_deadline)
+            return await asyncio.wait_for(asyncio.shield(task), self.store_deadline)
         except TimeoutError:
             task.add_done_callback(_log_late_failure)
             raise
@@ -210,7 +222,7 @@ class SlackEndpoint:
             link = f.get("permalink_public") or f.get("url_private") or ""
             text = f"{text}\n{label} {link}".strip()
         name, avatar = await self._user(reply.user)
-        await self._store(
+        known = await self._store(
             MessageReceived(
                 endpoint=self.name,
                 thread=ThreadRef(thread_ref(reply.channel, reply.thread_ts)),
@@ -219,6 +231,10 @@ class SlackEndpoint:
                 text=text,
             )
         )
+        if not known and self.bot_user_id and event.get("parent_user_id") == self.bot_user_id:
+            # under a root of ours whose post's answer is not recorded yet (an agent quicker than
+            # Slack's answer, or a crash in flight): not ours to drop — 503, and Slack retries it
+            raise ThreadNotReady(reply.thread_ts)
 
     async def _on_button(self, body: dict[str, Any], action: Action) -> None:
         message = body.get("message") or body.get("container") or {}
@@ -445,7 +461,7 @@ def _groups(batch: Sequence[Outgoing]) -> list[list[Outgoing]]:
     return groups
 
 
-def _log_late_failure(task: asyncio.Future[None]) -> None:
+def _log_late_failure(task: asyncio.Future[Any]) -> None:
     if not task.cancelled() and (exc := task.exception()) is not None:
         log.warning("a Slack event answered 503 was not stored either (Slack retries it): %s", _describe(exc))
 

@@ -56,7 +56,7 @@ async def run_doctor(env_file: Path | None) -> int:
             }
         )
         try:
-            await endpoint.start(_NoInbox())
+            # check() alone: starting would sync or take events that belong to the running service
             found = await endpoint.check(destinations)
         except Exception as exc:
             found = [f"{name}: cannot connect ({type(exc).__name__}: {exc})"]
@@ -72,8 +72,3 @@ async def run_doctor(env_file: Path | None) -> int:
         _say(True, "email: not configured (transcripts by email are off; set SITECHAT_SMTP_URL to turn them on)")
     print("All is well." if not problems else f"{problems} problem(s) found.")
     return 0 if not problems else 1
-
-
-class _NoInbox:
-    async def handle(self, event: object) -> None:
-        return None

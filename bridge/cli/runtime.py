@@ -65,9 +65,13 @@ class Runtime:
     async def readiness(self) -> list[str]:
         problems: list[str] = []
         try:
-            await self.db.ping()
+            await asyncio.wait_for(self.db.ping(), 2.0)
         except Exception as exc:
-            problems.append(f"database: {type(exc).__name__}")
+            problems.append(f"database: unreachable ({type(exc).__name__})")
+        for endpoint in self.endpoints.values():
+            known = getattr(endpoint, "known_problems", None)
+            if known is not None:
+                problems.extend(known())
         problems.extend(f"{key}: {reason}" for key, reason in self.worker.problems.items())
         return problems
 

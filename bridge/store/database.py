@@ -32,7 +32,8 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {"echo": echo}
         if not self.is_sqlite:
-            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+            # a partitioned database must fail fast (readiness, Slack's 3 s), not after asyncpg's 60 s
+            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True, connect_args={"timeout": 5})
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         # SQLite has one writer: queue our writers here instead of meeting "database is locked".
         self._write_lock = asyncio.Lock()

@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import pytest
-
 from tests.conftest import BridgeFactory
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_payloads import event_callback, message_event, signed_json
@@ -112,11 +110,6 @@ async def test_retry_arriving_after_a_later_reply(
         await agent.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bridge/conversations.py answers an event in a thread it does not know with silence, and the Slack "
-    "endpoint then acks it (200): a reply under our root posted before its ts was recorded is lost",
-)
 async def test_reply_under_a_root_whose_ts_is_not_recorded_yet_is_not_lost(
     make_bridge: BridgeFactory, fake_slack: FakeSlack
 ) -> None:
