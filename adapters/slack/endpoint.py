@@ -23,12 +23,12 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import blocks
-from adapters.slack.events import split_ref, thread_ref, thread_reply
+from adapters.slack.events import ThreadChange, split_ref, thread_change, thread_ref, thread_reply
 from adapters.slack.format import display_name, escape, mentioned_users, to_plain
 from adapters.slack.pacing import ChannelPacer
 from bridge.endpoint import Inbox, Kind, Outgoing, Sent
 from bridge.errors import DeliveryError, DestinationUnavailable, RetryLater
-from bridge.events import Action, ActionRequested, InboundEvent, MessageReceived
+from bridge.events import Action, ActionRequested, InboundEvent, MessageDeleted, MessageEdited, MessageReceived
 from bridge.model import EndpointName, Participant, RemoteId, Role, ThreadRef
 from bridge.transcript import split_text
 from config.settings import SiteConfig
@@ -212,6 +212,10 @@ class SlackEndpoint:
         return self._users[user_id]
 
     async def _on_message(self, event: dict[str, Any]) -> None:
+        change = thread_change(event, own_user_id=self.bot_user_id)
+        if change is not None and self._inbox is not None:
+            await self._on_change(change)
+            return
         reply = thread_reply(event, own_user_id=self.bot_user_id, own_bot_id=self.bot_id)
         if reply is None or self._inbox is None:
             return
@@ -235,6 +239,16 @@ class SlackEndpoint:
             # under a root of ours whose post's answer is not recorded yet (an agent quicker than
             # Slack's answer, or a crash in flight): not ours to drop — 503, and Slack retries it
             raise ThreadNotReady(reply.thread_ts)
+
+    async def _on_change(self, change: ThreadChange) -> None:
+        thread = ThreadRef(thread_ref(change.channel, change.thread_ts))
+        original = RemoteId(thread_ref(change.channel, change.ts))
+        remote_id = RemoteId(f"{thread_ref(change.channel, change.ts)}:change:{change.event_ts}")
+        if change.text is None:
+            await self._store(MessageDeleted(self.name, thread, remote_id, original))
+            return
+        names = {uid: (await self._user(uid))[0] for uid in mentioned_users(change.text)}
+        await self._store(MessageEdited(self.name, thread, remote_id, original, to_plain(change.text, names)))
 
     async def _on_button(self, body: dict[str, Any], action: Action) -> None:
         message = body.get("message") or body.get("container") or {}

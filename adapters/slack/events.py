@@ -47,3 +47,35 @@ def thread_ref(channel: str, ts: str) -> str:
 def split_ref(ref: str) -> tuple[str, str]:
     channel, _, ts = ref.partition(":")
     return channel, ts
+
+
+@dataclass(frozen=True)
+class ThreadChange:
+    """A person edited (``text`` set) or deleted (``text`` None) a reply in a thread."""
+
+    channel: str
+    thread_ts: str
+    ts: str  # the reply's own ts
+    event_ts: str  # the change's ts: one change, one id
+    text: str | None
+
+
+def thread_change(event: dict[str, Any], *, own_user_id: str | None) -> ThreadChange | None:
+    subtype = event.get("subtype")
+    if subtype not in ("message_changed", "message_deleted"):
+        return None
+    inner = event.get("message") if subtype == "message_changed" else event.get("previous_message")
+    if not isinstance(inner, dict) or inner.get("bot_id") or inner.get("user") in (None, own_user_id):
+        return None
+    thread_ts, ts, channel = inner.get("thread_ts"), inner.get("ts"), event.get("channel")
+    if not (thread_ts and ts and channel) or thread_ts == ts:
+        return None
+    if subtype == "message_changed" and inner.get("text") == (event.get("previous_message") or {}).get("text"):
+        return None  # an unfurl or a reaction count changed, not the words
+    return ThreadChange(
+        channel=str(channel),
+        thread_ts=str(thread_ts),
+        ts=str(ts),
+        event_ts=str(event.get("event_ts") or event.get("ts") or ""),
+        text=str(inner.get("text") or "") if subtype == "message_changed" else None,
+    )

@@ -184,3 +184,40 @@ async def test_inactivity_closes_and_waiting_visitor_reminds(make_bridge: Bridge
 
 async def _status(visitor: Visitor, status: str) -> bool:
     return (await visitor.messages())["status"] == status
+
+
+async def test_agent_edits_and_deletes_reach_the_visitor(
+    slack_bridge: RunningBridge, fake_slack: FakeSlack, visitor: Visitor, agent: SlackAgent
+) -> None:
+    from tests.fakes.slack_payloads import message_changed_event, message_deleted_event
+
+    root = await _conversation(visitor, fake_slack)
+    replies = []
+    for text in ("first answr", "second answer", "third answer"):
+        _, payload = await agent.reply("C0SUPPORT", root["ts"], text)
+        replies.append(payload["event"]["ts"])
+    await wait_until(lambda: _count(visitor, 3), what="three replies")
+
+    def change(event: dict) -> tuple[bytes, dict[str, str]]:
+        return signed_json(SIGNING_SECRET, event_callback(event))
+
+    edit = message_changed_event("C0SUPPORT", replies[0], "first answer", "UAGENT", "first answr", thread_ts=root["ts"])
+    assert (await agent.post_signed(*change(edit)))[0] == 200
+    assert (await agent.post_signed(*change(edit)))[0] == 200  # a retry changes nothing more
+    into_note = message_changed_event(
+        "C0SUPPORT", replies[1], "// actually internal", "UAGENT", "second answer", thread_ts=root["ts"]
+    )
+    assert (await agent.post_signed(*change(into_note)))[0] == 200
+    gone = message_deleted_event("C0SUPPORT", replies[2], "UAGENT", "third answer", thread_ts=root["ts"])
+    assert (await agent.post_signed(*change(gone)))[0] == 200
+
+    messages = (await visitor.messages())["messages"]
+    assert [m["seq"] for m in messages] == [1, 2, 3]
+    assert messages[0]["text"] == "first answer" and "edited_at" in messages[0]
+    assert messages[1] == {**messages[1], "text": "", "deleted": True}
+    assert messages[2]["deleted"] is True and messages[2]["text"] == ""
+    assert all("internal" not in m["text"] for m in messages)
+
+
+async def _count(visitor: Visitor, n: int) -> bool:
+    return len((await visitor.messages())["messages"]) >= n
