@@ -398,7 +398,7 @@ class Conversations:
         if conv.status is not Status.OPEN:
             await self._notice(work, conv.id, origin, "This conversation is closed: the visitor will not see that.")
             return None
-        msg = await q.insert_message(work.conn, conv.id, author, text, work.now, origin=origin)
+        msg = await q.insert_message(work.conn, conv.id, author, storable(text), work.now, origin=origin)
         await self._enqueue_all(work, conv.id, Kind.MESSAGE, message_id=msg.id, skip=origin)
         await q.touch(work.conn, conv.id, work.now, awaiting_reply_since=None, reminded_at=None)
         work.signals.append((conv.id, Signal("message", {"seq": msg.seq})))
@@ -413,7 +413,7 @@ class Conversations:
         if msg is None or msg.deleted:
             return
         # an edit that turns a reply into a note or a command takes it back from the visitor
-        text = event.text if isinstance(event, MessageEdited) else ""
+        text = storable(event.text) if isinstance(event, MessageEdited) else ""
         if isinstance(event, MessageDeleted) or not isinstance(interpret(text, self.note_prefix), Reply):
             await q.delete_message(work.conn, mid, work.now)
             work.signals.append((conv.id, Signal("message_deleted", {"id": mid, "seq": msg.seq})))
@@ -517,6 +517,11 @@ class Conversations:
         for endpoint in wanted:
             await self._enqueue(work, conv.id, endpoint, Kind.OPEN_THREAD)
             await self._enqueue(work, conv.id, endpoint, Kind.TRANSCRIPT, payload={"text": history})
+
+
+def storable(text: str) -> str:
+    """Team-chat text as the store takes it: valid UTF-8, no NUL (a retry storm over one bad byte helps nobody)."""
+    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")
 
 
 def _page_dict(page: PageView) -> dict[str, str | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ EXAMPLES = {
     "first_response_alert_seconds": "60",
     "rate_conversations_per_hour": "20",
     "rate_messages_per_minute": "30",
+    "rate_sockets_per_address": "20",
     "origins": "https://acme.example,https://www.acme.example",
     "office_hours": "Mon-Fri 09:00-17:00 Europe/Berlin",
     "slack_channel": "C0123ABCD",
@@ -29,6 +31,10 @@ EXAMPLES = {
     "SLACK_API_URL": "https://slack.com/api/",
     "MATRIX_HOMESERVER": "https://matrix.example.org",
 }
+
+
+SECRET_WORDS = ("secret", "token", "password")
+_USERINFO = re.compile(r"(?<=://)[^/@\s]*@")
 
 
 class ConfigError(Exception):
@@ -57,8 +63,9 @@ def describe(error: Mapping[str, Any]) -> str:
     given = error.get("input")
     if error.get("type") == "missing":
         text = f"{name}: missing"
-    elif loc and isinstance(given, str | int | float) and "secret" not in name.lower() and "token" not in name.lower():
-        text = f"{name}: {message} (got {given!r})"
+    elif loc and isinstance(given, str | int | float) and not any(w in name.lower() for w in SECRET_WORDS):
+        shown = _USERINFO.sub("…@", given) if isinstance(given, str) else given  # a URL's password stays unsaid
+        text = f"{name}: {message} (got {shown!r})"
     else:
         text = f"{name}: {message}"
     if example and example not in text:

@@ -119,6 +119,7 @@ class Settings(BaseSettings):
     first_response_alert_seconds: float = Field(default=60, gt=0)
     rate_conversations_per_hour: int = Field(default=20, ge=1)
     rate_messages_per_minute: int = Field(default=30, ge=1)
+    rate_sockets_per_address: int = Field(default=20, ge=1)
     trusted_proxies: CommaList = Field(default_factory=list)
     smtp_url: SecretStr | None = None
     mail_from: str | None = None

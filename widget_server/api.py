@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -14,18 +15,31 @@ from bridge.conversations import ConversationClosed, WrongState
 from bridge.model import Conversation, PageView, Status, Visitor
 from widget_server import schemas
 from widget_server.context import CONTEXT, WidgetContext
-from widget_server.responses import ApiError, conversation_json, message_json, parse_json, validation_message
+from widget_server.responses import (
+    ORIGIN_REFUSED,
+    ApiError,
+    conversation_json,
+    message_json,
+    parse_json,
+    validation_message,
+)
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 routes = web.RouteTableDef()
 
-FORBIDDEN = ApiError(403, "forbidden", "this token does not give access to that conversation")
+_AFTER = re.compile(r"[0-9]{1,12}")
+
+
+def forbidden() -> ApiError:
+    """A new instance each time: re-raising one shared exception would chain every raise's traceback
+    (and the frames it holds) onto it, so each refused token would keep memory forever."""
+    return ApiError(403, "forbidden", "this token does not give access to that conversation")
 
 
 async def read_body(request: web.Request, model: type[M]) -> M:
-    if request.content_length is not None and request.content_length > request.app._client_max_size:
-        raise ApiError(413, "too_large", "the request body is larger than 64 KiB")
+    if request.content_length is not None and request.content_length > request.client_max_size:
+        raise ApiError(413, "too_large", f"the request body is larger than {request.client_max_size // 1024} KiB")
     raw = await request.read()
     try:
         return model.model_validate(parse_json(raw))
@@ -60,9 +74,9 @@ async def authorized(request: web.Request) -> Conversation:
     token = bearer(request)
     conv = await ctx.conversations.authorize(request.match_info["id"], token)
     if conv is None:
-        raise FORBIDDEN  # the same answer for a wrong token and an unknown id: ids cannot be probed
+        raise forbidden()  # the same answer for a wrong token and an unknown id: ids cannot be probed
     if not ctx.origin_allowed(conv.site_id, request.headers.get("Origin")):
-        raise ApiError(403, "origin_not_allowed", "this site does not allow requests from your origin")
+        raise ApiError(403, ORIGIN_REFUSED, "this site does not allow requests from your origin")
     return conv
 
 
@@ -162,7 +176,8 @@ async def list_messages(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     conv = await authorized(request)
     raw_after = request.query.get("after", "0")
-    if not raw_after.isdigit() or len(raw_after) > 12:
+    # ASCII digits only: str.isdigit() would also take "²", which int() refuses
+    if not _AFTER.fullmatch(raw_after):
         raise ApiError(400, "invalid", "after: a whole number (the last seq you have), e.g. ?after=0")
     messages = await ctx.conversations.messages_after(conv.id, int(raw_after))
     return web.json_response({"status": conv.status.value, "messages": [message_json(m) for m in messages]})
@@ -197,6 +212,9 @@ async def transcript(request: web.Request) -> web.Response:
     body = await read_body(request, schemas.TranscriptRequest)
     if ctx.send_transcript is None:
         raise ApiError(503, "email_unavailable", "email is not set up on this server (SITECHAT_SMTP_URL)")
+    # the mail goes to any address the visitor names: without a limit this would be a spam relay
+    rate_limited(ctx.transcripts.hit(conv.id), "transcripts for this conversation")
+    rate_limited(ctx.transcripts_from.hit(ctx.client_address(request)), "transcripts from your address")
     await ctx.send_transcript(conv.id, body.email)
     return web.json_response({"status": "queued"}, status=202)
 

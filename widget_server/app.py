@@ -10,7 +10,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from widget_server import api, socket
 from widget_server.context import CONTEXT, WidgetContext
-from widget_server.middleware import cors, errors, security_headers
+from widget_server.middleware import body_limits, cors, errors, security_headers
+from widget_server.openapi import OPENAPI, build_openapi
 
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_BODY = 64 * 1024
@@ -50,6 +51,10 @@ async def demo_page(request: web.Request) -> web.Response:
     )
 
 
+async def openapi_document(request: web.Request) -> web.Response:
+    return web.json_response(request.app[OPENAPI], headers={"Cache-Control": "public, max-age=300"})
+
+
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -67,8 +72,11 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def create_app(ctx: WidgetContext, extra_routes: Iterable[web.RouteDef] = ()) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[security_headers, cors, errors])
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[body_limits, security_headers, cors, errors])
     app[CONTEXT] = ctx
+    app[OPENAPI] = build_openapi(ctx)
+    app[socket.OPEN_SOCKETS] = set()
+    app.on_shutdown.append(socket.close_open_sockets)
     app.add_routes(api.routes)
     app.add_routes(socket.routes)
     app.add_routes(
@@ -78,6 +86,7 @@ def create_app(ctx: WidgetContext, extra_routes: Iterable[web.RouteDef] = ()) ->
             web.get("/healthz", healthz),
             web.get("/readyz", readyz),
             web.get("/metrics", metrics),
+            web.get("/api/v1/openapi.json", openapi_document),
             web.route("OPTIONS", "/api/{tail:.*}", _preflight),
         ]
     )

@@ -28,6 +28,17 @@ class WidgetContext:
     messages_per_minute: int = 30
     sockets_per_address: int = 20
     trusted_proxies: tuple[str, ...] = ()
+    #: transcripts by email per conversation and per client address per hour (the mail goes to any address)
+    transcripts_per_conversation: int = 3
+    transcripts_per_address: int = 10
+    #: page views per conversation per minute (each one refreshes the thread's root in the team chat)
+    page_views_per_minute: int = 20
+    #: frames one socket may send per 10 s (typing, pings, pages, messages) before it is told to slow down
+    frames_per_10_seconds: int = 100
+    #: the socket's ping interval; a client that misses a pong for half of it is disconnected
+    heartbeat_seconds: float = 30.0
+    #: how long a new socket may take to send its hello
+    hello_timeout_seconds: float = 5.0
     #: returns problems (empty = ready): database, team chats, paused destinations
     readiness: Callable[[], Awaitable[list[str]]] | None = None
     #: mails a transcript; None = email is not configured
@@ -35,12 +46,18 @@ class WidgetContext:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     new_conversations: SlidingWindow = field(init=False)
     new_messages: SlidingWindow = field(init=False)
+    transcripts: SlidingWindow = field(init=False)
+    transcripts_from: SlidingWindow = field(init=False)
+    page_views: SlidingWindow = field(init=False)
     sockets: dict[str, int] = field(default_factory=dict)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     def __post_init__(self) -> None:
         self.new_conversations = SlidingWindow(self.conversations_per_hour, 3600)
         self.new_messages = SlidingWindow(self.messages_per_minute, 60)
+        self.transcripts = SlidingWindow(self.transcripts_per_conversation, 3600)
+        self.transcripts_from = SlidingWindow(self.transcripts_per_address, 3600)
+        self.page_views = SlidingWindow(self.page_views_per_minute, 60)
 
     @property
     def own_origin(self) -> str:

@@ -9,7 +9,7 @@ from aiohttp import web
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from widget_server.context import CONTEXT
-from widget_server.responses import ApiError, error
+from widget_server.responses import ORIGIN_REFUSED, ApiError, OriginRefusal, error
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -24,7 +24,13 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cross-Origin-Resource-Policy": "cross-origin",
+    # pages set their own policy; anything else (JSON, the script, metrics) is never a document to run or frame
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
 }
+#: team-chat webhooks (Slack posts a 40,000-character message twice: as text and as blocks) may be larger
+#: than what the public widget API takes; both are refused beyond their limit with 413
+TEAM_CHAT_MAX_BODY = 1024 * 1024
 
 
 def _site_of(request: web.Request) -> str | None:
@@ -38,7 +44,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except ApiError as exc:
         return exc.response()
     except web.HTTPRequestEntityTooLarge:
-        return error(413, "too_large", "the request body is larger than 64 KiB")
+        return error(413, "too_large", f"the request body is larger than {request.client_max_size // 1024} KiB")
     except web.HTTPException as exc:
         if exc.status >= 400:
             kept = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
@@ -64,12 +70,13 @@ async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)  # the handler's 404, with no CORS headers
     allowed = ctx.origin_allowed(site, origin) if site else ctx.origin_known(origin)
     if not allowed:
-        return error(403, "origin_not_allowed", "this site does not allow requests from your origin")
+        return error(403, ORIGIN_REFUSED, "this site does not allow requests from your origin")
     if request.method == "OPTIONS":
         response: web.StreamResponse = web.Response(status=204)
     else:
         response = await handler(request)
-    if origin is not None and not response.prepared:
+    # an origin the conversation's site does not allow is refused after the token is checked: no CORS for it either
+    if origin is not None and not response.prepared and not isinstance(response, OriginRefusal):
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Vary"] = "Origin"
         response.headers.update(CORS_HEADERS)
@@ -83,3 +90,11 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
     return response
+
+
+@web.middleware
+async def body_limits(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The widget API keeps the application's 64 KiB; signed team-chat webhooks get more room."""
+    if request.method == "POST" and not request.path.startswith("/api/"):
+        request = request.clone(client_max_size=TEAM_CHAT_MAX_BODY)
+    return await handler(request)

@@ -42,8 +42,17 @@ def conversation_json(c: Conversation) -> dict[str, Any]:
     return {"id": c.id, "status": c.status.value, "created_at": iso(c.created_at)}
 
 
+ORIGIN_REFUSED = "origin_not_allowed"
+
+
+class OriginRefusal(web.Response):
+    """A 403 for an origin the site does not allow: the CORS middleware never adds its headers to it."""
+
+
 def error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)
+    kind = OriginRefusal if code == ORIGIN_REFUSED else web.Response
+    body = json.dumps({"error": {"code": code, "message": message}})
+    return kind(text=body, status=status, headers=headers, content_type="application/json")
 
 
 class ApiError(Exception):

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, StrictInt
 
 MAX_TEXT = 4000
+MAX_SEQ = 10**12 - 1  # a seq past any real conversation, and within every database's integer
 # Characters that rewrite how text around them reads (Trojan Source) and C0/C1 controls but tab/newline.
 _BIDI = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-_EMAIL = re.compile(r"^[^@\s<>\"]{1,64}@[^@\s<>\"]{1,255}\.[^@\s<>\".]{2,}$")
+_EMAIL = re.compile(r'^[^@\s<>"]{1,64}@[^@\s<>"]{1,255}\.[^@\s<>".]{2,}$')
 
 
 def _clean(value: str) -> str:
@@ -39,7 +40,7 @@ def _message_text(value: str) -> str:
 
 
 def _email(value: str) -> str:
-    value = value.strip()
+    value = _clean(value).strip()
     if not _EMAIL.match(value):
         raise ValueError("not an email address like ann@example.com")
     return value
@@ -52,10 +53,27 @@ def _url(value: str) -> str:
     return value
 
 
-Line = Annotated[str, AfterValidator(_line)]
-Email = Annotated[str, Field(max_length=320), AfterValidator(_email)]
-Url = Annotated[str, Field(max_length=2000), AfterValidator(_url)]
-Text = Annotated[str, Field(max_length=MAX_TEXT * 2), AfterValidator(_message_text)]
+# The same rules as JSON Schema patterns, for the OpenAPI document (pydantic enforces the validators above;
+# these only describe them): no C0/C1 control but tab and newline, no bidi override; text has a non-space.
+_BANNED = r"\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069"
+PLAIN_PATTERN = rf"^[^{_BANNED}]*$"
+TEXT_PATTERN = rf"^[^{_BANNED}]*[^\s{_BANNED}][^{_BANNED}]*$"
+URL_PATTERN = rf"^\s*https?://[^{_BANNED}]*$"
+EMAIL_PATTERN = r"^\s*" + _EMAIL.pattern.strip("^$") + r"\s*$"
+
+
+def _described(pattern: str, **extra: JsonValue) -> Any:
+    return Field(json_schema_extra={"pattern": pattern, **extra})
+
+
+Line = Annotated[str, AfterValidator(_line), _described(PLAIN_PATTERN)]
+Email = Annotated[str, Field(max_length=320), AfterValidator(_email), _described(EMAIL_PATTERN, format="email")]
+Url = Annotated[str, Field(max_length=2000), AfterValidator(_url), _described(URL_PATTERN)]
+# the schema says 4000: the server also takes up to twice that when trimming brings it back to 4000
+Text = Annotated[
+    str, Field(max_length=MAX_TEXT * 2), AfterValidator(_message_text), _described(TEXT_PATTERN, maxLength=MAX_TEXT)
+]
+Plain = Annotated[str, AfterValidator(_clean), _described(PLAIN_PATTERN)]
 
 
 class _In(BaseModel):
@@ -72,7 +90,7 @@ class VisitorIn(_In):
 class PageIn(_In):
     url: Url
     title: Annotated[Line, Field(max_length=500)] | None = None
-    referrer: Annotated[str, Field(max_length=2000)] | None = None
+    referrer: Annotated[Plain, Field(max_length=2000)] | None = None
 
 
 class StartConversation(_In):
@@ -88,9 +106,21 @@ class PostMessage(_In):
     text: Text
 
 
+def _whole_number(value: object) -> object:
+    """JSON has one number type: 4 and 4.0 are the same integer; "4" and true are not numbers."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# the bounds go inside the before-validator, or pydantic writes them into the JSON schema as "ge"/"le"
+Score = Annotated[Annotated[StrictInt, Field(ge=1, le=5)], BeforeValidator(_whole_number)]
+Seq = Annotated[Annotated[StrictInt, Field(ge=0, le=MAX_SEQ)], BeforeValidator(_whole_number)]
+
+
 class Rating(_In):
-    score: Annotated[StrictInt, Field(ge=1, le=5)]
-    comment: Annotated[str, Field(max_length=2000), AfterValidator(_clean)] | None = None
+    score: Score
+    comment: Annotated[Plain, Field(max_length=2000)] | None = None
 
 
 class TranscriptRequest(_In):
@@ -106,7 +136,7 @@ class OfflineMessage(_In):
 class Hello(_In):
     type: str
     token: Annotated[str, Field(min_length=1, max_length=200)]
-    after: Annotated[StrictInt, Field(ge=0)] = 0
+    after: Seq = 0
 
 
 class PageFrame(_In):

@@ -12,7 +12,7 @@ import contextlib
 import logging
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import ValidationError
 
 from bridge.live import Signal
@@ -20,27 +20,46 @@ from bridge.model import Conversation, PageView, Status
 from widget_server import schemas
 from widget_server.api import accept_message
 from widget_server.context import CONTEXT, WidgetContext
+from widget_server.ratelimit import SlidingWindow
 from widget_server.responses import ApiError, message_json, parse_json, validation_message
 
 log = logging.getLogger(__name__)
-HELLO_TIMEOUT = 5.0
 MAX_FRAME = 64 * 1024
 routes = web.RouteTableDef()
 
 
 class _Session:
-    def __init__(self, ctx: WidgetContext, ws: web.WebSocketResponse, conv: Conversation, after: int) -> None:
+    def __init__(
+        self,
+        ctx: WidgetContext,
+        ws: web.WebSocketResponse,
+        conv: Conversation,
+        after: int,
+        transport: asyncio.Transport | None,
+    ) -> None:
         self.ctx = ctx
         self.ws = ws
+        self.transport = transport
+        #: a client that takes no frame for a whole heartbeat is gone or hopelessly slow
+        self.send_timeout = ctx.heartbeat_seconds
         self.conv = conv
         self.last_seq = after
         self.status = conv.status
         self.rating_asked = False
+        self.frames = SlidingWindow(ctx.frames_per_10_seconds, 10)
+        self.flood_told = False
         self._send_lock = asyncio.Lock()
 
     async def send(self, frame: dict[str, Any]) -> None:
+        """One frame, waiting while the client's buffers are full (so a slow reader costs a bounded buffer;
+        what it has not taken stays in the store) — but not forever."""
         async with self._send_lock:
-            await self.ws.send_json(frame)
+            try:
+                await asyncio.wait_for(self.ws.send_json(frame), self.send_timeout)
+            except TimeoutError:
+                if self.transport is not None:
+                    self.transport.abort()
+                raise ConnectionResetError("the client stopped reading") from None
 
     async def catch_up(self) -> None:
         """Send whatever is after the last seq sent, then any change of status."""
@@ -59,10 +78,34 @@ class _Session:
     async def on_signal(self, signal: Signal) -> None:
         if signal.kind == "typing":
             await self.send({"type": "typing", "author": signal.data.get("author", {})})
+            return
+        had = self.last_seq
+        await self.catch_up()
+        if signal.kind in ("message_updated", "message_deleted"):
+            await self._changed(signal, had)
+
+    async def _changed(self, signal: Signal, had: int) -> None:
+        """An edit or delete of a message the client already has: its current state, read from the store
+        (a reply edited into a note is taken back, never shown in its new form)."""
+        mid, seq = signal.data.get("id"), signal.data.get("seq")
+        if not isinstance(mid, str) or not isinstance(seq, int) or seq > had:
+            return  # not sent before: the replay just gave it in its current state
+        message = await self.ctx.conversations.message(self.conv.id, mid)
+        if message is None:
+            return
+        if message.deleted:
+            await self.send({"type": "message_deleted", "id": message.id})
         else:
-            await self.catch_up()
+            await self.send({"type": "message_updated", "message": message_json(message)})
 
     async def on_frame(self, raw: str) -> None:
+        if self.frames.hit("frames") is not None:
+            # a flood of frames (typing, pings, pages) is not answered frame by frame: one error, then silence
+            if not self.flood_told:
+                self.flood_told = True
+                await self.send({"type": "error", "code": "rate_limited", "message": "too many frames; slow down"})
+            return
+        self.flood_told = False
         try:
             frame = parse_json(raw)
         except ApiError as exc:
@@ -82,7 +125,9 @@ class _Session:
                 await self.ctx.conversations.visitor_typing(self.conv.id)
             elif kind == "page":
                 page = schemas.PageFrame.model_validate(frame)
-                await self.ctx.conversations.visitor_viewed(self.conv.id, PageView(page.url, page.title))
+                # every page view rewrites the thread's root in the team chat: a flood must not reach it
+                if self.ctx.page_views.hit(self.conv.id) is None:
+                    await self.ctx.conversations.visitor_viewed(self.conv.id, PageView(page.url, page.title))
             elif kind == "ping":
                 await self.send({"type": "pong"})
             else:
@@ -100,26 +145,48 @@ async def _refuse(ws: web.WebSocketResponse, code: str, message: str, close_code
     return ws
 
 
+OPEN_SOCKETS: web.AppKey[set[Any]] = web.AppKey("sitechat_open_sockets", set)
+
+
+async def close_open_sockets(app: web.Application) -> None:
+    """On shutdown tell every widget we are going away (1001): it reconnects at once, and the
+    shutdown does not wait out its timeout for sockets that would otherwise stay open."""
+    sockets: set[Any] = app[OPEN_SOCKETS]
+    for ws in list(sockets):
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server restarting")
+
+
 @routes.get("/api/v1/conversations/{id}/ws")
 async def live_channel(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CONTEXT]
     address = ctx.client_address(request)
     if ctx.sockets.get(address, 0) >= ctx.sockets_per_address:
         raise ApiError(429, "rate_limited", "too many open chats from your address", {"Retry-After": "30"})
-    ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=MAX_FRAME, compress=False, autoping=True)
-    await ws.prepare(request)
+    ws = web.WebSocketResponse(heartbeat=ctx.heartbeat_seconds, max_msg_size=MAX_FRAME, compress=False, autoping=True)
+    if not ws.can_prepare(request).ok:
+        raise ApiError(400, "websocket_expected", "this is the live channel: connect with a WebSocket upgrade")
+    # counted before the handshake's await: concurrent handshakes from one address cannot slip past the cap
     ctx.sockets[address] = ctx.sockets.get(address, 0) + 1
+    open_sockets = request.app[OPEN_SOCKETS]
+    open_sockets.add(ws)
     try:
+        await ws.prepare(request)
         return await _serve(ctx, request, ws)
     finally:
+        open_sockets.discard(ws)
         ctx.sockets[address] -= 1
         if not ctx.sockets[address]:
             del ctx.sockets[address]
+        if ws.close_code == WSCloseCode.ABNORMAL_CLOSURE and request.transport is not None:
+            # a peer that stopped answering (no pong) may also have stopped reading: a graceful close
+            # would wait for it to take what is still buffered, so drop the connection instead
+            request.transport.abort()
 
 
 async def _serve(ctx: WidgetContext, request: web.Request, ws: web.WebSocketResponse) -> web.WebSocketResponse:
     try:
-        first = await ws.receive(timeout=HELLO_TIMEOUT)
+        first = await ws.receive(timeout=ctx.hello_timeout_seconds)
     except TimeoutError:
         return await _refuse(ws, "hello_timeout", "send a hello frame first", 4408)
     if first.type is not WSMsgType.TEXT:
@@ -136,11 +203,12 @@ async def _serve(ctx: WidgetContext, request: web.Request, ws: web.WebSocketResp
     if not ctx.origin_allowed(conv.site_id, request.headers.get("Origin")):
         return await _refuse(ws, "origin_not_allowed", "this site does not allow your origin")
 
-    session = _Session(ctx, ws, conv, hello.after)
+    session = _Session(ctx, ws, conv, hello.after, request.transport)
     with ctx.live.subscribe(conv.id) as signals:
         await session.send({"type": "ready", "status": conv.status.value})
         session.status = conv.status
-        await session.catch_up()
+        # the replay runs in the pump, not here: this loop must keep reading, or a client that stopped
+        # reading (and answering pings) would hold this handler in a send forever
         pump = asyncio.create_task(_pump(session, signals))
         try:
             async for msg in ws:
@@ -150,6 +218,8 @@ async def _serve(ctx: WidgetContext, request: web.Request, ws: web.WebSocketResp
                     await session.send({"type": "error", "code": "invalid", "message": "frames are JSON text"})
                 elif msg.type is WSMsgType.ERROR:
                     break
+        except ConnectionError:
+            pass  # the client is gone (or was dropped for not reading)
         finally:
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -159,6 +229,7 @@ async def _serve(ctx: WidgetContext, request: web.Request, ws: web.WebSocketResp
 
 async def _pump(session: _Session, signals: asyncio.Queue[Signal]) -> None:
     try:
+        await session.catch_up()
         while True:
             await session.on_signal(await signals.get())
     except (ConnectionError, RuntimeError):

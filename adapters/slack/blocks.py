@@ -23,39 +23,41 @@ def root_text(conv: Conversation, site_name: str) -> str:
     return escape(f"{kind} from {who} on {site_name} — {conv.state_label}")
 
 
+def _plain(text: str) -> dict[str, Any]:
+    """Visitor-supplied values go in plain_text: mrkdwn has no escape for * _ ~ `, plain_text formats nothing."""
+    return {"type": "plain_text", "text": text, "emoji": False}
+
+
 def root_blocks(conv: Conversation, site_name: str, topic_label: str | None) -> list[dict[str, Any]]:
-    e = escape
-    who = f"*{e(_cut(conv.visitor_name, 200))}*"
+    who = _cut(conv.visitor_name, 200)
     if conv.visitor.email:
-        who += f"  {e(conv.visitor.email)}"
+        who += f"  {conv.visitor.email}"
     if conv.visitor.external_id:
-        who += f"  (customer id {e(_cut(conv.visitor.external_id, 100))})"
-    fields = [f"*Site*\n{e(site_name)}"]
+        who += f"  (customer id {_cut(conv.visitor.external_id, 100)})"
+    fields = [f"Site\n{site_name}"]
     if topic_label:
-        fields.append(f"*Topic*\n{e(topic_label)}")
+        fields.append(f"Topic\n{topic_label}")
     page = conv.current_page
     if page:
-        title = f"{e(_cut(page.title, 150))}\n" if page.title else ""
-        fields.append(f"*Page*\n{title}{e(_cut(page.url, 500))}")
+        title = f"{_cut(page.title, 150)}\n" if page.title else ""
+        fields.append(f"Page\n{title}{_cut(page.url, 500)}")
     first = conv.pages[0] if conv.pages else None
     if first and first.referrer:
-        fields.append(f"*Came from*\n{e(_cut(first.referrer, 500))}")
+        fields.append(f"Came from\n{_cut(first.referrer, 500)}")
     where = " · ".join(x for x in (conv.locale, conv.timezone) if x)
     if where:
-        fields.append(f"*Locale*\n{e(where)}")
+        fields.append(f"Locale\n{where}")
+    kind = "Offline message" if conv.kind == "offline" else "New chat"
     blocks: list[dict[str, Any]] = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": _cut(f"New chat from {who}", SECTION_LIMIT)}},
-        {"type": "section", "fields": [{"type": "mrkdwn", "text": _cut(f, 1900)} for f in fields[:10]]},
+        {"type": "section", "text": _plain(_cut(f"{kind} from {who}", SECTION_LIMIT))},
+        {"type": "section", "fields": [_plain(_cut(f, 1900)) for f in fields[:10]]},
     ]
     if len(conv.pages) > 1:
-        trail = "\n".join(f"• {e(_cut(p.title or p.url, 120))}" for p in conv.pages[-6:-1])
+        trail = "\n".join(f"• {_cut(p.title or p.url, 120)}" for p in conv.pages[-6:-1])
         blocks.append(
-            {
-                "type": "section",
-                "text": {"type": "mrkdwn", "text": _cut(f"*Pages seen* ({len(conv.pages)})\n{trail}", SECTION_LIMIT)},
-            }
+            {"type": "section", "text": _plain(_cut(f"Pages seen ({len(conv.pages)})\n{trail}", SECTION_LIMIT))}
         )
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"*Status:* {e(conv.state_label)}"}]})
+    blocks.append({"type": "context", "elements": [_plain(f"Status: {conv.state_label}")]})
     if conv.status is Status.OPEN:
         buttons: list[dict[str, Any]] = []
         if not conv.claimed_by:

@@ -137,6 +137,10 @@ class SlackEndpoint:
     async def http_handler(self, request: web.Request) -> web.StreamResponse:
         """``POST /slack/events``: events, Block Kit actions and the slash command, signature-checked by bolt."""
         assert self.app is not None
+        timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
+        if not (timestamp.isascii() and timestamp.isdigit()):
+            # bolt's verifier would int() it and raise: a forged request must get 401, not 503
+            return web.json_response({"error": "invalid_signature"}, status=401)
         bolt_response = await self.app.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(bolt_response)
 

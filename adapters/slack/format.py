@@ -53,6 +53,7 @@ def to_plain(text: str, user_name: Callable[[str], str] | Mapping[str, str]) -> 
 
 
 def display_name(name: str, limit: int = 80) -> str:
-    """A ``username`` override: one line, no control characters, Slack's 80-character limit."""
-    cleaned = " ".join("".join(ch if ch.isprintable() else " " for ch in name).split())
+    """A ``username`` override: one line, no control characters, no ``<``/``>`` (nothing that could read as
+    a mention or a link), Slack's 80-character limit."""
+    cleaned = " ".join("".join(ch if ch.isprintable() and ch not in "<>" else " " for ch in name).split())
     return (cleaned or "Visitor")[:limit]

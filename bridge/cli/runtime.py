@@ -106,6 +106,7 @@ def build_runtime(settings: Settings, *, endpoints: dict[str, Endpoint] | None =
         endpoints=frozenset(endpoints),
         conversations_per_hour=settings.rate_conversations_per_hour,
         messages_per_minute=settings.rate_messages_per_minute,
+        sockets_per_address=settings.rate_sockets_per_address,
         trusted_proxies=tuple(settings.trusted_proxies),
         send_transcript=conversations.request_transcript if "email" in endpoints else None,
     )
