@@ -25,6 +25,7 @@ from widget_server.responses import ApiError, message_json, parse_json, validati
 
 log = logging.getLogger(__name__)
 MAX_FRAME = 64 * 1024
+STORE_RETRIES = 6  # about 20 s of backoff before a socket gives up on the store
 routes = web.RouteTableDef()
 
 
@@ -228,11 +229,30 @@ async def _serve(ctx: WidgetContext, request: web.Request, ws: web.WebSocketResp
 
 
 async def _pump(session: _Session, signals: asyncio.Queue[Signal]) -> None:
-    try:
-        await session.catch_up()
-        while True:
-            await session.on_signal(await signals.get())
-    except (ConnectionError, RuntimeError):
-        pass
-    except Exception:
-        log.exception("live channel for %s stopped", session.conv.id)
+    """Replay, then follow the signals. A store failure (a database blip) is retried with backoff and a
+    full catch-up; only if the store stays away is the socket closed (1013) for the widget to come back."""
+    signal: Signal | None = None  # None: catch up from the store
+    failures = 0
+    while True:
+        try:
+            if signal is None:
+                await session.catch_up()
+            else:
+                await session.on_signal(signal)
+            failures = 0
+            signal = await signals.get()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if session.ws.closed:
+                return  # the visitor left
+            failures += 1
+            if failures > STORE_RETRIES:
+                log.warning(
+                    "live channel: the store stays unavailable (%s); asking the widget to reconnect", type(exc).__name__
+                )
+                with contextlib.suppress(Exception):
+                    await session.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"try again")
+                return
+            await asyncio.sleep(min(5.0, 0.2 * 2**failures))  # backoff before the next full catch-up
+            signal = None

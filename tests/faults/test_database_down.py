@@ -104,11 +104,6 @@ async def test_sqlite_locked_by_another_process_answers_503_in_time_and_stores_t
         other.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="widget_server/socket.py: a database error in the socket's catch-up ends its pump silently "
-    "(asyncpg's errors are ConnectionErrors, taken for the client leaving); the socket stays open and dead",
-)
 async def test_open_widget_socket_still_delivers_after_a_database_blip(
     proxied_postgres: tuple[str, TcpProxy], make_bridge: BridgeFactory, fake_slack: FakeSlack
 ) -> None:
