@@ -8,6 +8,7 @@ it waits for a rate limit its queue grows, and the next batch combines what queu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Callable, Mapping, Sequence
@@ -73,10 +74,10 @@ class DeliveryWorker:
                         timeout = min(timeout, (due - now).total_seconds())
                 except Exception:
                     log.exception("delivery scheduler: cannot read the outbox; trying again")
-                try:
-                    await asyncio.wait_for(self._wake.wait(), max(0.01, timeout))
-                except TimeoutError:
-                    pass
+                # not wait_for: on Python 3.11 it swallows a cancel() that meets a wake-up, and shutdown hangs
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(0.01, timeout)):
+                        await self._wake.wait()
         finally:
             for task in self._lanes.values():
                 task.cancel()

@@ -56,7 +56,8 @@ class _Session:
         what it has not taken stays in the store) — but not forever."""
         async with self._send_lock:
             try:
-                await asyncio.wait_for(self.ws.send_json(frame), self.send_timeout)
+                async with asyncio.timeout(self.send_timeout):
+                    await self.ws.send_json(frame)
             except TimeoutError:
                 if self.transport is not None:
                     self.transport.abort()

@@ -394,6 +394,10 @@ class MatrixEndpoint:
                 room_id, start=start, end=until, direction=nio.MessageDirection.back, limit=BACKFILL_PAGE
             )
             if not isinstance(page, nio.RoomMessagesResponse):
+                if _transient(page):
+                    # the gap is readable, just not now: fail this sync so it is tried again (its
+                    # token is not saved yet); skipping would lose the replies in the gap
+                    raise RuntimeError(f"cannot backfill {room_id} yet ({_describe_response(page)})")
                 # stalling on a gap we may never read (history visibility) would stop every room
                 log.warning(
                     "Matrix: cannot backfill %s (%s); some replies may be missed", room_id, _describe_response(page)
@@ -640,6 +644,15 @@ def _describe_response(response: Any) -> str:
     code = getattr(response, "status_code", None)
     message = getattr(response, "message", None) or "no details"
     return " ".join(str(x) for x in (status, code, message) if x)
+
+
+def _transient(response: Any) -> bool:
+    """An error answer that says nothing about the request itself: a rate limit, a server or
+    gateway error, or an answer nio could not read."""
+    status = getattr(getattr(response, "transport_response", None), "status", None)
+    return (
+        status is None or status == 429 or status >= 500 or getattr(response, "status_code", None) == "M_LIMIT_EXCEEDED"
+    )
 
 
 def _login_error(what: str, response: Any) -> Exception:

@@ -184,7 +184,8 @@ class SlackEndpoint:
         self._storing.add(task)
         task.add_done_callback(self._storing.discard)
         try:
-            return await asyncio.wait_for(asyncio.shield(task), self.store_deadline)
+            async with asyncio.timeout(self.store_deadline):
+                return await asyncio.shield(task)
         except TimeoutError:
             task.add_done_callback(_log_late_failure)
             raise

@@ -65,7 +65,8 @@ class Runtime:
     async def readiness(self) -> list[str]:
         problems: list[str] = []
         try:
-            await asyncio.wait_for(self.db.ping(), 2.0)
+            async with asyncio.timeout(2.0):
+                await self.db.ping()
         except Exception as exc:
             problems.append(f"database: unreachable ({type(exc).__name__})")
         for endpoint in self.endpoints.values():
