@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -169,37 +170,42 @@ class Conversations:
     ) -> NewConversation:
         site = self.sites[site_id]
         token = secrets.token_urlsafe(32)
-        cid = ConversationId(secrets.token_urlsafe(18))  # 144 random bits: ids cannot be guessed
-        now = self.clock()
         async with self.db.write() as conn:
-            work = _Work(conn, now)
-            await q.insert_conversation(
-                conn,
-                dict(
-                    id=cid,
-                    site_id=site_id,
-                    topic=topic,
-                    status=Status.OPEN.value,
-                    token_hash=hash_token(token),
-                    visitor_name=visitor.name,
-                    visitor_email=visitor.email,
-                    visitor_external_id=visitor.external_id,
-                    locale=locale,
-                    timezone=timezone,
-                    client_address=client_address,
-                    pages=[_page_dict(page)] if page else [],
-                    last_seq=0,
-                    created_at=now,
-                    last_activity_at=now,
-                ),
+            work = _Work(conn, self.clock())
+            cid = await self._create(
+                work,
+                site_id,
+                self.reachable_destinations(site, topic),
+                token=token,
+                topic=topic,
+                visitor_name=visitor.name,
+                visitor_email=visitor.email,
+                visitor_external_id=visitor.external_id,
+                locale=locale,
+                timezone=timezone,
+                client_address=client_address,
+                pages=[_page_dict(page)] if page else [],
             )
-            for endpoint, destination in self.reachable_destinations(site, topic).items():
-                await q.link_thread(conn, cid, endpoint, destination)
-                await self._enqueue(work, cid, endpoint, Kind.OPEN_THREAD)
             conv = await q.get_conversation(conn, cid)
         await self._commit(work)
         assert conv is not None
         return NewConversation(conv, token)
+
+    async def _create(
+        self, work: _Work, site_id: str, destinations: Mapping[str, str], *, token: str, **fields: Any
+    ) -> ConversationId:
+        """A new conversation and the roots of its threads: one per destination, opened in order."""
+        cid = ConversationId(secrets.token_urlsafe(18))  # 144 random bits: ids cannot be guessed
+        values: dict[str, Any] = dict(status=Status.OPEN.value, pages=[], last_seq=0)
+        values.update(fields)
+        values.update(
+            id=cid, site_id=site_id, token_hash=hash_token(token), created_at=work.now, last_activity_at=work.now
+        )
+        await q.insert_conversation(work.conn, values)
+        for endpoint, destination in destinations.items():
+            await q.link_thread(work.conn, cid, endpoint, destination)
+            await self._enqueue(work, cid, endpoint, Kind.OPEN_THREAD)
+        return cid
 
     async def authorize(self, cid: str, token: str | None) -> Conversation | None:
         """The conversation if ``token`` is its token; None for a wrong token or an unknown id alike."""
@@ -247,32 +253,21 @@ class Conversations:
         destinations = self.reachable_destinations(site, None) or next(
             (d for t in site.topics if (d := self.reachable_destinations(site, t))), {}
         )
-        now = self.clock()
-        cid = ConversationId(secrets.token_urlsafe(18))
         async with self.db.write() as conn:
-            work = _Work(conn, now)
-            await q.insert_conversation(
-                conn,
-                dict(
-                    id=cid,
-                    site_id=site_id,
-                    topic=None,
-                    status=Status.CLOSED.value,
-                    kind="offline",
-                    token_hash=hash_token(secrets.token_urlsafe(32)),
-                    visitor_name=name,
-                    visitor_email=email,
-                    pages=[],
-                    last_seq=0,
-                    created_at=now,
-                    last_activity_at=now,
-                    closed_at=now,
-                ),
+            work = _Work(conn, self.clock())
+            cid = await self._create(
+                work,
+                site_id,
+                destinations,
+                token=secrets.token_urlsafe(32),  # nobody holds it: the visitor left and is answered by email
+                status=Status.CLOSED.value,
+                kind="offline",
+                visitor_name=name,
+                visitor_email=email,
+                closed_at=work.now,
             )
             who = f"{name or 'A visitor'} <{email}>"
-            for endpoint, destination in destinations.items():
-                await q.link_thread(conn, cid, endpoint, destination)
-                await self._enqueue(work, cid, endpoint, Kind.OPEN_THREAD)
+            for endpoint in destinations:
                 await self._enqueue(
                     work, cid, endpoint, Kind.NOTICE, payload={"text": f"Offline message from {who}:\n{text}"}
                 )

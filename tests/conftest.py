@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import pytest
@@ -14,7 +13,7 @@ import pytest_asyncio
 
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.synapse import synapse, synapse_bot, synapse_staff  # noqa: F401 -- fixtures
-from tests.harness import RunningBridge, SlackAgent, Visitor, acme_settings
+from tests.harness import BridgeFactory, RunningBridge, SlackAgent, Visitor, bridge_factory
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -62,22 +61,10 @@ async def fake_slack() -> AsyncIterator[FakeSlack]:
         yield slack
 
 
-BridgeFactory = Callable[..., Awaitable[RunningBridge]]
-
-
 @pytest_asyncio.fixture
 async def make_bridge(sqlite_url: str) -> AsyncIterator[BridgeFactory]:
-    started: list[RunningBridge] = []
-
-    async def make(slack: FakeSlack | None = None, database_url: str | None = None, **overrides: Any) -> RunningBridge:
-        bridge = RunningBridge(acme_settings(database_url or sqlite_url, slack, **overrides))
-        await bridge.start()
-        started.append(bridge)
-        return bridge
-
-    yield make
-    for bridge in reversed(started):
-        await bridge.stop()
+    async with bridge_factory(sqlite_url) as make:
+        yield make
 
 
 @pytest_asyncio.fixture

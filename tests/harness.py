@@ -7,7 +7,8 @@ import asyncio
 import json
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import aiohttp
@@ -74,6 +75,28 @@ class RunningBridge:
         assert self.runtime is not None
         worker = self.runtime.worker
         await wait_until(worker.idle, timeout, "the outbox to drain")
+
+
+BridgeFactory = Callable[..., Awaitable[RunningBridge]]
+
+
+@asynccontextmanager
+async def bridge_factory(default_database_url: str) -> AsyncIterator[BridgeFactory]:
+    """``make(slack=None, database_url=None, **overrides)`` starts a bridge; all are stopped at the end.
+    Fixtures in any event-loop scope wrap this (the Synapse and browser tests live in the session loop)."""
+    started: list[RunningBridge] = []
+
+    async def make(slack: FakeSlack | None = None, database_url: str | None = None, **overrides: Any) -> RunningBridge:
+        bridge = RunningBridge(acme_settings(database_url or default_database_url, slack, **overrides))
+        await bridge.start()
+        started.append(bridge)
+        return bridge
+
+    try:
+        yield make
+    finally:
+        for bridge in reversed(started):
+            await bridge.stop()
 
 
 async def wait_until(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:

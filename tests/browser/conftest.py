@@ -27,7 +27,7 @@ from aiohttp import web
 from playwright.async_api import Browser, BrowserContext, Dialog, Locator, Page, async_playwright, expect
 
 from tests.fakes.slack_api import FakeSlack
-from tests.harness import RunningBridge, SlackAgent, acme_settings, free_port, root_of
+from tests.harness import BridgeFactory, RunningBridge, SlackAgent, bridge_factory, free_port, root_of
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("SITECHAT_CHROMIUM", "/usr/bin/chromium")
@@ -49,22 +49,10 @@ async def fake_slack() -> AsyncIterator[FakeSlack]:
         yield slack
 
 
-BridgeFactory = Callable[..., Awaitable[RunningBridge]]
-
-
 @pytest_asyncio.fixture(loop_scope="session")
 async def make_bridge(sqlite_url: str) -> AsyncIterator[BridgeFactory]:
-    started: list[RunningBridge] = []
-
-    async def make(slack: FakeSlack | None = None, **overrides: Any) -> RunningBridge:
-        bridge = RunningBridge(acme_settings(sqlite_url, slack, **overrides))
-        await bridge.start()
-        started.append(bridge)
-        return bridge
-
-    yield make
-    for bridge in reversed(started):
-        await bridge.stop()
+    async with bridge_factory(sqlite_url) as make:
+        yield make
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -20,10 +20,17 @@ from adapters.matrix.endpoint import MatrixEndpoint
 from adapters.matrix.format import thread_relation
 from adapters.matrix.local_homeserver import LocalSynapse, RegisteredUser
 from bridge.errors import DestinationUnavailable, RetryLater
-from tests.conftest import BridgeFactory
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.synapse import new_bot, new_user
-from tests.harness import RunningBridge, SlackAgent, Visitor, acme_settings, root_of, wait_until
+from tests.harness import (
+    BridgeFactory,
+    RunningBridge,
+    SlackAgent,
+    Visitor,
+    bridge_factory,
+    root_of,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.synapse, pytest.mark.asyncio(loop_scope="session")]
 
@@ -43,17 +50,8 @@ async def fake_slack() -> AsyncIterator[FakeSlack]:
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def make_bridge(sqlite_url: str) -> AsyncIterator[BridgeFactory]:
-    started: list[RunningBridge] = []
-
-    async def make(slack: FakeSlack | None = None, database_url: str | None = None, **overrides: Any) -> RunningBridge:
-        bridge = RunningBridge(acme_settings(database_url or sqlite_url, slack, **overrides))
-        await bridge.start()
-        started.append(bridge)
-        return bridge
-
-    yield make
-    for bridge in reversed(started):
-        await bridge.stop()
+    async with bridge_factory(sqlite_url) as make:
+        yield make
 
 
 class Staff:
