@@ -37,6 +37,7 @@ from bridge.model import (
     Participant,
     Role,
     Status,
+    ThreadRef,
     Visitor,
 )
 from bridge.store import conversations as q
@@ -295,6 +296,20 @@ class Conversations:
             await q.set_fields(conn, cid, pages=pages)
             await self._enqueue_all(work, cid, Kind.ROOT_STATE)
         await self._commit(work)
+
+    async def typing(self, endpoint: str, thread: ThreadRef, author: Participant) -> None:
+        async with self.db.read() as conn:
+            cid = await q.conversation_for_thread(conn, endpoint, thread)
+            conv = await q.get_conversation(conn, cid) if cid else None
+        if conv is None or conv.status is not Status.OPEN:
+            return
+        shown: dict[str, str] = {"role": author.role.value, "name": author.name}
+        if author.avatar_url:
+            shown["avatar_url"] = author.avatar_url
+        signal = Signal("typing", {"author": shown})
+        self.live.publish(conv.id, signal)
+        if self.announce is not None:
+            await self.announce([(conv.id, signal)], False)
 
     async def visitor_typing(self, cid: str) -> None:
         """Nothing to store; team chats that can show typing may pick this up later."""

@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from bridge.events import InboundEvent
-from bridge.model import Conversation, EndpointName, Message, RemoteId, ThreadRef
+from bridge.model import Conversation, EndpointName, Message, Participant, RemoteId, ThreadRef
 
 
 class Kind(StrEnum):
@@ -52,6 +52,10 @@ class Sent:
 class Inbox(Protocol):
     async def handle(self, event: InboundEvent) -> bool:
         """Store the event; False when its thread is not (yet) a known conversation."""
+        ...
+
+    async def typing(self, endpoint: str, thread: ThreadRef, author: Participant) -> None:
+        """A person is typing in a conversation's thread (shown to the visitor, never stored)."""
         ...
 
 

@@ -119,6 +119,8 @@ class MatrixEndpoint:
         self._seen_order: deque[str] = deque()
         #: thread ref → newest event in it, for the reply fallback of clients without threads
         self._last_in_thread: dict[str, str] = {}
+        #: (room, staff member) → the thread they last answered in: where their typing is shown
+        self._answering: dict[tuple[str, str], str] = {}
         #: thread ref → root body last shown, so a state refresh that changes nothing posts no edit
         self._root_body: dict[str, str] = {}
         self._blocked_until: dict[str, float] = {}
@@ -294,7 +296,7 @@ class MatrixEndpoint:
             "room": {
                 "rooms": sorted(self._rooms),
                 "timeline": {"limit": timeline_limit},
-                "ephemeral": {"types": []},
+                "ephemeral": {"types": ["m.typing"]},
                 "account_data": {"types": []},
             },
         }
@@ -384,6 +386,19 @@ class MatrixEndpoint:
             room = self.client.rooms.get(room_id)
             for source in events:
                 await self._take_event(room_id, room, source)
+            for ephemeral in info.ephemeral:
+                if isinstance(ephemeral, nio.TypingNoticeEvent):
+                    await self._take_typing(room_id, room, ephemeral.users)
+
+    async def _take_typing(self, room_id: str, room: nio.MatrixRoom | None, users: list[str]) -> None:
+        """Matrix says who types in a room, not in which thread: a staff member is taken to be typing
+        in the conversation they last answered in this room (where a visitor would expect them)."""
+        if self._inbox is None:
+            return
+        for user in users:
+            ref = self._answering.get((room_id, user))
+            if ref is not None and user != self.user_id and is_staff(user, self._staff):
+                await self._inbox.typing(self.name, ThreadRef(ref), self._participant(room, user))
 
     async def _backfill(self, room_id: str, start: str, until: str) -> list[dict[str, Any]]:
         """The events of a gap, oldest first (from the timeline's start back to our last token)."""
@@ -441,6 +456,7 @@ class MatrixEndpoint:
         if inbox is None:
             return
         if is_staff(sender, self._staff):
+            self._answering[(room_id, sender)] = ref
             await inbox.handle(
                 MessageReceived(
                     endpoint=self.name,

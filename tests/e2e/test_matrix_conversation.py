@@ -207,6 +207,13 @@ async def test_visitor_and_matrix_staff(make_bridge: BridgeFactory, matrix: Matr
         assert reply["text"] == "Hi Ann, how can I help?"
         assert reply["author"]["name"] == STAFF_NAME
 
+        # the staff member types: the visitor sees who (Matrix knows the room; the bridge takes the
+        # thread they answered in)
+        typed = await matrix.staff.client.room_typing(matrix.staff.room_id, True, timeout=10_000)
+        assert isinstance(typed, nio.RoomTypingResponse), typed
+        typing = await live.wait_frame(lambda f: f["type"] == "typing")
+        assert typing["author"]["name"] == STAFF_NAME and typing["author"]["role"] == "agent"
+
         await matrix.staff.reply(root["event_id"], "// she is a VIP, be nice")
         await matrix.staff.reply(root["event_id"], "Anything else?")
         await live.wait_frame(lambda f: f["type"] == "message" and f["message"]["text"] == "Anything else?")
@@ -412,7 +419,10 @@ class MemoryState:
 
 
 class NoInbox:
-    async def handle(self, event: object) -> None:
+    async def handle(self, event: object) -> bool:
+        return False
+
+    async def typing(self, endpoint: str, thread: object, author: object) -> None:
         return None
 
 
