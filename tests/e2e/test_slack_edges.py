@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 from adapters.slack.blocks import CLAIM, CLOSE
 from tests.conftest import BridgeFactory
@@ -221,3 +222,69 @@ async def test_agent_edits_and_deletes_reach_the_visitor(
 
 async def _count(visitor: Visitor, n: int) -> bool:
     return len((await visitor.messages())["messages"]) >= n
+
+
+async def test_transfer_moves_the_conversation_to_the_topics_channel(
+    slack_bridge: RunningBridge, fake_slack: FakeSlack, visitor: Visitor, agent: SlackAgent
+) -> None:
+    root = await _conversation(visitor, fake_slack)
+    await visitor.say("I want to buy 40 bikes")
+    await fake_slack.wait_for(lambda: fake_slack.replies("C0SUPPORT", root["ts"]), message="the line")
+    await agent.reply("C0SUPPORT", root["ts"], "!transfer nowhere")
+    await fake_slack.wait_for(
+        lambda: any("topics: sales, support" in m["text"] for m in fake_slack.replies("C0SUPPORT", root["ts"])),
+        message="usage with the topic list",
+    )
+    await agent.reply("C0SUPPORT", root["ts"], "!transfer sales")
+    await fake_slack.wait_for(
+        lambda: any("Transferred to Sales by Alice" in m["text"] for m in fake_slack.replies("C0SUPPORT", root["ts"])),
+        message="the old thread is told",
+    )
+    new_root = await fake_slack.wait_for(lambda: root_of(fake_slack, "C0SALES"), message="a root in the sales channel")
+    assert "Sales" in json.dumps(new_root["blocks"])
+    await fake_slack.wait_for(
+        lambda: any("I want to buy 40 bikes" in m["text"] for m in fake_slack.replies("C0SALES", new_root["ts"])),
+        message="the history in the new thread",
+    )
+    await visitor.say("Still there?")
+    await fake_slack.wait_for(
+        lambda: any(m["text"] == "Still there?" for m in fake_slack.replies("C0SALES", new_root["ts"])),
+        message="new lines go to the new thread",
+    )
+    assert not any(m["text"] == "Still there?" for m in fake_slack.replies("C0SUPPORT", root["ts"]))
+    await agent.reply("C0SALES", new_root["ts"], "Sales here, hello!")
+    texts = await wait_until(lambda: _agent_texts(visitor), what="the sales reply")
+    assert texts == ["Sales here, hello!"]
+
+
+async def _agent_texts(visitor: Visitor) -> list[str]:
+    return [m["text"] for m in (await visitor.messages())["messages"] if m["author"]["role"] == "agent"]
+
+
+async def test_snippets_links_and_goodbye(make_bridge: BridgeFactory, fake_slack: FakeSlack, tmp_path: Path) -> None:
+    snippets = tmp_path / "snippets.toml"
+    snippets.write_text('hello = "Hi! How can I help?"\nhours = "We are here Mon-Fri, 9 to 5."\n')
+    bridge = await make_bridge(fake_slack, snippets_file=snippets)
+    visitor, agent = Visitor(bridge.url), SlackAgent(bridge.url, fake_slack)
+    try:
+        root = await _conversation(visitor, fake_slack)
+        await agent.reply("C0SUPPORT", root["ts"], "!s hello")
+        await agent.reply("C0SUPPORT", root["ts"], "!s nope")
+        await agent.reply("C0SUPPORT", root["ts"], "!show https://acme.example/docs the docs")
+        await fake_slack.wait_for(
+            lambda: any(
+                "No snippet 'nope'" in m["text"] and "hello, hours" in m["text"]
+                for m in fake_slack.replies("C0SUPPORT", root["ts"])
+            ),
+            message="unknown snippet lists the known ones",
+        )
+        await agent.reply("C0SUPPORT", root["ts"], "!bye Thanks Ann, bye!")
+        await wait_until(lambda: _status(visitor, "closed"), what="closed by !bye")
+        assert await _agent_texts(visitor) == [
+            "Hi! How can I help?",
+            "the docs https://acme.example/docs",
+            "Thanks Ann, bye!",
+        ]
+    finally:
+        await visitor.close()
+        await agent.close()
