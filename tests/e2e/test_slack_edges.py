@@ -288,3 +288,14 @@ async def test_snippets_links_and_goodbye(make_bridge: BridgeFactory, fake_slack
     finally:
         await visitor.close()
         await agent.close()
+
+
+async def test_slash_command_answers_with_help(slack_bridge: RunningBridge, agent: SlackAgent) -> None:
+    from tests.fakes.slack_payloads import signed_form, slash_command_form
+
+    status, body = await agent.post_signed(
+        *signed_form(SIGNING_SECRET, slash_command_form("/sitechat", "", "UAGENT", "C0SUPPORT"))
+    )
+    assert status == 200 and "!help" in body and "//" in body
+    forged = signed_form("not-the-secret", slash_command_form("/sitechat", "", "UAGENT", "C0SUPPORT"))
+    assert (await agent.post_signed(*forged))[0] == 401
