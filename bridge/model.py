@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, NewType
+from typing import NewType
 
 ConversationId = NewType("ConversationId", str)
 #: Where a conversation lives on one endpoint, opaque to the core (``C0123:1712.0001``, a Matrix event id).
@@ -84,7 +84,6 @@ class Conversation:
     rating_score: int | None = None
     rating_comment: str | None = None
     kind: str = "chat"
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def visitor_name(self) -> str:
