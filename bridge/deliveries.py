@@ -14,6 +14,8 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from bridge.conversations import utcnow
 from bridge.endpoint import Endpoint, Kind, Outgoing, Sent
 from bridge.errors import DeliveryError, DestinationUnavailable
@@ -144,13 +146,17 @@ class DeliveryWorker:
         return False
 
     async def _outgoing(
-        self, conn: object, d: PendingDelivery, conv: Conversation, links: Mapping[str, tuple[str, ThreadRef | None]]
+        self,
+        conn: AsyncConnection,
+        d: PendingDelivery,
+        conv: Conversation,
+        links: Mapping[str, tuple[str, ThreadRef | None]],
     ) -> Outgoing:
         destination, thread = links.get(d.endpoint, ("", None))
         payload = d.payload or {}
         if "thread" in payload:  # addressed to an earlier thread (a transfer's farewell)
             destination, thread = str(payload["destination"]), ThreadRef(str(payload["thread"]))
-        message = await q.get_message(conn, d.message_id) if d.message_id else None  # type: ignore[arg-type]
+        message = await q.get_message(conn, d.message_id) if d.message_id else None
         return Outgoing(
             delivery_id=d.id,
             kind=Kind(d.kind),

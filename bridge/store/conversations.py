@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.engine import Row
@@ -26,6 +26,10 @@ from bridge.model import (
 from bridge.store.tables import conversation, message, message_link, sync_state, thread_link
 
 
+@overload
+def utc(value: datetime) -> datetime: ...
+@overload
+def utc(value: None) -> None: ...
 def utc(value: datetime | None) -> datetime | None:
     """SQLite hands datetimes back naive; everything we store is UTC."""
     if value is None:
@@ -41,8 +45,8 @@ def _conversation(row: Row[Any]) -> Conversation:
         topic=m["topic"],
         status=Status(m["status"]),
         visitor=Visitor(m["visitor_name"], m["visitor_email"], m["visitor_external_id"]),
-        created_at=utc(m["created_at"]),  # type: ignore[arg-type]
-        last_activity_at=utc(m["last_activity_at"]),  # type: ignore[arg-type]
+        created_at=utc(m["created_at"]),
+        last_activity_at=utc(m["last_activity_at"]),
         locale=m["locale"],
         timezone=m["timezone"],
         client_address=m["client_address"],
@@ -63,7 +67,7 @@ def _message(row: Row[Any]) -> Message:
         seq=m["seq"],
         author=Participant(Role(m["role"]), m["author_name"], m["author_avatar_url"], m["author_remote_id"]),
         text="" if m["deleted"] else m["text"],
-        created_at=utc(m["created_at"]),  # type: ignore[arg-type]
+        created_at=utc(m["created_at"]),
         client_msg_id=m["client_msg_id"],
         edited_at=utc(m["edited_at"]),
         deleted=bool(m["deleted"]),

@@ -81,7 +81,7 @@ async def ready_lanes(conn: AsyncConnection, now: datetime, endpoints: Sequence[
 
 
 async def next_due_at(conn: AsyncConnection, endpoints: Sequence[str]) -> datetime | None:
-    value = (
+    value: datetime | None = (
         await conn.execute(
             select(func.min(delivery.c.next_attempt_at)).where(
                 and_(delivery.c.done.is_(False), delivery.c.endpoint.in_(endpoints))
@@ -114,7 +114,7 @@ async def lane_head(conn: AsyncConnection, lane: Lane, limit: int) -> list[Pendi
             r.payload,
             r.attempts,
             bool(r.in_doubt),
-            utc(r.next_attempt_at),  # type: ignore[arg-type]
+            utc(r.next_attempt_at),
         )
         for r in rows
     ]
