@@ -311,9 +311,6 @@ class Conversations:
         if self.announce is not None:
             await self.announce([(conv.id, signal)], False)
 
-    async def visitor_typing(self, cid: str) -> None:
-        """Nothing to store; team chats that can show typing may pick this up later."""
-
     async def close(self, cid: str, *, by: Participant | None = None, reason: str | None = None) -> bool:
         """Close once; True if this call closed it."""
         async with self.db.write() as conn:

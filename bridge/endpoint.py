@@ -86,3 +86,7 @@ class Endpoint(Protocol):
     async def check(self, destinations: Sequence[str]) -> list[str]:
         """Problems with the connection or the destinations, in plain words (empty = all well)."""
         ...
+
+    def known_problems(self) -> list[str]:
+        """What the running endpoint already knows is wrong, without a network call (for /readyz)."""
+        ...

@@ -37,6 +37,9 @@ class RecordingEndpoint:
     async def check(self, destinations: Sequence[str]) -> list[str]:
         return []
 
+    def known_problems(self) -> list[str]:
+        return []
+
     async def deliver(self, batch: Sequence[Outgoing]) -> Sequence[Sent]:
         if self.failures:
             self.failures -= 1

@@ -124,7 +124,7 @@ class _Session:
                     # a resend of something already stored: acknowledge it again (the widget dedupes by seq)
                     await self.send({"type": "message", "message": message})
             elif kind == "typing":
-                await self.ctx.conversations.visitor_typing(self.conv.id)
+                pass  # accepted (CONTRACT §4); Slack cannot show it and Matrix types per room, not per thread
             elif kind == "page":
                 page = schemas.PageFrame.model_validate(frame)
                 # every page view rewrites the thread's root in the team chat: a flood must not reach it

@@ -47,6 +47,9 @@ class EmailEndpoint:
     async def ready(self, destination: str) -> None:
         return None
 
+    def known_problems(self) -> list[str]:
+        return []  # an SMTP outage shows as postponed deliveries, not before
+
     async def check(self, destinations: Sequence[str]) -> list[str]:
         try:
             smtp = aiosmtplib.SMTP(hostname=self.hostname, port=self.port, use_tls=self.use_tls, timeout=self.timeout)

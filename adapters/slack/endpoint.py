@@ -87,6 +87,7 @@ class SlackEndpoint:
         self.client: AsyncWebClient | None = None
         self.app: AsyncApp | None = None
         self.bot_user_id: str | None = None
+        self._auth_problem: str | None = None
         self.bot_id: str | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -120,7 +121,8 @@ class SlackEndpoint:
             auth = await self.client.auth_test()
             self.bot_user_id, self.bot_id = auth.get("user_id"), auth.get("bot_id")
         except Exception as exc:  # start anyway: deliveries wait and /readyz tells what is wrong
-            log.error("Slack auth.test failed: %s", _describe(exc))
+            self._auth_problem = f"Slack: auth.test failed at start ({_describe(exc)}); check SLACK_BOT_TOKEN"
+            log.error("%s", self._auth_problem)
         if self._app_token:
             self._socket = AsyncSocketModeHandler(self.app, self._app_token)
             await self._socket.connect_async()  # type: ignore[no-untyped-call]
@@ -143,6 +145,9 @@ class SlackEndpoint:
             return web.json_response({"error": "invalid_signature"}, status=401)
         bolt_response = await self.app.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(bolt_response)
+
+    def known_problems(self) -> list[str]:
+        return [self._auth_problem] if self._auth_problem else []
 
     async def check(self, destinations: Sequence[str]) -> list[str]:
         """Token and channels, without starting (doctor must not take events the service should get)."""

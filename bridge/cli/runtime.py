@@ -70,9 +70,7 @@ class Runtime:
         except Exception as exc:
             problems.append(f"database: unreachable ({type(exc).__name__})")
         for endpoint in self.endpoints.values():
-            known = getattr(endpoint, "known_problems", None)
-            if known is not None:
-                problems.extend(known())
+            problems.extend(endpoint.known_problems())
         problems.extend(f"{key}: {reason}" for key, reason in self.worker.problems.items())
         return problems
 

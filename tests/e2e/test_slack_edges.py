@@ -299,3 +299,15 @@ async def test_slash_command_answers_with_help(slack_bridge: RunningBridge, agen
     assert status == 200 and "!help" in body and "//" in body
     forged = signed_form("not-the-secret", slash_command_form("/sitechat", "", "UAGENT", "C0SUPPORT"))
     assert (await agent.post_signed(*forged))[0] == 401
+
+
+async def test_a_refused_token_at_start_shows_in_readyz(make_bridge: BridgeFactory, fake_slack: FakeSlack) -> None:
+    fake_slack.fail_next("auth.test", kind="error", error="invalid_auth")
+    bridge = await make_bridge(fake_slack)
+    visitor = Visitor(bridge.url)
+    try:
+        status, body, _ = await visitor.request("GET", "/readyz")
+        assert status == 503
+        assert any("auth.test failed" in p and "invalid_auth" in p for p in body["problems"]), body
+    finally:
+        await visitor.close()
