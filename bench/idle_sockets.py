@@ -8,7 +8,6 @@ and after, and per socket. Run: .venv/bin/python bench/idle_sockets.py [N]   (de
 from __future__ import annotations
 
 import asyncio
-import os
 import resource
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.fakes.slack_api import FakeSlack
-from tests.harness import ORIGIN, free_port
+from tests.harness import ORIGIN, clean_environment, free_port
 
 
 def rss_kib(pid: int) -> int:
@@ -54,7 +53,7 @@ async def main(n: int) -> None:
                     ]
                 )
             )
-            env = {k: v for k, v in os.environ.items() if not k.startswith(("SITECHAT_", "SLACK_", "MATRIX_"))}
+            env = clean_environment()
             proc = subprocess.Popen(
                 [sys.executable, "-m", "bridge", "run", "--env-file", str(env_file)],
                 env=env,

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
@@ -22,6 +25,33 @@ from tests.fakes.slack_payloads import event_callback, interactive_form, message
 T = TypeVar("T")
 SIGNING_SECRET = "test-signing-secret"
 ORIGIN = "https://acme.example"
+
+
+#: variables of the test's own environment that would override a child's env file (real variables win)
+OUR_VARIABLES = ("SITECHAT_", "SLACK_", "MATRIX_")
+
+
+def clean_environment() -> dict[str, str]:
+    """The environment for a ``sitechat`` child process: ours, minus anything that configures sitechat."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(OUR_VARIABLES)}
+
+
+async def run_sitechat(*args: str, cwd: Path, timeout: float = 60) -> tuple[int, str]:
+    """``python -m bridge ARGS`` to the end: (exit code, stdout and stderr together)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bridge",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env=clean_environment(),
+        cwd=cwd,
+    )
+    async with asyncio.timeout(timeout):
+        out, _ = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode()
 
 
 def free_port() -> int:
@@ -99,7 +129,9 @@ async def bridge_factory(default_database_url: str) -> AsyncIterator[BridgeFacto
             await bridge.stop()
 
 
-async def wait_until(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+async def wait_until(
+    check: Callable[[], Any], timeout: float = 10.0, what: str = "condition", interval: float = 0.02
+) -> Any:
     """Poll a condition (sync or async) until it holds; the value it returned. Fails after ``timeout``."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -111,7 +143,7 @@ async def wait_until(check: Callable[[], Any], timeout: float = 10.0, what: str 
             return value
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(interval)
 
 
 class Visitor:
@@ -245,6 +277,17 @@ class SlackAgent:
 
     async def close(self) -> None:
         await self.session.close()
+
+
+@asynccontextmanager
+async def visitor_and_agent(bridge: RunningBridge, slack: FakeSlack) -> AsyncIterator[tuple[Visitor, SlackAgent]]:
+    """A visitor on the bridge's widget API and Alice in its Slack workspace, both closed afterwards."""
+    visitor, agent = Visitor(bridge.url), SlackAgent(bridge.url, slack)
+    try:
+        yield visitor, agent
+    finally:
+        await visitor.close()
+        await agent.close()
 
 
 def root_of(slack: FakeSlack, channel: str = "C0SUPPORT", visitor: str = "Ann") -> dict[str, Any] | None:

@@ -11,6 +11,7 @@ import pytest
 
 from config.loading import ConfigError, load_settings
 from config.office_hours import OfficeHours
+from tests.harness import OUR_VARIABLES, clean_environment
 
 GOOD = {
     "SITECHAT_SITES__ACME__NAME": "Acme",
@@ -28,7 +29,7 @@ GOOD = {
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
     for key in list(os.environ):
-        if key.startswith(("SITECHAT_", "SLACK_", "MATRIX_")):
+        if key.startswith(OUR_VARIABLES):
             monkeypatch.delenv(key)
     monkeypatch.chdir(tmp_path)
     for key, value in GOOD.items():
@@ -102,7 +103,7 @@ def test_office_hours() -> None:
 def test_run_with_bad_config_prints_problems_and_no_traceback(tmp_path: Path) -> None:
     env_file = tmp_path / "bad.env"
     env_file.write_text("SITECHAT_SITES__ACME__NAME=Acme\nSITECHAT_SITES__ACME__ORIGINS=nope\nSITECHAT_PORT=x\n")
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SITECHAT_", "SLACK_", "MATRIX_"))}
+    clean = clean_environment()
     result = subprocess.run(
         [sys.executable, "-m", "bridge", "run", "--env-file", str(env_file)],
         capture_output=True,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
 import sys
@@ -13,7 +12,7 @@ import aiohttp
 import nio
 
 from tests.fakes.synapse import synapse_venv
-from tests.harness import Visitor, free_port, wait_until
+from tests.harness import Visitor, clean_environment, free_port, wait_until
 
 
 async def _read_until(stream: asyncio.StreamReader, marker: str, seen: list[str], timeout: float = 90) -> None:
@@ -29,7 +28,7 @@ async def _read_until(stream: asyncio.StreamReader, marker: str, seen: list[str]
 
 async def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SITECHAT_", "SLACK_", "MATRIX_"))}
+    env = clean_environment()
     env["SITECHAT_SYNAPSE_VENV"] = str(synapse_venv())
     proc = await asyncio.create_subprocess_exec(
         sys.executable,

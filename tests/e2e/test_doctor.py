@@ -2,31 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from pathlib import Path
 
 from tests.fakes.slack_api import FakeSlack
-from tests.harness import ORIGIN, SIGNING_SECRET
-
-
-async def _doctor(env_file: Path, cwd: Path) -> tuple[int, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SITECHAT_", "SLACK_", "MATRIX_"))}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bridge",
-        "doctor",
-        "--env-file",
-        str(env_file),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        env=env,
-        cwd=cwd,
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), 60)
-    return proc.returncode or 0, out.decode()
+from tests.harness import ORIGIN, SIGNING_SECRET, run_sitechat
 
 
 def _env(tmp_path: Path, slack: FakeSlack, channel: str) -> Path:
@@ -49,9 +28,9 @@ def _env(tmp_path: Path, slack: FakeSlack, channel: str) -> Path:
 
 
 async def test_doctor_all_well_then_a_missing_channel(tmp_path: Path, fake_slack: FakeSlack) -> None:
-    code, out = await _doctor(_env(tmp_path, fake_slack, "C0SUPPORT"), tmp_path)
+    code, out = await run_sitechat("doctor", "--env-file", str(_env(tmp_path, fake_slack, "C0SUPPORT")), cwd=tmp_path)
     assert code == 0, out
     assert "All is well." in out and "slack: connected" in out
-    code, out = await _doctor(_env(tmp_path, fake_slack, "C0GONE"), tmp_path)
+    code, out = await run_sitechat("doctor", "--env-file", str(_env(tmp_path, fake_slack, "C0GONE")), cwd=tmp_path)
     assert code == 1, out
     assert "C0GONE" in out and "channel_not_found" in out and "Traceback" not in out

@@ -10,7 +10,7 @@ from aiosmtpd.controller import Controller
 
 from tests.conftest import BridgeFactory
 from tests.fakes.slack_api import FakeSlack
-from tests.harness import SlackAgent, Visitor, free_port, root_of, wait_until
+from tests.harness import Visitor, free_port, root_of, visitor_and_agent, wait_until
 
 
 class Inbox:
@@ -28,8 +28,7 @@ async def test_transcript_is_mailed(make_bridge: BridgeFactory, fake_slack: Fake
     smtp.start()
     try:
         bridge = await make_bridge(fake_slack, smtp_url=f"smtp://127.0.0.1:{smtp.port}", mail_from="help@acme.example")
-        visitor, agent = Visitor(bridge.url), SlackAgent(bridge.url, fake_slack)
-        try:
+        async with visitor_and_agent(bridge, fake_slack) as (visitor, agent):
             await visitor.start(name="Ann")
             root = await fake_slack.wait_for(lambda: root_of(fake_slack), message="root")
             await visitor.say("Where is my order?")
@@ -52,9 +51,6 @@ async def test_transcript_is_mailed(make_bridge: BridgeFactory, fake_slack: Fake
             text = mail.get_payload(decode=True).decode()
             assert "Ann: Where is my order?" in text and "Alice: On its way!" in text
             assert "internal" not in text
-        finally:
-            await visitor.close()
-            await agent.close()
     finally:
         smtp.stop()
 

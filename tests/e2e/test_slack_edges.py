@@ -10,7 +10,7 @@ from adapters.slack.blocks import CLAIM, CLOSE
 from tests.conftest import BridgeFactory
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_payloads import event_callback, message_event, signed_json
-from tests.harness import SIGNING_SECRET, RunningBridge, SlackAgent, Visitor, root_of, wait_until
+from tests.harness import SIGNING_SECRET, RunningBridge, SlackAgent, Visitor, root_of, visitor_and_agent, wait_until
 
 
 async def _conversation(visitor: Visitor, slack: FakeSlack, name: str = "Ann") -> dict:
@@ -265,8 +265,7 @@ async def test_snippets_links_and_goodbye(make_bridge: BridgeFactory, fake_slack
     snippets = tmp_path / "snippets.toml"
     snippets.write_text('hello = "Hi! How can I help?"\nhours = "We are here Mon-Fri, 9 to 5."\n')
     bridge = await make_bridge(fake_slack, snippets_file=snippets)
-    visitor, agent = Visitor(bridge.url), SlackAgent(bridge.url, fake_slack)
-    try:
+    async with visitor_and_agent(bridge, fake_slack) as (visitor, agent):
         root = await _conversation(visitor, fake_slack)
         await agent.reply("C0SUPPORT", root["ts"], "!s hello")
         await agent.reply("C0SUPPORT", root["ts"], "!s nope")
@@ -285,9 +284,6 @@ async def test_snippets_links_and_goodbye(make_bridge: BridgeFactory, fake_slack
             "the docs https://acme.example/docs",
             "Thanks Ann, bye!",
         ]
-    finally:
-        await visitor.close()
-        await agent.close()
 
 
 async def test_slash_command_answers_with_help(slack_bridge: RunningBridge, agent: SlackAgent) -> None:

@@ -26,7 +26,7 @@ from aiohttp import web
 from adapters.matrix.local_homeserver import LocalSynapse, RegisteredUser
 from tests.fakes.synapse import new_bot, new_user
 from tests.faults.process import BridgeProcess, write_env
-from tests.harness import ORIGIN, free_port
+from tests.harness import ORIGIN, free_port, wait_until
 
 Event = dict[str, Any]
 STAFF_NAME = "Sam Staff"
@@ -102,7 +102,9 @@ class MatrixRoom:
         return bodies
 
     async def wait_root(self, visitor: str = "Ann", timeout: float = 15.0) -> Event:
-        roots: list[Event] = await poll(lambda: self.roots(visitor), timeout, f"{visitor}'s thread root in the room")
+        roots: list[Event] = await wait_until(
+            lambda: self.roots(visitor), timeout, f"{visitor}'s thread root in the room"
+        )
         return roots[0]
 
 
@@ -165,24 +167,6 @@ async def db_execute(db_path: Path, sql: str, *args: Any) -> None:
 async def stored_token(db_path: Path) -> str | None:
     rows = await db_rows(db_path, "SELECT value FROM sync_state WHERE key = 'matrix:next_batch'")
     return str(rows[0]["value"]) if rows else None
-
-
-# -- waiting ---------------------------------------------------------------------------------------
-
-
-async def poll(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    """Poll a condition (sync or async) until it returns something truthy; that value."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        await asyncio.sleep(interval)
 
 
 # -- a proxy in front of Synapse -----------------------------------------------------------------

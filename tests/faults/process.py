@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import sys
 from collections.abc import Mapping
@@ -19,10 +18,7 @@ import aiohttp
 import aiosqlite
 
 from tests.fakes.slack_api import FakeSlack
-from tests.harness import ORIGIN, SIGNING_SECRET, free_port
-
-#: variables of the parent's environment that would override the env file (real variables win)
-_OURS = ("SITECHAT_", "SLACK_", "MATRIX_")
+from tests.harness import ORIGIN, SIGNING_SECRET, clean_environment, free_port
 
 
 def bridge_env(db_path: Path, slack: FakeSlack, port: int, **extra: str) -> dict[str, str]:
@@ -50,10 +46,6 @@ def write_env(path: Path, values: Mapping[str, str]) -> Path:
     path.write_text("".join(f"{k}={v}\n" for k, v in values.items()), encoding="utf-8")
     path.chmod(0o600)
     return path
-
-
-def child_environment() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(_OURS)}
 
 
 class BridgeProcess:
@@ -87,7 +79,7 @@ class BridgeProcess:
             "--env-file",
             str(self.env_file),
             cwd=self.cwd,
-            env=child_environment(),
+            env=clean_environment(),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
         )

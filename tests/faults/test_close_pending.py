@@ -10,7 +10,7 @@ from adapters.slack.blocks import CLOSE
 from tests.conftest import BridgeFactory
 from tests.fakes.slack_api import FakeSlack
 from tests.faults.helpers import METADATA_TYPE, doubles, recorded_root
-from tests.harness import SlackAgent, Visitor
+from tests.harness import Visitor, visitor_and_agent
 
 JSON = dict[str, Any]
 
@@ -37,8 +37,7 @@ async def test_close_while_slack_fails_transcript_comes_after_everything_once(
     make_bridge: BridgeFactory, fake_slack: FakeSlack, database_url: str
 ) -> None:
     bridge = await make_bridge(fake_slack, database_url=database_url)
-    visitor, agent = Visitor(bridge.url), SlackAgent(bridge.url, fake_slack)
-    try:
+    async with visitor_and_agent(bridge, fake_slack) as (visitor, agent):
         await visitor.start()
         root = await recorded_root(bridge, fake_slack)
         fake_slack.fail_for("chat.postMessage", seconds=3, status=500)  # Slack failing for a while
@@ -62,9 +61,6 @@ async def test_close_while_slack_fails_transcript_comes_after_everything_once(
         assert not doubles(fake_slack)
         assert fake_slack.updates_of("C0SUPPORT", root["ts"]), "the root was not updated to closed"
         assert "Closed" in str(fake_slack.message("C0SUPPORT", root["ts"])["blocks"])
-    finally:
-        await visitor.close()
-        await agent.close()
 
 
 @pytest.mark.parametrize("fault", ["500", "accept_then_drop"])

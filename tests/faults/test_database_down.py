@@ -17,7 +17,7 @@ from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_payloads import event_callback, message_event, signed_json
 from tests.faults.helpers import recorded_root
 from tests.faults.proxy import TcpProxy
-from tests.harness import SIGNING_SECRET, RunningBridge, SlackAgent, Visitor, wait_until
+from tests.harness import SIGNING_SECRET, RunningBridge, SlackAgent, Visitor, visitor_and_agent, wait_until
 
 JSON = dict[str, Any]
 ACK_BUDGET = 2.5  # seconds: Slack gives up on an answer after 3
@@ -109,8 +109,7 @@ async def test_open_widget_socket_still_delivers_after_a_database_blip(
 ) -> None:
     url, proxy = proxied_postgres
     bridge = await make_bridge(fake_slack, database_url=url)
-    visitor, agent = Visitor(bridge.url), SlackAgent(bridge.url, fake_slack)
-    try:
+    async with visitor_and_agent(bridge, fake_slack) as (visitor, agent):
         await visitor.start()
         root = await recorded_root(bridge, fake_slack)
         assert (await agent.reply("C0SUPPORT", root["ts"], "before"))[0] == 200
@@ -129,6 +128,3 @@ async def test_open_widget_socket_still_delivers_after_a_database_blip(
         assert (await agent.reply("C0SUPPORT", root["ts"], "after"))[0] == 200
         await live.wait_frame(lambda _: len(live.messages()) >= 2, timeout=3)
         assert [m["text"] for m in live.messages()] == ["before", "after"]
-    finally:
-        await visitor.close()
-        await agent.close()

@@ -27,12 +27,11 @@ from tests.faults.matrix_process import (
     db_rows,
     freeze,
     matrix_bridge,
-    poll,
     stored_token,
     thaw,
 )
 from tests.faults.process import BridgeProcess, pending_deliveries
-from tests.harness import Visitor
+from tests.harness import Visitor, wait_until
 
 pytestmark = [pytest.mark.synapse, pytest.mark.asyncio(loop_scope="session")]
 
@@ -87,7 +86,7 @@ async def wait_drained(bridge: BridgeProcess, timeout: float) -> None:
         return await pending_deliveries(bridge.db_path) == 0
 
     try:
-        await poll(drained, timeout, "the bridge's outbox to drain", interval=0.1)
+        await wait_until(drained, timeout, "the bridge's outbox to drain", interval=0.1)
     except AssertionError as exc:
         tail = "".join(bridge.output.splitlines(keepends=True)[-30:])
         raise AssertionError(f"{exc}\n--- bridge output ---\n{tail}") from None
@@ -115,7 +114,7 @@ async def test_killed_after_synapse_accepted_an_event_the_resend_is_the_same_eve
     await visitor.start(name="Ann")
     if what == "line":
         assert (await visitor.say("only once"))[0] == 201
-    first = (await poll(lambda: [s for s in proxy.sends_where(held) if s.held], 15, f"the {what} held"))[0]
+    first = (await wait_until(lambda: [s for s in proxy.sends_where(held) if s.held], 15, f"the {what} held"))[0]
     assert first.status == 200 and first.event_id, first
     assert [e["event_id"] for e in await room.events() if e.get("content") == first.content] == [first.event_id]
     await bridge.kill()
@@ -159,7 +158,7 @@ async def _conversation_with_a_first_reply(
     await visitor.start(name="Ann")
     root = (await room.wait_root())["event_id"]
     await room.reply(root, "reply 1")
-    await poll(lambda: agent_texts(visitor), 15, "reply 1 at the visitor")
+    await wait_until(lambda: agent_texts(visitor), 15, "reply 1 at the visitor")
     # nothing of the bot's still on its way: the room stays quiet until the test acts
     await wait_drained(bridge, 15)
     return visitor, root
@@ -169,7 +168,7 @@ async def _freeze_during_a_long_poll(bridge: BridgeProcess, proxy: MatrixProxy) 
     """SIGSTOP the bridge while one of its ``/sync`` long polls waits at Synapse, so the next event
     is answered into the socket of a process that cannot read it."""
     for _ in range(50):
-        await poll(lambda: proxy.syncs_waiting > 0, 15, "the bridge's sync long poll")
+        await wait_until(lambda: proxy.syncs_waiting > 0, 15, "the bridge's sync long poll")
         freeze(bridge)
         if proxy.syncs_waiting > 0:
             return
@@ -189,7 +188,7 @@ async def test_killed_with_a_sync_answer_unprocessed_the_reply_arrives_once(
     await _freeze_during_a_long_poll(bridge, proxy)
     before = len(proxy.syncs)
     arrived = await room.reply(root, "reply 2")
-    await poll(lambda: proxy.synced(arrived, before), 15, "the sync answer with reply 2 in the bridge's socket")
+    await wait_until(lambda: proxy.synced(arrived, before), 15, "the sync answer with reply 2 in the bridge's socket")
     # the frozen bridge asks for nothing more: this one waits at Synapse for the next sync
     await room.reply(root, "reply 3")
     unprocessed = await db_rows(bridge.db_path, "SELECT text FROM message WHERE text IN ('reply 2', 'reply 3')")
@@ -197,9 +196,9 @@ async def test_killed_with_a_sync_answer_unprocessed_the_reply_arrives_once(
     await bridge.kill()
 
     await bridge.start()
-    await poll(lambda: has_reply(visitor, "reply 3"), 20, "reply 3 at the visitor")
+    await wait_until(lambda: has_reply(visitor, "reply 3"), 20, "reply 3 at the visitor")
     await room.reply(root, "reply 4")
-    await poll(lambda: has_reply(visitor, "reply 4"), 20, "reply 4 at the visitor")
+    await wait_until(lambda: has_reply(visitor, "reply 4"), 20, "reply 4 at the visitor")
     assert await agent_texts(visitor) == ["reply 1", "reply 2", "reply 3", "reply 4"]
 
 
@@ -215,21 +214,21 @@ async def test_sync_answer_processed_but_its_token_unsaved_is_not_doubled(
     older = await stored_token(bridge.db_path)
     assert older
     replies = [await room.reply(root, text) for text in ("reply 2", "reply 3")]
-    await poll(lambda: has_reply(visitor, "reply 3"), 15, "reply 3 at the visitor")
+    await wait_until(lambda: has_reply(visitor, "reply 3"), 15, "reply 3 at the visitor")
 
     async def moved_on() -> bool:
         return await stored_token(bridge.db_path) != older
 
-    await poll(moved_on, 15, "the bridge to save a newer sync token")
+    await wait_until(moved_on, 15, "the bridge to save a newer sync token")
     await bridge.kill()
     await db_execute(bridge.db_path, "UPDATE sync_state SET value = ? WHERE key = 'matrix:next_batch'", older)
     assert await stored_token(bridge.db_path) == older
 
     replayed_from = len(proxy.syncs)
     await bridge.start()
-    await poll(lambda: all(proxy.synced(r, replayed_from) for r in replies), 20, "the replies synced again")
+    await wait_until(lambda: all(proxy.synced(r, replayed_from) for r in replies), 20, "the replies synced again")
     await room.reply(root, "reply 4")
-    await poll(lambda: has_reply(visitor, "reply 4"), 20, "reply 4 at the visitor")
+    await wait_until(lambda: has_reply(visitor, "reply 4"), 20, "reply 4 at the visitor")
     assert await agent_texts(visitor) == ["reply 1", "reply 2", "reply 3", "reply 4"]
 
 
@@ -288,7 +287,7 @@ async def test_synapse_down_during_a_100_message_stream_each_arrives_once_in_ord
     assert await room.thread_bodies(root) == [f"Ann: {text}" for text in STREAM]
     # and the other way round: the sync loop is back too
     await room.reply(root, "welcome back")
-    await poll(lambda: has_reply(visitor, "welcome back"), 20 + 2 * OUTAGE_SECONDS, "the staff reply after it")
+    await wait_until(lambda: has_reply(visitor, "welcome back"), 20 + 2 * OUTAGE_SECONDS, "the staff reply after it")
     assert await agent_texts(visitor) == ["welcome back"]
 
 
@@ -314,7 +313,7 @@ async def test_bridge_killed_while_staff_post_more_than_a_sync_holds_the_gap_is_
 
     started = len(bridge.output)
     await bridge.start()
-    await poll(lambda: has_reply(visitor, replies[-1]), 30, "the last reply at the visitor")
+    await wait_until(lambda: has_reply(visitor, replies[-1]), 30, "the last reply at the visitor")
     assert await agent_texts(visitor) == ["reply 1", *replies]
     backfilled = [int(n) for n in re.findall(r"backfilled (\d+) event", bridge.output[started:])]
     assert backfilled and backfilled[0] > BACKFILL_PAGE, bridge.output[started:]
@@ -335,6 +334,6 @@ async def test_gap_backfill_refused_once_by_a_gateway_loses_nothing(
 
     proxy.fail_next("/messages", 502)
     await bridge.start()
-    await poll(lambda: has_reply(visitor, replies[-1]), 30, "the last reply at the visitor")
+    await wait_until(lambda: has_reply(visitor, replies[-1]), 30, "the last reply at the visitor")
     assert [path for _, path, _ in proxy.failed if path.endswith("/messages")], "the backfill never asked"
     assert await agent_texts(visitor) == ["reply 1", *replies]

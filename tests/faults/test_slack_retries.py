@@ -16,7 +16,7 @@ from tests.conftest import BridgeFactory
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_payloads import event_callback, message_event, signed_json
 from tests.faults.helpers import held_post, recorded_root
-from tests.harness import SIGNING_SECRET, LiveSocket, SlackAgent, Visitor, root_of, wait_until
+from tests.harness import SIGNING_SECRET, LiveSocket, SlackAgent, Visitor, root_of, visitor_and_agent, wait_until
 
 JSON = dict[str, Any]
 
@@ -56,8 +56,7 @@ async def test_one_event_four_times_at_once_is_one_widget_message(
 ) -> None:
     """The first delivery is slow, so Slack's retries 1–3 arrive while it is still being stored."""
     bridge = await make_bridge(fake_slack, database_url=database_url)
-    visitor, agent = Visitor(bridge.url), SlackAgent(bridge.url, fake_slack)
-    try:
+    async with visitor_and_agent(bridge, fake_slack) as (visitor, agent):
         await visitor.start()
         root = await recorded_root(bridge, fake_slack)
         live = await visitor.socket()
@@ -68,17 +67,13 @@ async def test_one_event_four_times_at_once_is_one_widget_message(
         assert await _deliver(agent, later) == 200
         assert await _settled(visitor, live, 2) == ["hello from Slack", "and once more"]
         await live.close()
-    finally:
-        await visitor.close()
-        await agent.close()
 
 
 async def test_retry_arriving_after_a_later_reply(
     make_bridge: BridgeFactory, fake_slack: FakeSlack, database_url: str
 ) -> None:
     bridge = await make_bridge(fake_slack, database_url=database_url)
-    visitor, agent = Visitor(bridge.url), SlackAgent(bridge.url, fake_slack)
-    try:
+    async with visitor_and_agent(bridge, fake_slack) as (visitor, agent):
         await visitor.start()
         root = await recorded_root(bridge, fake_slack)
         live = await visitor.socket()
@@ -105,9 +100,6 @@ async def test_retry_arriving_after_a_later_reply(
             "third (first delivery lost)",  # shown when it came, once
         ]
         await live.close()
-    finally:
-        await visitor.close()
-        await agent.close()
 
 
 async def test_reply_under_a_root_whose_ts_is_not_recorded_yet_is_not_lost(
@@ -115,8 +107,7 @@ async def test_reply_under_a_root_whose_ts_is_not_recorded_yet_is_not_lost(
 ) -> None:
     """Slack has the root (agents see it and answer) while the bridge still waits for the post's answer."""
     bridge = await make_bridge(fake_slack)
-    visitor, agent = Visitor(bridge.url), SlackAgent(bridge.url, fake_slack)
-    try:
+    async with visitor_and_agent(bridge, fake_slack) as (visitor, agent):
         fake_slack.fail_next("chat.postMessage", kind="accept_then_hold", hold=2)
         await visitor.start()
         root = await fake_slack.wait_for(lambda: root_of(fake_slack) if held_post(fake_slack) else None, message="held")
@@ -127,6 +118,3 @@ async def test_reply_under_a_root_whose_ts_is_not_recorded_yet_is_not_lost(
             assert await _deliver(agent, payload, retry=1) == 200
         texts = await wait_until(lambda: _texts(visitor, 1), 3, "the agent's reply in the widget")
         assert texts == ["a quick agent"]
-    finally:
-        await visitor.close()
-        await agent.close()

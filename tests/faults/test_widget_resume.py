@@ -10,7 +10,7 @@ from bridge.model import Message
 from tests.conftest import BridgeFactory
 from tests.fakes.slack_api import FakeSlack
 from tests.faults.helpers import recorded_root, thread_lines
-from tests.harness import LiveSocket, RunningBridge, SlackAgent, Visitor
+from tests.harness import LiveSocket, RunningBridge, Visitor, visitor_and_agent
 
 
 async def _all_frames_sent(live: LiveSocket) -> None:
@@ -43,8 +43,7 @@ async def test_reconnect_gets_exactly_what_was_missed_even_while_replies_land(
     make_bridge: BridgeFactory, fake_slack: FakeSlack, database_url: str
 ) -> None:
     bridge = await make_bridge(fake_slack, database_url=database_url)
-    visitor, agent = Visitor(bridge.url), SlackAgent(bridge.url, fake_slack)
-    try:
+    async with visitor_and_agent(bridge, fake_slack) as (visitor, agent):
         await visitor.start()
         root = await recorded_root(bridge, fake_slack)
         live = await visitor.socket()
@@ -70,9 +69,6 @@ async def test_reconnect_gets_exactly_what_was_missed_even_while_replies_land(
         polled = (await visitor.messages(after=last_seen))["messages"]
         assert [m["text"] for m in polled] == texts
         await back.close()
-    finally:
-        await visitor.close()
-        await agent.close()
 
 
 async def test_resent_unacknowledged_message_is_stored_once(

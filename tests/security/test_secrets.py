@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +14,7 @@ from tests.conftest import BridgeFactory
 from tests.e2e.test_email_transcript import Inbox
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_payloads import event_callback, message_event, signed_json
-from tests.harness import Visitor, free_port, root_of, wait_until
+from tests.harness import OUR_VARIABLES, Visitor, free_port, root_of, run_sitechat, wait_until
 
 BOT_TOKEN = "xoxb-SECRET-bot-7f3a9c"
 SIGNING = "SECRET-signing-51e2"
@@ -124,22 +122,7 @@ def _env_file(tmp_path: Path, slack: FakeSlack, mode: int) -> Path:
 
 
 async def _doctor(env_file: Path) -> tuple[int, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SITECHAT_", "SLACK_", "MATRIX_"))}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bridge",
-        "doctor",
-        "--env-file",
-        str(env_file),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        env=clean,
-        cwd=env_file.parent,
-    )
-    out, _ = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode is not None
-    return process.returncode, out.decode()
+    return await run_sitechat("doctor", "--env-file", str(env_file), cwd=env_file.parent)
 
 
 @pytest.mark.parametrize("mode", [0o644, 0o640, 0o604])
@@ -164,7 +147,7 @@ def test_a_configuration_error_does_not_print_the_password_it_rejects(
 
     monkeypatch.chdir(tmp_path)  # no .env from the working tree
 
-    for name in [k for k in os.environ if k.startswith(("SITECHAT_", "SLACK_", "MATRIX_"))]:
+    for name in [k for k in os.environ if k.startswith(OUR_VARIABLES)]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("SITECHAT_DATABASE_URL", "postgres://sitechat:SECRET-db-pw@db.internal/sitechat")
     with pytest.raises(ConfigError) as caught:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ from bridge.model import EndpointName, RemoteId, ThreadRef
 from config.settings import Settings
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_payloads import event_callback, message_changed_event, message_event, signed_json
-from tests.harness import SIGNING_SECRET, RunningBridge, SlackAgent, Visitor, root_of, wait_until
+from tests.harness import SIGNING_SECRET, RunningBridge, SlackAgent, Visitor, clean_environment, root_of, wait_until
 
 
 async def _texts(visitor: Visitor) -> list[str]:
@@ -201,7 +200,7 @@ def test_http_mode_without_a_signing_secret_refuses_to_start(tmp_path: Path) -> 
         f"SITECHAT_DATABASE_URL=sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}\n"
     )
     env_file.chmod(0o600)
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SITECHAT_", "SLACK_", "MATRIX_"))}
+    clean = clean_environment()
     result = subprocess.run(
         [sys.executable, "-m", "bridge", "run", "--env-file", str(env_file)],
         capture_output=True,
