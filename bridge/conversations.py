@@ -502,13 +502,14 @@ class Conversations:
         await q.set_fields(work.conn, conv.id, topic=topic, claimed_by=None)
         links = await q.thread_links(work.conn, conv.id)
         wanted = self.reachable_destinations(site, topic)
-        if all(links.get(e, (None,))[0] == d for e, d in wanted.items()) and set(links) == set(wanted):
+        if {endpoint: destination for endpoint, (destination, _ref) in links.items()} == wanted:
             await self._enqueue_all(work, conv.id, Kind.NOTICE, payload={"text": f"Topic is now {label}"})
             await self._enqueue_all(work, conv.id, Kind.ROOT_STATE)
             return
-        # The old threads hear it (addressed explicitly: the links are about to change), then the
-        # conversation opens new threads where the topic routes, with the history so far.
+        # What is still queued for the old threads, and the farewell, stay addressed to them (the links
+        # are about to change); then the conversation opens new threads with the history so far.
         for endpoint, (destination, ref) in links.items():
+            await outbox.readdress_pending(work.conn, conv.id, endpoint, destination, ref, work.now)
             if ref is not None:
                 text = f"Transferred to {label} by {actor.name}"
                 await self._enqueue(

@@ -145,6 +145,29 @@ async def mark_failed(
     )
 
 
+async def readdress_pending(
+    conn: AsyncConnection, cid: str, endpoint: str, destination: str, thread: str | None, now: datetime
+) -> None:
+    """Before a conversation moves to a new thread: what is still queued for the old one goes there.
+    With no old thread yet (its root never got out) there is nowhere to send it; the history that
+    opens the new thread carries those lines, so they are settled here rather than left to block."""
+    rows = await conn.execute(
+        select(delivery.c.id, delivery.c.payload).where(
+            and_(delivery.c.conversation_id == cid, delivery.c.endpoint == endpoint, delivery.c.done.is_(False))
+        )
+    )
+    for row in rows.all():
+        if thread is None:
+            await conn.execute(
+                update(delivery)
+                .where(delivery.c.id == row.id)
+                .values(done=True, done_at=now, last_error="superseded: the conversation moved before its root was out")
+            )
+        else:
+            payload = {**(row.payload or {}), "destination": destination, "thread": thread}
+            await conn.execute(update(delivery).where(delivery.c.id == row.id).values(payload=payload))
+
+
 async def pending_count(conn: AsyncConnection, endpoint: str | None = None) -> int:
     query = select(func.count()).select_from(delivery).where(delivery.c.done.is_(False))
     if endpoint:

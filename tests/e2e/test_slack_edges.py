@@ -307,3 +307,20 @@ async def test_a_refused_token_at_start_shows_in_readyz(make_bridge: BridgeFacto
         assert any("auth.test failed" in p and "invalid_auth" in p for p in body["problems"]), body
     finally:
         await visitor.close()
+
+
+async def test_transfer_while_lines_are_still_queued_for_the_old_thread(
+    slack_bridge: RunningBridge, fake_slack: FakeSlack, visitor: Visitor, agent: SlackAgent
+) -> None:
+    root = await _conversation(visitor, fake_slack)
+    await slack_bridge.wait_idle()
+    fake_slack.fail_for("chat.postMessage", seconds=2, status=500)  # Slack failing: the line waits
+    await visitor.say("queued before the transfer")
+    await agent.reply("C0SUPPORT", root["ts"], "!transfer sales")
+    await slack_bridge.wait_idle(timeout=20)  # nothing may stay stuck behind the move
+    old = [m["text"] for m in fake_slack.replies("C0SUPPORT", root["ts"])]
+    assert old.count("queued before the transfer") == 1, old
+    assert any("Transferred to Sales" in t for t in old)
+    new_root = root_of(fake_slack, "C0SALES")
+    assert new_root is not None
+    assert any("queued before the transfer" in m["text"] for m in fake_slack.replies("C0SALES", new_root["ts"]))
