@@ -146,14 +146,12 @@ async def accept_message(
     ctx: WidgetContext, conv: Conversation, data: schemas.PostMessage
 ) -> tuple[dict[str, Any], bool]:
     """Shared by HTTP and the socket: the same dedupe, limits and state checks."""
-    if conv.status is not Status.OPEN:
-        existing = await ctx.conversations.known_visitor_message(conv.id, data.client_msg_id)
-        if existing is not None:
-            return message_json(existing), False
-        raise ApiError(409, "closed", "this conversation is closed; start a new chat")
+    # a resend is answered with what was stored, even after close, and costs no rate-limit slot
     known = await ctx.conversations.known_visitor_message(conv.id, data.client_msg_id)
     if known is not None:
         return message_json(known), False
+    if conv.status is not Status.OPEN:
+        raise ApiError(409, "closed", "this conversation is closed; start a new chat")
     rate_limited(ctx.new_messages.hit(conv.id), "messages in this conversation")
     try:
         message, created = await ctx.conversations.post_visitor_message(conv.id, data.client_msg_id, data.text)
