@@ -211,11 +211,3 @@ class Settings(BaseSettings):
     @property
     def effective_public_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
-
-    @property
-    def slack_enabled(self) -> bool:
-        return self.slack_bot_token is not None
-
-    @property
-    def matrix_enabled(self) -> bool:
-        return self.matrix_homeserver is not None
