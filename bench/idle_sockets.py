@@ -55,7 +55,7 @@ async def main(n: int) -> None:
             )
             env = clean_environment()
             proc = subprocess.Popen(
-                [sys.executable, "-m", "bridge", "run", "--env-file", str(env_file)],
+                [sys.executable, "-m", "sitechat", "run", "--env-file", str(env_file)],
                 env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,

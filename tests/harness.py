@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import aiohttp
 from aiohttp import web
 
-from bridge.cli.runtime import Runtime, build_runtime, serve
+from sitechat.runtime import Runtime, build_runtime, serve
 from config.settings import Settings
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_payloads import event_callback, interactive_form, message_event, signed_form, signed_json
@@ -37,11 +37,11 @@ def clean_environment() -> dict[str, str]:
 
 
 async def run_sitechat(*args: str, cwd: Path, timeout: float = 60) -> tuple[int, str]:
-    """``python -m bridge ARGS`` to the end: (exit code, stdout and stderr together)."""
+    """``python -m sitechat ARGS`` to the end: (exit code, stdout and stderr together)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "bridge",
+        "sitechat",
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,

@@ -105,7 +105,7 @@ def test_run_with_bad_config_prints_problems_and_no_traceback(tmp_path: Path) ->
     env_file.write_text("SITECHAT_SITES__ACME__NAME=Acme\nSITECHAT_SITES__ACME__ORIGINS=nope\nSITECHAT_PORT=x\n")
     clean = clean_environment()
     result = subprocess.run(
-        [sys.executable, "-m", "bridge", "run", "--env-file", str(env_file)],
+        [sys.executable, "-m", "sitechat", "run", "--env-file", str(env_file)],
         capture_output=True,
         text=True,
         timeout=60,

@@ -10,7 +10,7 @@ import aiohttp
 import nio
 import pytest
 
-from adapters.matrix.local_homeserver import LocalHomeserverError, LocalSynapse, MatrixHTTPError, RegisteredUser
+from sitechat.demo.local_homeserver import LocalHomeserverError, LocalSynapse, MatrixHTTPError, RegisteredUser
 from tests.fakes.synapse import (  # noqa: F401 - fixtures
     new_user,
     synapse,

@@ -146,6 +146,10 @@ class SlackEndpoint:
         bolt_response = await self.app.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(bolt_response)
 
+    def routes(self) -> list[web.RouteDef]:
+        """In HTTP mode Slack posts to ``/slack/events`` on the widget server; Socket Mode serves nothing."""
+        return [] if self._app_token else [web.post("/slack/events", self.http_handler)]
+
     def known_problems(self) -> list[str]:
         return [self._auth_problem] if self._auth_problem else []
 

@@ -33,7 +33,7 @@ async def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "bridge",
+        "sitechat",
         "demo",
         "--workdir",
         str(tmp_path / "demo"),

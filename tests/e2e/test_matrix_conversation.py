@@ -18,7 +18,7 @@ import pytest_asyncio
 
 from adapters.matrix.endpoint import MatrixEndpoint
 from adapters.matrix.format import thread_relation
-from adapters.matrix.local_homeserver import LocalSynapse, RegisteredUser
+from sitechat.demo.local_homeserver import LocalSynapse, RegisteredUser
 from bridge.errors import DestinationUnavailable, RetryLater
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.synapse import new_bot, new_user

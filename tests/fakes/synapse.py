@@ -45,7 +45,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from adapters.matrix.local_homeserver import LocalSynapse, RegisteredUser
+from sitechat.demo.local_homeserver import LocalSynapse, RegisteredUser
 
 SYNAPSE_VENV_ENV = "SITECHAT_SYNAPSE_VENV"
 REPO_ROOT = Path(__file__).resolve().parents[2]

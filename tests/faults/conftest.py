@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest_asyncio
 
+from adapters.slack import plugin as slack_plugin
 from adapters.slack.endpoint import SlackEndpoint
-from bridge.cli.runtime import build_runtime, serve
 from config.settings import Settings
+from sitechat.runtime import build_runtime, serve
 from tests.fakes.slack_api import FakeSlack
 from tests.faults.process import BridgeProcess, new_bridge_process
 from tests.harness import SIGNING_SECRET, RunningBridge, acme_settings
@@ -37,7 +38,7 @@ class TunedBridge(RunningBridge):
             sites=s.sites,
             timeout=self.slack_timeout,
         )
-        self.runtime = build_runtime(s, endpoints={"slack": slack})
+        self.runtime = build_runtime(s, plugins=[slack_plugin(slack)])
         self._runner = await serve(self.runtime, s.host, s.port)
         return self
 

@@ -23,7 +23,7 @@ import aiohttp
 import aiosqlite
 from aiohttp import web
 
-from adapters.matrix.local_homeserver import LocalSynapse, RegisteredUser
+from sitechat.demo.local_homeserver import LocalSynapse, RegisteredUser
 from tests.fakes.synapse import new_bot, new_user
 from tests.faults.process import BridgeProcess, write_env
 from tests.harness import ORIGIN, free_port, wait_until

@@ -49,7 +49,7 @@ def write_env(path: Path, values: Mapping[str, str]) -> Path:
 
 
 class BridgeProcess:
-    """``python -m bridge run --env-file ENV`` (the same as ``sitechat run``), as a child process."""
+    """``python -m sitechat run --env-file ENV`` (the same as ``sitechat run``), as a child process."""
 
     def __init__(self, env_file: Path, port: int, cwd: Path, db_path: Path) -> None:
         self.env_file = env_file
@@ -74,7 +74,7 @@ class BridgeProcess:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "bridge",
+            "sitechat",
             *(args or ("run",)),
             "--env-file",
             str(self.env_file),

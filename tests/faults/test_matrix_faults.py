@@ -18,7 +18,7 @@ import pytest
 import pytest_asyncio
 
 from adapters.matrix.endpoint import BACKFILL_PAGE, TIMELINE_LIMIT
-from adapters.matrix.local_homeserver import LocalSynapse
+from sitechat.demo.local_homeserver import LocalSynapse
 from tests.faults.matrix_process import (
     Event,
     MatrixProxy,

@@ -202,7 +202,7 @@ def test_http_mode_without_a_signing_secret_refuses_to_start(tmp_path: Path) -> 
     env_file.chmod(0o600)
     clean = clean_environment()
     result = subprocess.run(
-        [sys.executable, "-m", "bridge", "run", "--env-file", str(env_file)],
+        [sys.executable, "-m", "sitechat", "run", "--env-file", str(env_file)],
         capture_output=True,
         text=True,
         timeout=60,

@@ -43,9 +43,10 @@ async def run_doctor(env_file: Path | None) -> int:
         problems += 1
         _say(False, f"database {settings.database_url.split('@')[-1]} unreachable: {type(exc).__name__}: {exc}")
 
-    from bridge.cli.runtime import build_endpoints
+    from sitechat.runtime import build_plugins
 
-    for name, endpoint in build_endpoints(settings, db).items():
+    for endpoint in (plugin.endpoint for plugin in build_plugins(settings, db)):
+        name = endpoint.name
         destinations = sorted(
             {
                 d

@@ -5,18 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
 
-from adapters.email.endpoint import EmailEndpoint
-from adapters.slack.endpoint import SlackEndpoint
+import adapters.email
+import adapters.matrix
+import adapters.slack
+from adapters.plugin import Plugin
 from bridge.conversations import Conversations, utcnow
 from bridge.deliveries import DeliveryWorker
-from bridge.endpoint import Endpoint
+from bridge.endpoint import Endpoint, StateStore
 from bridge.lifecycle import Timers
 from bridge.live import LiveHub
 from bridge.store.database import Database
@@ -30,23 +32,18 @@ from widget_server.context import WidgetContext
 log = logging.getLogger("sitechat")
 
 
-def build_endpoints(settings: Settings, db: Database) -> dict[str, Endpoint]:
-    endpoints: dict[str, Endpoint] = {}
-    if settings.slack_bot_token is not None:
-        endpoints["slack"] = SlackEndpoint(
-            bot_token=settings.slack_bot_token.get_secret_value(),
-            api_url=settings.slack_api_url,
-            signing_secret=settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None,
-            app_token=settings.slack_app_token.get_secret_value() if settings.slack_app_token else None,
-            sites=settings.sites,
-        )
-    if settings.matrix_homeserver is not None:
-        from adapters.matrix.endpoint import MatrixEndpoint
+#: every adapter there is, by endpoint name: each builds its endpoint from the settings, or nothing
+ADAPTERS: dict[str, Callable[[Settings, StateStore], Plugin | None]] = {
+    "slack": adapters.slack.build,
+    "matrix": adapters.matrix.build,
+    "email": adapters.email.build,
+}
 
-        endpoints["matrix"] = MatrixEndpoint.from_settings(settings, KeyValueState(db, "matrix", utcnow))
-    if settings.smtp_url is not None:
-        endpoints["email"] = EmailEndpoint(settings.smtp_url.get_secret_value(), settings.mail_from or "")
-    return endpoints
+
+def build_plugins(settings: Settings, db: Database) -> list[Plugin]:
+    """The endpoints the settings turn on, each with its own durable state namespace."""
+    built = (build(settings, KeyValueState(db, name, utcnow)) for name, build in ADAPTERS.items())
+    return [plugin for plugin in built if plugin is not None]
 
 
 @dataclass
@@ -75,11 +72,12 @@ class Runtime:
         return problems
 
 
-def build_runtime(settings: Settings, *, endpoints: dict[str, Endpoint] | None = None) -> Runtime:
+def build_runtime(settings: Settings, *, plugins: Sequence[Plugin] | None = None) -> Runtime:
     db = Database(settings.database_url)
     live = LiveHub()
     notifier = Notifier(db)
-    endpoints = build_endpoints(settings, db) if endpoints is None else endpoints
+    plugins = build_plugins(settings, db) if plugins is None else plugins
+    endpoints: dict[str, Endpoint] = {p.endpoint.name: p.endpoint for p in plugins}
     site_names = {sid: s.name for sid, s in settings.sites.items()}
     worker = DeliveryWorker(db, endpoints, site_names)
     conversations = Conversations(
@@ -109,11 +107,7 @@ def build_runtime(settings: Settings, *, endpoints: dict[str, Endpoint] | None =
         trusted_proxies=tuple(settings.trusted_proxies),
         send_transcript=conversations.request_transcript if "email" in endpoints else None,
     )
-    routes: list[web.RouteDef] = []
-    slack = endpoints.get("slack")
-    if isinstance(slack, SlackEndpoint) and settings.slack_app_token is None:
-        routes.append(web.post("/slack/events", slack.http_handler))
-    app = create_app(ctx, routes)
+    app = create_app(ctx, [route for p in plugins for route in p.routes])
     runtime = Runtime(settings, db, live, endpoints, worker, conversations, timers, app, notifier)
     ctx.readiness = runtime.readiness
     app.cleanup_ctx.append(lambda _app: _background(runtime))

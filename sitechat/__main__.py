@@ -1,10 +1,10 @@
-"""``python -m bridge`` is ``sitechat``."""
+"""``python -m sitechat`` is ``sitechat``."""
 
 from __future__ import annotations
 
 import sys
 
-from bridge.cli.main import main
+from sitechat.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -48,7 +48,7 @@ DEFAULT_LOG_FILE = "homeserver.log"
 LOCK_FILE = "homeserver.lock"
 
 _CONFIG_HEADER = (
-    "# Written by sitechat (adapters/matrix/local_homeserver.py) for a loopback Synapse.\n"
+    "# Written by sitechat (sitechat/demo/local_homeserver.py) for a loopback Synapse.\n"
     "# It is JSON, which is valid YAML. Edits are kept across runs as long as it stays JSON;\n"
     "# the listener port and public_baseurl are rewritten at each start.\n"
 )

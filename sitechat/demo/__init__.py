@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from adapters.matrix.local_homeserver import LocalSynapse
-from bridge.cli.runtime import build_runtime, serve
 from config.settings import Settings, SiteConfig
+from sitechat.demo.local_homeserver import LocalSynapse
+from sitechat.runtime import build_runtime, serve
 
 STAFF_USER = "staff"
 STAFF_PASSWORD = "staff-password"

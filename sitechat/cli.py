@@ -34,7 +34,7 @@ async def _wait_for_stop() -> None:
 
 
 async def _run(settings: Settings) -> None:
-    from bridge.cli.runtime import build_runtime, serve
+    from sitechat.runtime import build_runtime, serve
 
     runtime = build_runtime(settings)
     try:
@@ -84,13 +84,13 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from bridge.cli.doctor import run_doctor
+    from sitechat.doctor import run_doctor
 
     return asyncio.run(run_doctor(args.env_file))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from bridge.cli.demo import run_demo
+    from sitechat.demo import run_demo
 
     return asyncio.run(run_demo(args))
 
