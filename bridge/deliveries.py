@@ -16,14 +16,16 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bridge.conversations import utcnow
-from bridge.endpoint import Endpoint, Kind, Outgoing, Sent
+from bridge.endpoint import Endpoint, Outgoing, Sent
 from bridge.errors import DeliveryError, DestinationUnavailable
 from bridge.model import Conversation, ThreadRef
+from bridge.outbound import ABOUT_A_MESSAGE, UndecodableDelivery, decode
 from bridge.store import conversations as q
 from bridge.store import outbox
 from bridge.store.database import Database
 from bridge.store.outbox import Lane, PendingDelivery
+from bridge.work import utcnow
+from config.settings import SiteConfig
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +41,14 @@ class DeliveryWorker:
         self,
         db: Database,
         endpoints: Mapping[str, Endpoint],
-        site_names: Mapping[str, str],
+        sites: Mapping[str, SiteConfig],
         *,
         clock: Callable[[], datetime] = utcnow,
         poll_seconds: float = 2.0,
     ) -> None:
         self.db = db
         self.endpoints = endpoints
-        self.site_names = site_names
+        self.sites = sites
         self.clock = clock
         self.poll_seconds = poll_seconds
         self._wake = asyncio.Event()
@@ -116,7 +118,22 @@ class DeliveryWorker:
             conv = await q.get_conversation(conn, lane.conversation_id)
             links = await q.thread_links(conn, lane.conversation_id)
             assert conv is not None
-            items = [await self._outgoing(conn, d, conv, links) for d in batch]
+            items: list[Outgoing] = []
+            for d in batch:
+                try:
+                    items.append(await self._outgoing(conn, d, conv, links))
+                except UndecodableDelivery as exc:
+                    unreadable: tuple[int, str] | None = (d.id, str(exc))
+                    break
+            else:
+                unreadable = None
+        if unreadable is not None and not items:
+            # its message erased, or written by a newer version: it must not hold up the lane forever
+            log.error("%s: delivery %s cannot be sent (%s); set aside", lane.key, *unreadable)
+            async with self.db.write() as conn:
+                await outbox.set_aside(conn, unreadable[0], self.clock(), unreadable[1])
+            return True
+        batch = batch[: len(items)]
 
         async with self.db.write() as conn:
             await outbox.mark_attempt(conn, [d.id for d in batch])
@@ -157,15 +174,21 @@ class DeliveryWorker:
         if "thread" in payload:  # addressed to an earlier thread (a transfer's farewell)
             destination, thread = str(payload["destination"]), ThreadRef(str(payload["thread"]))
         message = await q.get_message(conn, d.message_id) if d.message_id else None
+        copy = (
+            await q.remote_for_message(conn, d.endpoint, d.message_id)
+            if d.message_id and d.kind in ABOUT_A_MESSAGE
+            else None
+        )
+        site = self.sites.get(conv.site_id)
+        topic = site.topics.get(conv.topic) if site and conv.topic else None
         return Outgoing(
             delivery_id=d.id,
-            kind=Kind(d.kind),
+            what=decode(d.kind, d.payload, message, copy),
             conversation=conv,
-            site_name=self.site_names.get(conv.site_id, conv.site_id),
+            site_name=site.name if site else conv.site_id,
+            topic_label=topic.label if topic else None,
             destination=destination,
             thread=thread,
-            message=message,
-            payload=d.payload,
             maybe_sent=d.in_doubt,
         )
 

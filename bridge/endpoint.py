@@ -4,41 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
-from typing import Any, Protocol
+from typing import Protocol
 
 from bridge.events import InboundEvent
-from bridge.model import Conversation, EndpointName, Message, Participant, RemoteId, ThreadRef
-
-
-class Kind(StrEnum):
-    OPEN_THREAD = "open_thread"  # the root message with the visitor's context
-    MESSAGE = "message"  # a conversation message (visitor's, or the other side's staff)
-    ROOT_STATE = "root_state"  # show the current state on the root (claimed, closed, rated)
-    TRANSCRIPT = "transcript"  # the whole conversation, on close
-    NOTICE = "notice"  # a line from the bridge itself: rating, help, reminder, offline message
+from bridge.model import Conversation, EndpointName, Participant, RemoteId, ThreadRef
+from bridge.outbound import Outbound
 
 
 @dataclass(frozen=True)
 class Outgoing:
-    """One pending delivery, as the endpoint needs it."""
+    """One pending delivery, as the endpoint needs it: what to do (``what``), where, and for whom."""
 
     delivery_id: int
-    kind: Kind
+    what: Outbound
     conversation: Conversation
     site_name: str
+    #: the label of the conversation's topic, when it has one (shown on the root)
+    topic_label: str | None
     destination: str
     thread: ThreadRef | None
-    message: Message | None = None
-    payload: dict[str, Any] | None = None
     #: an earlier attempt may have landed (crash or timeout in flight): look before posting again
     maybe_sent: bool = False
-
-    @property
-    def text(self) -> str:
-        if self.message is not None:
-            return self.message.text
-        return str((self.payload or {}).get("text", ""))
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,10 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from bridge.conversations import Conversations, utcnow
-from bridge.endpoint import Kind
+from bridge.conversations import Conversations
+from bridge.outbound import Notice
 from bridge.store import conversations as q
-from bridge.store import outbox
+from bridge.work import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +57,8 @@ class Timers:
             await self._remind(cid)
 
     async def _remind(self, cid: str) -> None:
-        db = self.conversations.db
-        async with db.write() as conn:
-            now = self.clock()
-            if not await q.mark_reminded(conn, cid, now):
+        async with self.conversations.core.work() as work:
+            if not await q.mark_reminded(work.conn, cid, work.now):
                 return
             seconds = round(self.first_response.total_seconds())
-            text = f"⏰ The visitor has been waiting for a reply for {seconds} s."
-            for endpoint in await q.thread_links(conn, cid):
-                await outbox.enqueue(conn, cid, endpoint, Kind.NOTICE.value, now, payload={"text": text})
-        self.conversations.wake_deliveries()
+            await work.enqueue_all(cid, Notice(f"⏰ The visitor has been waiting for a reply for {seconds} s."))

@@ -9,16 +9,85 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, assert_never
+
+from bridge.model import Participant, Role, Status
 
 
 @dataclass(frozen=True)
-class Signal:
-    kind: str  # message | status | rating_requested | typing | message_updated | message_deleted
-    data: dict[str, Any] = field(default_factory=dict)
+class NewMessage:
+    """A message was stored at ``seq``: read the store after the last seq sent."""
+
+    seq: int
+
+
+@dataclass(frozen=True)
+class MessageChanged:
+    """A message the client may have was edited (``removed``: taken back)."""
+
+    id: str
+    seq: int
+    removed: bool = False
+
+
+@dataclass(frozen=True)
+class StatusChanged:
+    status: Status
+
+
+@dataclass(frozen=True)
+class RatingRequested:
+    pass
+
+
+@dataclass(frozen=True)
+class Typing:
+    """Someone in the team is typing (never stored: a hint for the widget only)."""
+
+    author: Participant
+
+
+Signal = NewMessage | MessageChanged | StatusChanged | RatingRequested | Typing
+
+
+def signal_to_json(signal: Signal) -> dict[str, Any]:
+    """The signal as NOTIFY carries it between instances."""
+    match signal:
+        case NewMessage(seq):
+            return {"k": "message", "seq": seq}
+        case MessageChanged(mid, seq, removed):
+            return {"k": "changed", "id": mid, "seq": seq, "removed": removed}
+        case StatusChanged(status):
+            return {"k": "status", "status": status.value}
+        case RatingRequested():
+            return {"k": "rating_requested"}
+        case Typing(author):
+            return {"k": "typing", "role": author.role.value, "name": author.name, "avatar_url": author.avatar_url}
+        case _:
+            assert_never(signal)
+
+
+def signal_from_json(data: Mapping[str, Any]) -> Signal | None:
+    """A signal from another instance; None for one this version does not know (it only delays)."""
+    try:
+        match data.get("k"):
+            case "message":
+                return NewMessage(int(data["seq"]))
+            case "changed":
+                return MessageChanged(str(data["id"]), int(data["seq"]), bool(data.get("removed")))
+            case "status":
+                return StatusChanged(Status(data["status"]))
+            case "rating_requested":
+                return RatingRequested()
+            case "typing":
+                avatar = data.get("avatar_url")
+                return Typing(Participant(Role(data["role"]), str(data["name"]), str(avatar) if avatar else None))
+    except (KeyError, TypeError, ValueError):
+        return None
+    return None
 
 
 class LiveHub:
@@ -42,8 +111,8 @@ class LiveHub:
     def publish(self, conversation_id: str, signal: Signal) -> None:
         for queue in self._subscribers.get(conversation_id, ()):
             if queue.full():
-                # a slow reader must not grow memory: drop the oldest; "message" signals are
-                # re-derived from the store, so only a stale typing hint can be lost
+                # a slow reader must not grow memory: drop the oldest; every signal but typing
+                # makes the reader look at the store again, so only a stale typing hint can be lost
                 queue.get_nowait()
             queue.put_nowait(signal)
 

@@ -78,8 +78,7 @@ def build_runtime(settings: Settings, *, plugins: Sequence[Plugin] | None = None
     notifier = Notifier(db)
     plugins = build_plugins(settings, db) if plugins is None else plugins
     endpoints: dict[str, Endpoint] = {p.endpoint.name: p.endpoint for p in plugins}
-    site_names = {sid: s.name for sid, s in settings.sites.items()}
-    worker = DeliveryWorker(db, endpoints, site_names)
+    worker = DeliveryWorker(db, endpoints, settings.sites)
     conversations = Conversations(
         db,
         settings.sites,

@@ -10,10 +10,11 @@ import pytest_asyncio
 
 from bridge.conversations import ConversationClosed, Conversations, utcnow
 from bridge.deliveries import DeliveryWorker
-from bridge.endpoint import Inbox, Kind, Outgoing, Sent
+from bridge.endpoint import Inbox, Outgoing, Sent
 from bridge.errors import RetryLater
 from bridge.live import LiveHub
 from bridge.model import EndpointName, RemoteId, ThreadRef, Visitor
+from bridge.outbound import Line, OpenThread, RootState, Transcript
 from bridge.store.database import Database
 from tests.harness import acme_settings, wait_until
 
@@ -46,7 +47,7 @@ class RecordingEndpoint:
             raise RetryLater("injected", retry_after=0.05)
         self.received.extend(batch)
         item = batch[0]
-        thread = ThreadRef(f"C:{item.delivery_id}") if item.kind is Kind.OPEN_THREAD else None
+        thread = ThreadRef(f"C:{item.delivery_id}") if isinstance(item.what, OpenThread) else None
         return [Sent(item.delivery_id, RemoteId(f"r{item.delivery_id}"), thread)]
 
 
@@ -63,7 +64,7 @@ def _core(db: Database, endpoint: RecordingEndpoint) -> tuple[Conversations, Del
     settings = acme_settings(
         "sqlite+aiosqlite://", site={"slack_channel": "C0SUPPORT"}, slack_bot_token="xoxb-x", slack_signing_secret="s"
     )
-    worker = DeliveryWorker(db, {"slack": endpoint}, {"acme": "Acme"}, poll_seconds=0.05)
+    worker = DeliveryWorker(db, {"slack": endpoint}, settings.sites, poll_seconds=0.05)
     conversations = Conversations(db, settings.sites, ["slack"], LiveHub(), wake_deliveries=worker.wake)
     return conversations, worker
 
@@ -114,10 +115,14 @@ async def test_outbox_delivers_in_order_through_failures_and_close_comes_last(db
         assert await conversations.close(cid)
         assert not await conversations.close(cid)  # closing twice: one transcript
         await wait_until(worker.idle, 10, "the outbox to drain")
-        kinds = [o.kind for o in endpoint.received]
-        assert kinds == [Kind.OPEN_THREAD, *[Kind.MESSAGE] * 5, Kind.TRANSCRIPT, Kind.ROOT_STATE]
-        assert [o.text for o in endpoint.received if o.kind is Kind.MESSAGE] == [f"line {i}" for i in range(5)]
-        transcript = endpoint.received[6].text
+        kinds = [type(o.what) for o in endpoint.received]
+        assert kinds == [OpenThread, *[Line] * 5, Transcript, RootState]
+        assert [o.what.message.text for o in endpoint.received if isinstance(o.what, Line)] == [
+            f"line {i}" for i in range(5)
+        ]
+        last = endpoint.received[6].what
+        assert isinstance(last, Transcript)
+        transcript = last.text
         assert all(f"line {i}" in transcript for i in range(5))
         assert all(o.thread == ThreadRef(f"C:{endpoint.received[0].delivery_id}") for o in endpoint.received[1:])
         try:
@@ -140,8 +145,9 @@ async def test_pending_deliveries_survive_a_restart(db: Database, database_url: 
         runner = asyncio.create_task(worker2.run())
         await wait_until(worker2.idle, 10, "the outbox to drain after restart")
         runner.cancel()
-        assert [o.kind for o in endpoint.received] == [Kind.OPEN_THREAD, Kind.MESSAGE]
-        assert endpoint.received[1].text == "kept"
+        assert [type(o.what) for o in endpoint.received] == [OpenThread, Line]
+        line = endpoint.received[1].what
+        assert isinstance(line, Line) and line.message.text == "kept"
     finally:
         await later.close()
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from typing import Any, assert_never
 
 from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import ValidationError
 
-from bridge.live import Signal
+from bridge.live import MessageChanged, NewMessage, RatingRequested, Signal, StatusChanged, Typing
 from bridge.model import Conversation, PageView, Status
-from widget_server import schemas
+from widget_server import answers, schemas
 from widget_server.api import accept_message
 from widget_server.context import CONTEXT, WidgetContext
 from widget_server.ratelimit import SlidingWindow
@@ -78,21 +78,26 @@ class _Session:
             await self.send({"type": "rating_requested"})
 
     async def on_signal(self, signal: Signal) -> None:
-        if signal.kind == "typing":
-            await self.send({"type": "typing", "author": signal.data.get("author", {})})
-            return
-        had = self.last_seq
-        await self.catch_up()
-        if signal.kind in ("message_updated", "message_deleted"):
-            await self._changed(signal, had)
+        match signal:
+            case Typing(author):
+                shown = answers.Author(role=author.role, name=author.name, avatar_url=author.avatar_url or None)
+                await self.send({"type": "typing", "author": shown.dump()})
+            case MessageChanged():
+                had = self.last_seq
+                await self.catch_up()
+                await self._changed(signal, had)
+            case NewMessage() | StatusChanged() | RatingRequested():
+                # a hint only: the store says what is new, so a signal early, late or twice is harmless
+                await self.catch_up()
+            case _:
+                assert_never(signal)
 
-    async def _changed(self, signal: Signal, had: int) -> None:
+    async def _changed(self, signal: MessageChanged, had: int) -> None:
         """An edit or delete of a message the client already has: its current state, read from the store
         (a reply edited into a note is taken back, never shown in its new form)."""
-        mid, seq = signal.data.get("id"), signal.data.get("seq")
-        if not isinstance(mid, str) or not isinstance(seq, int) or seq > had:
+        if signal.seq > had:
             return  # not sent before: the replay just gave it in its current state
-        message = await self.ctx.conversations.message(self.conv.id, mid)
+        message = await self.ctx.conversations.message(self.conv.id, signal.id)
         if message is None:
             return
         if message.deleted:

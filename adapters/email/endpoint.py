@@ -11,13 +11,15 @@ import logging
 from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from typing import assert_never
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 
-from bridge.endpoint import Inbox, Kind, Outgoing, Sent
+from bridge.endpoint import Inbox, Outgoing, Sent
 from bridge.errors import DestinationUnavailable, RetryLater
 from bridge.model import EndpointName
+from bridge.outbound import Deletion, Edit, Line, Notice, OpenThread, RootState, Transcript
 
 log = logging.getLogger(__name__)
 
@@ -63,18 +65,24 @@ class EmailEndpoint:
 
     async def deliver(self, batch: Sequence[Outgoing]) -> Sequence[Sent]:
         item = batch[0]
-        payload = item.payload or {}
-        if item.kind is not Kind.TRANSCRIPT or "to" not in payload:
-            return [Sent(item.delivery_id)]  # nothing else goes by email
+        match item.what:
+            case Transcript(text, to) if to:
+                return await self._mail(item, to, text)
+            case OpenThread() | Line() | RootState() | Transcript() | Notice() | Edit() | Deletion():
+                return [Sent(item.delivery_id)]  # nothing else goes by email
+            case _:
+                assert_never(item.what)
+
+    async def _mail(self, item: Outgoing, to: str, text: str) -> Sequence[Sent]:
         mail = EmailMessage()
         mail["From"] = self.mail_from
-        mail["To"] = str(payload["to"])
+        mail["To"] = to
         mail["Subject"] = f"Your chat with {item.site_name}"
         mail["Date"] = formatdate(localtime=False)
         mail["Message-ID"] = make_msgid(
             idstring=f"sitechat-{item.delivery_id}", domain=self.mail_from.rpartition("@")[2]
         )
-        mail.set_content(str(payload.get("text", "")))
+        mail.set_content(text)
         try:
             await aiosmtplib.send(
                 mail,
@@ -87,7 +95,7 @@ class EmailEndpoint:
                 timeout=self.timeout,
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
-            log.warning("email: %s refused; the transcript is not sent", payload["to"])
+            log.warning("email: %s refused; the transcript is not sent", to)
             return [Sent(item.delivery_id, None)] if exc.recipients else []
         except aiosmtplib.SMTPAuthenticationError as exc:
             raise DestinationUnavailable(f"SMTP login refused ({exc.code})") from exc

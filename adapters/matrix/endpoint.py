@@ -19,7 +19,7 @@ import logging
 import secrets
 from collections import deque
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, assert_never
 
 import aiohttp
 import nio
@@ -39,12 +39,13 @@ from adapters.matrix.format import (
     thread_relation,
     visitor_content,
 )
-from bridge.endpoint import Inbox, Kind, Outgoing, Sent, StateStore
+from bridge.endpoint import Inbox, Outgoing, Sent, StateStore
 from bridge.errors import DeliveryError, DestinationUnavailable, RetryLater
 from bridge.events import MessageReceived, Rejected
 from bridge.model import EndpointName, Participant, RemoteId, Role, ThreadRef
+from bridge.outbound import Deletion, Edit, Line, Notice, OpenThread, RootState, Transcript
 from bridge.transcript import split_text
-from config.settings import Settings, SiteConfig
+from config.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,6 @@ class MatrixEndpoint:
         device_id: str | None,
         staff: Sequence[str],
         rooms: Sequence[str],
-        sites: dict[str, SiteConfig],
         state: StateStore,
         note_prefix: str = "//",
         poll_seconds: float = 30.0,
@@ -95,7 +95,6 @@ class MatrixEndpoint:
         self._configured_device = device_id
         self._staff = list(staff)
         self._rooms = frozenset(rooms)
-        self._sites = sites
         self._state = state
         self._note_prefix = note_prefix
         self._poll_ms = int(poll_seconds * 1000)
@@ -142,7 +141,6 @@ class MatrixEndpoint:
             device_id=settings.matrix_device_id,
             staff=settings.matrix_staff,
             rooms=sorted(rooms),
-            sites=settings.sites,
             state=state,
             note_prefix=settings.note_prefix,
         )
@@ -518,39 +516,48 @@ class MatrixEndpoint:
             raise DestinationUnavailable(self._login_problem)  # shown by /readyz until fixed
         if client is None or not self._logged_in:
             raise RetryLater(f"not logged in to Matrix ({self.homeserver}) yet")
-        if item.kind is Kind.OPEN_THREAD:
+        if isinstance(item.what, OpenThread):
             room, root = item.destination, ""
         else:
             if item.thread is None:
                 raise RetryLater("the thread's root is not posted yet")
             room, root = split_ref(item.thread)
         await self._usable_room(client, room)
-
-        if item.kind is Kind.OPEN_THREAD:
-            content = self._root_content(item)
-            event_id = await self._send(client, room, content, item, 0)
-            ref = thread_ref(room, event_id)
-            self._last_in_thread[ref] = event_id
-            self._root_body[ref] = content["body"]
-            return Sent(item.delivery_id, RemoteId(event_id), ThreadRef(ref))
-
         ref = thread_ref(room, root)
-        if item.kind is Kind.ROOT_STATE:
-            # Matrix has no buttons to update: the root is edited to show the state as people read it
-            content = self._root_content(item)
-            if self._root_body.get(ref) == content["body"]:
-                return Sent(item.delivery_id)
-            event_id = await self._send(client, room, edit_content(root, content), item, 0)
-            self._root_body[ref] = content["body"]
-            return Sent(item.delivery_id, RemoteId(event_id))
 
-        if item.kind is Kind.MESSAGE:
-            assert item.message is not None
-            author = item.message.author.name
-            chunks = split_text(item.text, MESSAGE_CHUNK)
-            contents = [visitor_content(author, chunk) for chunk in chunks]
-        else:  # TRANSCRIPT, NOTICE: the bridge speaking, long ones over several events
-            contents = [notice_content(chunk) for chunk in split_text(item.text, NOTICE_CHUNK)]
+        match item.what:
+            case OpenThread():
+                content = self._root_content(item)
+                event_id = await self._send(client, room, content, item, 0)
+                ref = thread_ref(room, event_id)
+                self._last_in_thread[ref] = event_id
+                self._root_body[ref] = content["body"]
+                return Sent(item.delivery_id, RemoteId(event_id), ThreadRef(ref))
+            case RootState():
+                # Matrix has no buttons to update: the root is edited to show the state as people read it
+                content = self._root_content(item)
+                if self._root_body.get(ref) == content["body"]:
+                    return Sent(item.delivery_id)
+                event_id = await self._send(client, room, edit_content(root, content), item, 0)
+                self._root_body[ref] = content["body"]
+                return Sent(item.delivery_id, RemoteId(event_id))
+            case Line(message):
+                chunks = split_text(message.text, MESSAGE_CHUNK)
+                contents = [visitor_content(message.author.name, chunk) for chunk in chunks]
+            case Transcript(text) | Notice(text):
+                # the bridge speaking, long ones over several events
+                contents = [notice_content(chunk) for chunk in split_text(text, NOTICE_CHUNK)]
+            case Edit(message, copy):
+                if copy is not None:
+                    new = visitor_content(message.author.name, message.text[:MESSAGE_CHUNK])
+                    await self._send(client, room, edit_content(copy, new), item, 0)
+                return Sent(item.delivery_id)
+            case Deletion(_, copy):
+                if copy is not None:
+                    await self._redact(client, room, copy, item)
+                return Sent(item.delivery_id)
+            case _:
+                assert_never(item.what)
         first = ""
         for part, content in enumerate(contents):
             content["m.relates_to"] = thread_relation(root, self._last_in_thread.get(ref, root))
@@ -560,10 +567,7 @@ class MatrixEndpoint:
         return Sent(item.delivery_id, RemoteId(first))
 
     def _root_content(self, item: Outgoing) -> dict[str, Any]:
-        conv = item.conversation
-        site = self._sites.get(conv.site_id)
-        label = site.topics[conv.topic].label if site and conv.topic and conv.topic in site.topics else None
-        return root_content(conv, item.site_name, label, self._note_prefix)
+        return root_content(item.conversation, item.site_name, item.topic_label, self._note_prefix)
 
     async def _usable_room(self, client: nio.AsyncClient, room: str) -> None:
         if room not in self._joined:
@@ -584,6 +588,12 @@ class MatrixEndpoint:
         if isinstance(response, nio.RoomSendResponse):
             return str(response.event_id)
         raise self._refused(room, response, what=f"cannot post in room {room}")
+
+    async def _redact(self, client: nio.AsyncClient, room: str, event_id: str, item: Outgoing) -> None:
+        tx_id = f"sitechat-{self._txn_salt}-{item.delivery_id}-redact"
+        response = await client.room_redact(room, event_id, tx_id=tx_id)
+        if not isinstance(response, nio.RoomRedactResponse):
+            raise self._refused(room, response, what=f"cannot redact in room {room}")
 
     def _refused(self, room: str, response: Any, *, what: str) -> DeliveryError:
         """A refused send (or join), as the delivery workers understand it."""

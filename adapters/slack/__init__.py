@@ -17,7 +17,6 @@ def build(settings: Settings, state: StateStore) -> Plugin | None:
         api_url=settings.slack_api_url,
         signing_secret=settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None,
         app_token=settings.slack_app_token.get_secret_value() if settings.slack_app_token else None,
-        sites=settings.sites,
     )
     return plugin(endpoint)
 

@@ -11,7 +11,7 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, assert_never
 
 import aiohttp
 from aiohttp import web
@@ -26,12 +26,12 @@ from adapters.slack import blocks
 from adapters.slack.events import ThreadChange, split_ref, thread_change, thread_ref, thread_reply
 from adapters.slack.format import display_name, escape, mentioned_users, to_plain
 from adapters.slack.pacing import ChannelPacer
-from bridge.endpoint import Inbox, Kind, Outgoing, Sent
+from bridge.endpoint import Inbox, Outgoing, Sent
 from bridge.errors import DeliveryError, DestinationUnavailable, RetryLater
 from bridge.events import Action, ActionRequested, InboundEvent, MessageDeleted, MessageEdited, MessageReceived
 from bridge.model import EndpointName, Participant, RemoteId, Role, ThreadRef
+from bridge.outbound import Deletion, Edit, Line, Notice, OpenThread, RootState, Transcript
 from bridge.transcript import split_text
-from config.settings import SiteConfig
 
 log = logging.getLogger(__name__)
 METADATA_TYPE = "sitechat_delivery"
@@ -66,7 +66,6 @@ class SlackEndpoint:
         api_url: str,
         signing_secret: str | None,
         app_token: str | None,
-        sites: dict[str, SiteConfig],
         timeout: float = 10.0,
         store_deadline: float = 2.0,
     ) -> None:
@@ -74,7 +73,6 @@ class SlackEndpoint:
         self._api_url = api_url
         self._signing_secret = signing_secret
         self._app_token = app_token
-        self._sites = sites
         self._timeout = timeout
         #: an event not stored within this many seconds is answered 503 (Slack wants an answer within 3 s)
         self.store_deadline = store_deadline
@@ -334,10 +332,10 @@ class SlackEndpoint:
         """
         places: dict[tuple[str, str | None], list[int]] = {}
         for item in batch:
-            if not item.maybe_sent or item.kind is Kind.ROOT_STATE:  # an update may simply be made again
-                continue
+            if not item.maybe_sent or isinstance(item.what, RootState | Edit | Deletion):
+                continue  # an update or a removal may simply be made again
             thread_ts = split_ref(item.thread)[1] if item.thread else None
-            if thread_ts is None and item.kind is not Kind.OPEN_THREAD:
+            if thread_ts is None and not isinstance(item.what, OpenThread):
                 continue  # no thread yet: it cannot have been posted
             places.setdefault((item.destination, thread_ts), []).append(item.delivery_id)
         landed: dict[int, dict[int, str]] = {}
@@ -349,44 +347,49 @@ class SlackEndpoint:
         head = group[0]
         ids = [o.delivery_id for o in group]
         channel = head.destination
-        if head.kind is Kind.ROOT_STATE:
-            await self._update_root(head)
-            return [Sent(i) for i in ids]
         thread_ts = split_ref(head.thread)[1] if head.thread else None
-        if head.kind is not Kind.OPEN_THREAD and thread_ts is None:
+        if thread_ts is None and not isinstance(head.what, OpenThread):
             raise RetryLater("the thread's root is not posted yet")
-        if head.kind is Kind.OPEN_THREAD:
-            ts = await self._post(
-                channel, None, blocks.root_text(head.conversation, head.site_name), ids, blocks=self._root_blocks(head)
-            )
-            return self._sent(group, channel, ts)
-        if head.kind is Kind.MESSAGE:
-            assert head.message is not None
-            author = head.message.author
-            text = "\n".join(escape(o.text) for o in group)
-            ts = await self._post(
-                channel, thread_ts, text, ids, username=display_name(author.name), icon_url=author.avatar_url
-            )
-            return self._sent(group, channel, ts)
-        # TRANSCRIPT and NOTICE: the bridge speaking; long ones are split over several posts
-        ts = ""
-        for part, chunk in enumerate(split_text(head.text, TEXT_CHUNK)):
-            # a part that landed before a failure is not posted again; the rest follow it, in order
-            ts = landed_parts.get(part) or await self._post(channel, thread_ts, escape(chunk), ids, part=part)
+        match head.what:
+            case OpenThread():
+                root = blocks.root_text(head.conversation, head.site_name)
+                ts = await self._post(channel, None, root, ids, blocks=self._root_blocks(head))
+            case RootState():
+                await self._update_root(head)
+                return [Sent(i) for i in ids]
+            case Line(message):
+                author = message.author
+                text = "\n".join(escape(o.what.message.text) for o in group if isinstance(o.what, Line))
+                ts = await self._post(
+                    channel, thread_ts, text, ids, username=display_name(author.name), icon_url=author.avatar_url
+                )
+            case Transcript(text) | Notice(text):
+                # the bridge speaking; long ones are split over several posts, and a part that landed
+                # before a failure is not posted again: the rest follow it, in order
+                for part, chunk in enumerate(split_text(text, TEXT_CHUNK)):
+                    ts = landed_parts.get(part) or await self._post(channel, thread_ts, escape(chunk), ids, part=part)
+            case Edit(message, copy):
+                if copy is not None:
+                    await self._change_copy(copy, escape(message.text))
+                return [Sent(i) for i in ids]
+            case Deletion(_, copy):
+                if copy is not None:
+                    await self._change_copy(copy, None)
+                return [Sent(i) for i in ids]
+            case _:
+                assert_never(head.what)
         return self._sent(group, channel, ts)
 
     def _sent(self, group: Sequence[Outgoing], channel: str, ts: str) -> list[Sent]:
         """What ``group`` became: the post ``ts``; a root (posted now or found after a crash) is the thread."""
         ref = thread_ref(channel, ts)
         return [
-            Sent(o.delivery_id, RemoteId(ref), ThreadRef(ref) if o.kind is Kind.OPEN_THREAD else None) for o in group
+            Sent(o.delivery_id, RemoteId(ref), ThreadRef(ref) if isinstance(o.what, OpenThread) else None)
+            for o in group
         ]
 
     def _root_blocks(self, item: Outgoing) -> list[dict[str, Any]]:
-        site = self._sites.get(item.conversation.site_id)
-        topic = item.conversation.topic
-        label = site.topics[topic].label if site and topic and topic in site.topics else None
-        return blocks.root_blocks(item.conversation, item.site_name, label)
+        return blocks.root_blocks(item.conversation, item.site_name, item.topic_label)
 
     async def _post(
         self,
@@ -438,6 +441,22 @@ class SlackEndpoint:
                 return
             raise
 
+    async def _change_copy(self, copy: str, text: str | None) -> None:
+        """Edit (``text``) or delete (None) our own post ``copy``; one already gone stays gone."""
+        assert self.client is not None
+        channel, ts = split_ref(ThreadRef(copy))
+        await self.pacer.take(channel)
+        try:
+            if text is None:
+                await self.client.chat_delete(channel=channel, ts=ts)
+            else:
+                await self.client.chat_update(channel=channel, ts=ts, text=text)
+        except SlackApiError as exc:
+            if exc.response.get("error") in ("message_not_found", "cant_update_message", "cant_delete_message"):
+                log.warning("Slack: %s cannot be changed (%s); leaving it", copy, exc.response.get("error"))
+                return
+            raise
+
     async def _find_posted(self, channel: str, thread_ts: str | None, ids: Sequence[int]) -> dict[int, dict[int, str]]:
         """Our earlier posts of these deliveries that landed, by their metadata: delivery id → part → ts."""
         assert self.client is not None
@@ -461,8 +480,8 @@ class SlackEndpoint:
 
 def _part_count(item: Outgoing) -> int:
     """How many posts the delivery takes: the bridge's long texts are split, everything else is one."""
-    if item.kind in (Kind.TRANSCRIPT, Kind.NOTICE):
-        return len(split_text(item.text, TEXT_CHUNK))
+    if isinstance(item.what, Transcript | Notice):
+        return len(split_text(item.what.text, TEXT_CHUNK))
     return 1
 
 
@@ -473,15 +492,13 @@ def _groups(batch: Sequence[Outgoing]) -> list[list[Outgoing]]:
         last = groups[-1][-1] if groups else None
         same_author = (
             last is not None
-            and item.kind is Kind.MESSAGE
-            and last.kind is Kind.MESSAGE
-            and item.message is not None
-            and last.message is not None
-            and item.message.author == last.message.author
+            and isinstance(item.what, Line)
+            and isinstance(last.what, Line)
+            and item.what.message.author == last.what.message.author
             and not item.maybe_sent
             and not last.maybe_sent
         )
-        both_root = last is not None and item.kind is Kind.ROOT_STATE and last.kind is Kind.ROOT_STATE
+        both_root = last is not None and isinstance(item.what, RootState) and isinstance(last.what, RootState)
         if same_author or both_root:
             groups[-1].append(item)
         else:

@@ -18,6 +18,7 @@ from bridge.model import (
     Message,
     PageView,
     Participant,
+    RemoteId,
     Role,
     Status,
     ThreadRef,
@@ -279,6 +280,18 @@ async def message_for_remote(conn: AsyncConnection, endpoint: str, remote_id: st
             )
         )
     ).scalar_one_or_none()
+
+
+async def remote_for_message(conn: AsyncConnection, endpoint: str, mid: str) -> RemoteId | None:
+    """The endpoint's own copy of a message (the first recorded: a split post's first part)."""
+    found = await conn.execute(
+        select(message_link.c.remote_id)
+        .where(and_(message_link.c.endpoint == endpoint, message_link.c.message_id == mid))
+        .order_by(message_link.c.created_at)
+        .limit(1)
+    )
+    remote = found.scalar()
+    return RemoteId(remote) if remote is not None else None
 
 
 async def edit_message(conn: AsyncConnection, mid: str, text: str, now: datetime) -> None:

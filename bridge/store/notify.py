@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from bridge.live import Signal
+from bridge.live import Signal, signal_from_json, signal_to_json
 from bridge.store.database import Database
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ class Notifier:
     async def announce(self, signals: Sequence[tuple[str, Signal]], wake: bool) -> None:
         if not self.enabled or not (signals or wake):
             return
-        payloads = [json.dumps({"i": self.instance, "c": cid, "k": s.kind, "d": s.data}) for cid, s in signals]
+        payloads = [json.dumps({"i": self.instance, "c": cid, **signal_to_json(s)}) for cid, s in signals]
         if wake:
             payloads.append(json.dumps({"i": self.instance, "k": "wake"}))
         try:
@@ -65,8 +65,8 @@ class Notifier:
                 return
             if data.get("k") == "wake":
                 on_wake()
-            elif "c" in data:
-                on_signal(str(data["c"]), Signal(str(data["k"]), dict(data.get("d") or {})))
+            elif "c" in data and (signal := signal_from_json(data)) is not None:
+                on_signal(str(data["c"]), signal)
 
         self._conn = await self.db.engine.connect()
         raw = await self._conn.get_raw_connection()

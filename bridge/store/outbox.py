@@ -135,6 +135,13 @@ async def mark_done(conn: AsyncConnection, did: int, now: datetime, remote_id: s
     )
 
 
+async def set_aside(conn: AsyncConnection, did: int, now: datetime, why: str) -> None:
+    """Done without sending: a delivery that can never be sent must not hold up its lane."""
+    await conn.execute(
+        update(delivery).where(delivery.c.id == did).values(done=True, done_at=now, in_doubt=False, last_error=why)
+    )
+
+
 async def mark_failed(
     conn: AsyncConnection, ids: Sequence[int], retry_at: datetime, error: str, *, maybe_sent: bool
 ) -> None:

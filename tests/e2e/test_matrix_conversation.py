@@ -437,7 +437,6 @@ def _bare_endpoint(
         device_id=None,
         staff=[],
         rooms=[room_id],
-        sites={},
         state=state,
     )
     values.update(kw)

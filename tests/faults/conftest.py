@@ -35,7 +35,6 @@ class TunedBridge(RunningBridge):
             api_url=s.slack_api_url,
             signing_secret=SIGNING_SECRET,
             app_token=None,
-            sites=s.sites,
             timeout=self.slack_timeout,
         )
         self.runtime = build_runtime(s, plugins=[slack_plugin(slack)])

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from bridge.live import Signal
+from bridge.live import NewMessage
 from tests.conftest import BridgeFactory, fresh_postgres
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_payloads import event_callback, message_event, signed_json
@@ -122,7 +122,7 @@ async def test_open_widget_socket_still_delivers_after_a_database_blip(
         # and the socket's read of it)
         assert bridge.runtime is not None
         refused = proxy.refused
-        bridge.runtime.live.publish(visitor.conversation_id, Signal("message"))
+        bridge.runtime.live.publish(visitor.conversation_id, NewMessage(1))
         await wait_until(lambda: proxy.refused > refused, 5, "the socket's read to meet the outage")
         proxy.restore()
         assert (await agent.reply("C0SUPPORT", root["ts"], "after"))[0] == 200

@@ -1,0 +1,130 @@
+"""What the core asks an endpoint to do: one frozen dataclass per kind, a closed union.
+
+Adapters handle ``Outbound`` with an exhaustive ``match`` ending in ``typing.assert_never``, so a
+new kind is a type error in every adapter until each one handles it. The outbox stores a kind as
+its ``KIND`` name plus a small JSON payload (``encode``); the delivery workers turn the row back
+into the dataclass (``decode``) with the message and the endpoint's own copy looked up fresh.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from bridge.model import Message, RemoteId
+
+
+@dataclass(frozen=True)
+class OpenThread:
+    """Post the thread's root: the visitor's context (and Claim/Close where there are buttons)."""
+
+    KIND: ClassVar[str] = "open_thread"
+
+
+@dataclass(frozen=True)
+class Line:
+    """A conversation message in the thread: the visitor's, or the other team chat's staff."""
+
+    KIND: ClassVar[str] = "message"
+    message: Message
+
+
+@dataclass(frozen=True)
+class RootState:
+    """Show the conversation's current state on the root (claimed, closed, rated, pages seen)."""
+
+    KIND: ClassVar[str] = "root_state"
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """The whole conversation as text: into the thread on close or transfer, or mailed to ``to``."""
+
+    KIND: ClassVar[str] = "transcript"
+    text: str
+    #: the visitor's address when the transcript goes by email; None in a team chat
+    to: str | None = None
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A line from the bridge itself: a rating, help, a reminder, an offline message."""
+
+    KIND: ClassVar[str] = "notice"
+    text: str
+
+
+@dataclass(frozen=True)
+class Edit:
+    """A message changed: bring this endpoint's copy (``copy``) up to date with ``message``."""
+
+    KIND: ClassVar[str] = "edit"
+    message: Message
+    copy: RemoteId | None
+
+
+@dataclass(frozen=True)
+class Deletion:
+    """A message was taken back: remove this endpoint's copy of it."""
+
+    KIND: ClassVar[str] = "deletion"
+    message: Message
+    copy: RemoteId | None
+
+
+Outbound = OpenThread | Line | RootState | Transcript | Notice | Edit | Deletion
+
+#: kinds whose delivery is about one stored message (the outbox keeps its id, not its text)
+ABOUT_A_MESSAGE: frozenset[str] = frozenset({Line.KIND, Edit.KIND, Deletion.KIND})
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """An outbound kind as the outbox row keeps it."""
+
+    kind: str
+    message_id: str | None
+    payload: dict[str, Any] | None
+
+
+def encode(what: Outbound) -> Encoded:
+    match what:
+        case OpenThread() | RootState():
+            return Encoded(what.KIND, None, None)
+        case Line(message) | Edit(message) | Deletion(message):
+            return Encoded(what.KIND, message.id, None)
+        case Transcript(text, to):
+            return Encoded(what.KIND, None, {"text": text} | ({"to": to} if to else {}))
+        case Notice(text):
+            return Encoded(what.KIND, None, {"text": text})
+
+
+class UndecodableDelivery(ValueError):
+    """A row the running code cannot turn into a kind (its message is gone, or an unknown kind)."""
+
+
+def decode(
+    kind: str, payload: Mapping[str, Any] | None, message: Message | None, copy: RemoteId | None
+) -> Outbound:
+    """The row back as a kind; ``message`` is the delivery's message, ``copy`` this endpoint's copy of it."""
+    data = payload or {}
+    if kind in ABOUT_A_MESSAGE and message is None:
+        raise UndecodableDelivery(f"{kind}: its message is gone")
+    match kind:
+        case OpenThread.KIND:
+            return OpenThread()
+        case RootState.KIND:
+            return RootState()
+        case Line.KIND if message is not None:
+            return Line(message)
+        case Edit.KIND if message is not None:
+            return Edit(message, copy)
+        case Deletion.KIND if message is not None:
+            return Deletion(message, copy)
+        case Transcript.KIND:
+            to = data.get("to")
+            return Transcript(str(data.get("text", "")), str(to) if to else None)
+        case Notice.KIND:
+            return Notice(str(data.get("text", "")))
+    raise UndecodableDelivery(f"unknown delivery kind {kind!r}")

@@ -1,0 +1,56 @@
+"""State changes that several use cases share: close, claim, an agent's line. Each runs inside the
+caller's unit of work, so the change and the deliveries it causes commit together."""
+
+from __future__ import annotations
+
+from bridge.live import NewMessage, RatingRequested, StatusChanged
+from bridge.model import Conversation, Participant, Status
+from bridge.outbound import Line, Notice, RootState, Transcript
+from bridge.store import conversations as q
+from bridge.transcript import render_transcript
+from bridge.work import Core, Work
+
+
+async def close(
+    core: Core, work: Work, conv: Conversation, *, by: Participant | None, reason: str | None = None
+) -> bool:
+    """Close once (True if this call closed it): transcript into every thread, the visitor asked to rate."""
+    if not await q.close_if_open(work.conn, conv.id, work.now):
+        return False
+    closed_by = reason or (f"by {by.name}" if by else "by the visitor")
+    messages = await q.messages_after(work.conn, conv.id, 0, limit=100_000)
+    transcript = render_transcript(conv, messages, core.site_name(conv.site_id), closed_by)
+    # queued behind every pending message of the lane, so the thread gets them first
+    await work.enqueue_all(conv.id, Transcript(transcript))
+    await work.enqueue_all(conv.id, RootState())
+    work.signal(conv.id, StatusChanged(Status.CLOSED))
+    work.signal(conv.id, RatingRequested())
+    return True
+
+
+async def claim(work: Work, conv: Conversation, actor: Participant, origin: str) -> None:
+    if conv.status is not Status.OPEN:
+        await work.notice(conv.id, origin, "This conversation is closed.")
+        return
+    if conv.claimed_by == actor.name:
+        return
+    await q.set_fields(work.conn, conv.id, claimed_by=actor.name)
+    await work.enqueue_all(conv.id, Notice(f"Claimed by {actor.name}"))
+    await work.enqueue_all(conv.id, RootState())
+
+
+async def agent_says(work: Work, conv: Conversation, author: Participant, text: str, origin: str) -> str | None:
+    """A team member's line for the visitor (and the other team chat); the id of the stored message."""
+    if conv.status is not Status.OPEN:
+        await work.notice(conv.id, origin, "This conversation is closed: the visitor will not see that.")
+        return None
+    msg = await q.insert_message(work.conn, conv.id, author, storable(text), work.now, origin=origin)
+    await work.enqueue_all(conv.id, Line(msg), skip=origin)
+    await q.touch(work.conn, conv.id, work.now, awaiting_reply_since=None, reminded_at=None)
+    work.signal(conv.id, NewMessage(msg.seq))
+    return msg.id
+
+
+def storable(text: str) -> str:
+    """Team-chat text as the store takes it: valid UTF-8, no NUL (a retry storm over one bad byte helps nobody)."""
+    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")

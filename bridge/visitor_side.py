@@ -1,0 +1,197 @@
+"""The visitor's side of a conversation: start, write, look around, close, rate, ask for the transcript."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bridge import steps
+from bridge.live import NewMessage
+from bridge.model import Conversation, ConversationId, Message, PageView, Participant, Role, Status, Visitor
+from bridge.outbound import Line, Notice, OpenThread, RootState, Transcript
+from bridge.store import conversations as q
+from bridge.transcript import render_transcript
+from bridge.work import Core, Work, hash_token
+
+MAX_PAGES = 50
+
+
+class ConversationClosed(Exception):
+    """The conversation is closed: nothing more can be said in it."""
+
+
+class WrongState(Exception):
+    """Not allowed in the conversation's current state (e.g. a rating before close, or twice)."""
+
+
+@dataclass(frozen=True)
+class NewConversation:
+    conversation: Conversation
+    token: str
+
+
+class VisitorSide:
+    core: Core
+
+    async def start(
+        self,
+        site_id: str,
+        *,
+        visitor: Visitor,
+        topic: str | None,
+        page: PageView | None,
+        locale: str | None,
+        timezone: str | None,
+        client_address: str | None,
+    ) -> NewConversation:
+        site = self.core.sites[site_id]
+        token = secrets.token_urlsafe(32)
+        async with self.core.work() as work:
+            cid = await _create(
+                work,
+                site_id,
+                self.core.reachable_destinations(site, topic),
+                token=token,
+                topic=topic,
+                visitor_name=visitor.name,
+                visitor_email=visitor.email,
+                visitor_external_id=visitor.external_id,
+                locale=locale,
+                timezone=timezone,
+                client_address=client_address,
+                pages=[_page_dict(page)] if page else [],
+            )
+            conv = await q.get_conversation(work.conn, cid)
+        assert conv is not None
+        return NewConversation(conv, token)
+
+    async def authorize(self, cid: str, token: str | None) -> Conversation | None:
+        """The conversation if ``token`` is its token; None for a wrong token or an unknown id alike."""
+        if not token:
+            return None
+        async with self.core.db.read() as conn:
+            stored = await q.token_hash_of(conn, cid)
+            if stored is None or not hmac.compare_digest(stored, hash_token(token)):
+                return None
+            return await q.get_conversation(conn, cid)
+
+    async def get(self, cid: str) -> Conversation | None:
+        async with self.core.db.read() as conn:
+            return await q.get_conversation(conn, cid)
+
+    async def post_visitor_message(self, cid: str, client_msg_id: str, text: str) -> tuple[Message, bool]:
+        """Store a visitor message once per ``client_msg_id``; (message, True if new)."""
+        async with self.core.work() as work:
+            # lock first: two concurrent sends of the same client_msg_id queue here, the second finds the first
+            conv = await q.lock_conversation(work.conn, cid)
+            existing = await q.message_by_client_id(work.conn, cid, client_msg_id)
+            if existing is not None:
+                return existing, False
+            if conv is None or conv.status is not Status.OPEN:
+                raise ConversationClosed(cid)
+            author = Participant(Role.VISITOR, conv.visitor_name)
+            msg = await q.insert_message(
+                work.conn, cid, author, text, work.now, origin="widget", client_msg_id=client_msg_id
+            )
+            await work.enqueue_all(cid, Line(msg))
+            # the first unanswered message starts the first-response clock
+            await q.touch_by_visitor(work.conn, cid, work.now)
+            work.signal(cid, NewMessage(msg.seq))
+        return msg, True
+
+    async def known_visitor_message(self, cid: str, client_msg_id: str) -> Message | None:
+        async with self.core.db.read() as conn:
+            return await q.message_by_client_id(conn, cid, client_msg_id)
+
+    async def offline_message(self, site_id: str, *, name: str | None, email: str, text: str) -> None:
+        """A message left outside office hours: a thread of its own, closed from the start."""
+        site = self.core.sites[site_id]
+        destinations = self.core.reachable_destinations(site, None) or next(
+            (d for t in site.topics if (d := self.core.reachable_destinations(site, t))), {}
+        )
+        async with self.core.work() as work:
+            cid = await _create(
+                work,
+                site_id,
+                destinations,
+                token=secrets.token_urlsafe(32),  # nobody holds it: the visitor left and is answered by email
+                status=Status.CLOSED.value,
+                kind="offline",
+                visitor_name=name,
+                visitor_email=email,
+                closed_at=work.now,
+            )
+            who = f"{name or 'A visitor'} <{email}>"
+            for endpoint in destinations:
+                await work.enqueue(cid, endpoint, Notice(f"Offline message from {who}:\n{text}"))
+
+    async def message(self, cid: str, mid: str) -> Message | None:
+        async with self.core.db.read() as conn:
+            found = await q.get_message(conn, mid)
+        return found if found is not None and found.conversation_id == cid else None
+
+    async def messages_after(self, cid: str, after: int) -> list[Message]:
+        async with self.core.db.read() as conn:
+            return await q.messages_after(conn, cid, after)
+
+    async def visitor_viewed(self, cid: str, page: PageView) -> None:
+        """The visitor moved to another page: keep the trail, refresh the thread's root."""
+        async with self.core.work() as work:
+            conv = await q.get_conversation(work.conn, cid)
+            if conv is None or conv.status is not Status.OPEN:
+                return
+            if conv.current_page and conv.current_page.url == page.url:
+                return
+            pages = [*[_page_dict(p) for p in conv.pages][-(MAX_PAGES - 1) :], _page_dict(page)]
+            await q.set_fields(work.conn, cid, pages=pages)
+            await work.enqueue_all(cid, RootState())
+
+    async def close(self, cid: str, *, by: Participant | None = None, reason: str | None = None) -> bool:
+        """Close once; True if this call closed it."""
+        async with self.core.work() as work:
+            conv = await q.get_conversation(work.conn, cid)
+            if conv is None:
+                return False
+            return await steps.close(self.core, work, conv, by=by, reason=reason)
+
+    async def rate(self, cid: str, score: int, comment: str | None) -> None:
+        async with self.core.work() as work:
+            if not await q.rate_if_unrated(work.conn, cid, score, comment, work.now):
+                raise WrongState("a rating is given once, after the conversation is closed")
+            stars = "★" * score + "☆" * (5 - score)
+            text = f"Rating: {stars} {score}/5" + (f" — “{comment}”" if comment else "")
+            await work.enqueue_all(cid, Notice(text))
+            await work.enqueue_all(cid, RootState())
+
+    async def request_transcript(self, cid: str, email: str) -> None:
+        """Mail the conversation so far to ``email`` (through the outbox: an SMTP outage only delays it)."""
+        async with self.core.work() as work:
+            conv = await q.get_conversation(work.conn, cid)
+            if conv is None:
+                return
+            messages = await q.messages_after(work.conn, cid, 0, limit=100_000)
+            closed = "as the chat ended" if conv.status is Status.CLOSED else "not yet (sent while open)"
+            text = render_transcript(conv, messages, self.core.site_name(conv.site_id), closed)
+            await work.enqueue(cid, "email", Transcript(text, to=email))
+
+
+async def _create(
+    work: Work, site_id: str, destinations: Mapping[str, str], *, token: str, **fields: Any
+) -> ConversationId:
+    """A new conversation and the roots of its threads: one per destination, opened in order."""
+    cid = ConversationId(secrets.token_urlsafe(18))  # 144 random bits: ids cannot be guessed
+    values: dict[str, Any] = dict(status=Status.OPEN.value, pages=[], last_seq=0)
+    values.update(fields)
+    values.update(id=cid, site_id=site_id, token_hash=hash_token(token), created_at=work.now, last_activity_at=work.now)
+    await q.insert_conversation(work.conn, values)
+    for endpoint, destination in destinations.items():
+        await q.link_thread(work.conn, cid, endpoint, destination)
+        await work.enqueue(cid, endpoint, OpenThread())
+    return cid
+
+
+def _page_dict(page: PageView) -> dict[str, str | None]:
+    return {"url": page.url, "title": page.title, "referrer": page.referrer}

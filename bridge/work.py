@@ -1,0 +1,109 @@
+"""The unit of work every use case runs in: one write transaction that stores a change together with
+the deliveries it causes (the outbox), and, only once it is committed, the announcements — widget
+sockets signalled, delivery workers woken, other instances told.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bridge.live import LiveHub, Signal
+from bridge.outbound import Notice, Outbound, encode
+from bridge.store import conversations as q
+from bridge.store import outbox
+from bridge.store.database import Database
+from config.settings import SiteConfig
+
+#: tells other instances what a committed unit of work changed (PostgreSQL NOTIFY)
+Announce = Callable[[Sequence[tuple[str, Signal]], bool], Awaitable[None]]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass
+class Core:
+    """What every use case shares: the store, the sites, the endpoints that run, and how to announce."""
+
+    db: Database
+    sites: Mapping[str, SiteConfig]
+    endpoints: frozenset[str]
+    live: LiveHub
+    wake_deliveries: Callable[[], None] = lambda: None
+    note_prefix: str = "//"
+    snippets: Mapping[str, str] = field(default_factory=dict)
+    clock: Callable[[], datetime] = utcnow
+    #: None with one instance (SQLite): nobody else to tell
+    announce: Announce | None = None
+
+    def site_name(self, site_id: str) -> str:
+        site = self.sites.get(site_id)
+        return site.name if site else site_id
+
+    def reachable_destinations(self, site: SiteConfig, topic: str | None) -> dict[str, str]:
+        """Endpoint → channel or room for a conversation on ``topic``, among the endpoints that run."""
+        return {e: d for e, d in site.destinations(topic).items() if e in self.endpoints}
+
+    @asynccontextmanager
+    async def work(self) -> AsyncIterator[Work]:
+        """One write transaction; announced after it commits, not at all if it fails."""
+        async with self.db.write() as conn:
+            work = Work(conn, self.clock())
+            yield work
+        await self.publish(work.signals, wake=work.deliveries > 0)
+
+    async def publish(self, signals: Sequence[tuple[str, Signal]], *, wake: bool) -> None:
+        for cid, signal in signals:
+            self.live.publish(cid, signal)
+        if wake:
+            self.wake_deliveries()
+        if self.announce is not None:
+            await self.announce(signals, wake)
+
+
+@dataclass
+class Work:
+    """One transaction, and what to announce once it is committed."""
+
+    conn: AsyncConnection
+    now: datetime
+    signals: list[tuple[str, Signal]] = field(default_factory=list)
+    deliveries: int = 0
+
+    def signal(self, cid: str, signal: Signal) -> None:
+        self.signals.append((cid, signal))
+
+    async def enqueue(
+        self, cid: str, endpoint: str, what: Outbound, *, address: tuple[str, str] | None = None
+    ) -> None:
+        """One delivery to one endpoint; ``address`` (destination, thread) pins it to a thread other than
+        the conversation's current one (a transfer's farewell goes to the old thread)."""
+        row = encode(what)
+        payload = row.payload
+        if address is not None:
+            payload = {**(payload or {}), "destination": address[0], "thread": address[1]}
+        await outbox.enqueue(
+            self.conn, cid, endpoint, row.kind, self.now, message_id=row.message_id, payload=payload
+        )
+        self.deliveries += 1
+
+    async def enqueue_all(self, cid: str, what: Outbound, *, skip: str | None = None) -> None:
+        """The same delivery to every endpoint the conversation has a thread on (but ``skip``, its origin)."""
+        for endpoint in await q.thread_links(self.conn, cid):
+            if endpoint != skip:
+                await self.enqueue(cid, endpoint, what)
+
+    async def notice(self, cid: str, endpoint: str, text: str) -> None:
+        """A line from the bridge in one endpoint's thread only (help, errors)."""
+        await self.enqueue(cid, endpoint, Notice(text))
