@@ -49,7 +49,8 @@ def interpret(text: str, note_prefix: str) -> Reply | Note | CommandCall:
     if stripped.startswith(note_prefix):
         return Note(stripped)
     if stripped.startswith("!") and len(stripped) > 1 and not stripped[1].isspace():
-        word, _, args = stripped[1:].partition(" ")
+        word, *rest = stripped[1:].split(maxsplit=1)  # any whitespace ends the command word
+        args = rest[0] if rest else ""
         try:
             command: Command | None = Command(word.lower())
         except ValueError:

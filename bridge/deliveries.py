@@ -22,7 +22,7 @@ from bridge.model import Conversation, ThreadRef
 from bridge.outbound import ABOUT_A_MESSAGE, UndecodableDelivery, decode
 from bridge.store import conversations as q
 from bridge.store import outbox
-from bridge.store.database import Database
+from bridge.store.database import Database, LaneLease, LeaseLost
 from bridge.store.outbox import Lane, PendingDelivery
 from bridge.work import utcnow
 from config.settings import SiteConfig
@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 
 def backoff_seconds(attempts: int, *, base: float = 0.5, cap: float = 300.0) -> float:
     """Exponential with full jitter's upper half: spreads retries without starving any."""
-    high = min(cap, base * 2 ** max(0, attempts - 1))
+    # the exponent is clamped: a destination down for days must not overflow the float
+    high = min(cap, base * 2 ** min(64, max(0, attempts - 1)))
     return random.uniform(high / 2, high)
 
 
@@ -89,19 +90,22 @@ class DeliveryWorker:
 
     async def _work_lane(self, lane: Lane) -> None:
         try:
-            async with self.db.lane_lock(lane.key) as mine:
-                if mine:
-                    while await self._send_next(lane):
+            async with self.db.lane_lock(lane.key) as lease:
+                if lease is not None:
+                    while await self._send_next(lane, lease):
                         pass
         except asyncio.CancelledError:
             raise
+        except LeaseLost as exc:
+            # cut off from the database: another instance takes the lane over once the lease is out
+            log.warning("delivery lane %s: lost its database connection (%s); stopped sending", lane.key, exc)
         except Exception:
             log.exception("delivery lane %s failed; it will be retried", lane.key)
         finally:
             self._lanes.pop(lane.key, None)
             self.wake()
 
-    async def _send_next(self, lane: Lane) -> bool:
+    async def _send_next(self, lane: Lane, lease: LaneLease) -> bool:
         """Send the lane's next batch; False when the lane is empty or must wait."""
         endpoint = self.endpoints[lane.endpoint]
         async with self.db.read() as conn:
@@ -135,8 +139,10 @@ class DeliveryWorker:
             return True
         batch = batch[: len(items)]
 
-        async with self.db.write() as conn:
-            await outbox.mark_attempt(conn, [d.id for d in batch])
+        # fenced: only while this instance still holds the lane; the lease keeps the batch from any
+        # other sender until this one has surely given up on it (crash, cut connection)
+        async with lease.fenced() as conn:
+            await outbox.mark_attempt(conn, [d.id for d in batch], self.clock() + timedelta(seconds=lease.seconds))
         try:
             sent = list(await endpoint.deliver(items))
             failure: DeliveryError | None = None

@@ -50,7 +50,12 @@ class Typing:
     author: Participant
 
 
-Signal = NewMessage | MessageChanged | StatusChanged | RatingRequested | Typing
+@dataclass(frozen=True)
+class Recheck:
+    """Something may have changed unseen (a signal lost between instances): look at the store again."""
+
+
+Signal = NewMessage | MessageChanged | StatusChanged | RatingRequested | Typing | Recheck
 
 
 def signal_to_json(signal: Signal) -> dict[str, Any]:
@@ -66,6 +71,8 @@ def signal_to_json(signal: Signal) -> dict[str, Any]:
             return {"k": "rating_requested"}
         case Typing(author):
             return {"k": "typing", "role": author.role.value, "name": author.name, "avatar_url": author.avatar_url}
+        case Recheck():
+            return {"k": "recheck"}
         case _:
             assert_never(signal)
 
@@ -82,6 +89,8 @@ def signal_from_json(data: Mapping[str, Any]) -> Signal | None:
                 return StatusChanged(Status(data["status"]))
             case "rating_requested":
                 return RatingRequested()
+            case "recheck":
+                return Recheck()
             case "typing":
                 avatar = data.get("avatar_url")
                 return Typing(Participant(Role(data["role"]), str(data["name"]), str(avatar) if avatar else None))

@@ -27,20 +27,26 @@ def render_transcript(conv: Conversation, messages: Sequence[Message], site_name
 
 
 def split_text(text: str, limit: int) -> list[str]:
-    """Split on line boundaries into pieces of at most ``limit`` characters; never drop a character."""
+    """Split on line boundaries into pieces of at most ``limit`` characters; never drop a character but
+    newlines between pieces, and never give an empty piece unless the text is empty (Slack refuses one)."""
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
     pieces: list[str] = []
     current = ""
     for line in text.splitlines(keepends=True):
-        while len(line) > limit:  # one very long line: hard-split it
-            if current:
-                pieces.append(current)
-                current = ""
-            pieces.append(line[:limit])
-            line = line[limit:]
-        if len(current) + len(line) > limit:
+        if len(current) + len(line.rstrip("\n")) > limit and current.strip("\n"):
             pieces.append(current)
             current = ""
         current += line
-    if current:
+        while len(current.rstrip("\n")) > limit:  # one very long line: hard-split it
+            head = current[:limit]
+            if head.strip("\n"):
+                pieces.append(head)
+                current = current[limit:]
+            else:  # only newlines before the cut: they fall between pieces, like the ones a piece ends on
+                current = current.lstrip("\n")
+    if current.strip("\n") or not pieces:
         pieces.append(current)
-    return [p.rstrip("\n") for p in pieces] or [""]
+    elif pieces and current:
+        pieces[-1] += current  # only newlines left: they end the last piece
+    return [p.rstrip("\n") for p in pieces]

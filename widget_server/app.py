@@ -12,6 +12,7 @@ from widget_server import api, socket
 from widget_server.context import CONTEXT, WidgetContext
 from widget_server.middleware import body_limits, cors, errors, security_headers
 from widget_server.openapi import OPENAPI, build_openapi
+from widget_server.static_files import serve_precompressed
 
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_BODY = 64 * 1024
@@ -27,12 +28,13 @@ def page_csp(ctx: WidgetContext) -> str:
 
 
 async def widget_js(request: web.Request) -> web.StreamResponse:
-    path = STATIC / "widget.js"
-    if not path.is_file():
-        return web.Response(text="/* widget not built */", content_type="application/javascript")
-    response = web.FileResponse(path, headers={"Cache-Control": "public, max-age=300"})
-    response.content_type = "application/javascript"
-    return response
+    return await serve_precompressed(
+        request,
+        STATIC / "widget.js",
+        content_type="application/javascript",
+        cache_control="public, max-age=300",
+        missing="the widget is not built: run `make widget`",
+    )
 
 
 async def demo_page(request: web.Request) -> web.Response:

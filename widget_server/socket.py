@@ -15,7 +15,7 @@ from typing import Any, assert_never
 from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import ValidationError
 
-from bridge.live import MessageChanged, NewMessage, RatingRequested, Signal, StatusChanged, Typing
+from bridge.live import MessageChanged, NewMessage, RatingRequested, Recheck, Signal, StatusChanged, Typing
 from bridge.model import Conversation, PageView, Status
 from widget_server import answers, schemas
 from widget_server.api import accept_message
@@ -86,7 +86,7 @@ class _Session:
                 had = self.last_seq
                 await self.catch_up()
                 await self._changed(signal, had)
-            case NewMessage() | StatusChanged() | RatingRequested():
+            case NewMessage() | StatusChanged() | RatingRequested() | Recheck():
                 # a hint only: the store says what is new, so a signal early, late or twice is harmless
                 await self.catch_up()
             case _:

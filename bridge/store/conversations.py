@@ -324,6 +324,20 @@ async def waiting_unreminded_since(conn: AsyncConnection, cutoff: datetime) -> S
     return [r.id for r in rows]
 
 
+async def recently_changed(conn: AsyncConnection, since: datetime) -> Sequence[str]:
+    """Conversations with a message, a close or a rating since ``since`` (messages and closes touch
+    ``last_activity_at``)."""
+    rows = await conn.execute(
+        select(conversation.c.id).where(
+            and_(
+                conversation.c.status.in_([Status.OPEN.value, Status.CLOSED.value]),
+                conversation.c.last_activity_at >= since,
+            )
+        )
+    )
+    return [r.id for r in rows]
+
+
 async def mark_reminded(conn: AsyncConnection, cid: str, now: datetime) -> bool:
     result = await conn.execute(
         update(conversation)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import hashlib
 import logging
 import os
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,6 +18,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 log = logging.getLogger(__name__)
@@ -26,14 +29,62 @@ class DatabaseInUse(Exception):
     """A second instance on the same SQLite file (SQLite means one instance)."""
 
 
+#: how long a lane's deliveries stay reserved for the instance that is sending them (PostgreSQL): longer
+#: than any endpoint's request timeout, so an instance cut off from the database mid-send has given up
+#: before another instance may take the lane over
+SEND_LEASE_SECONDS = 15.0
+
+
+class LeaseLost(Exception):
+    """The connection that held a lane's lock is gone: another instance may be sending; stop."""
+
+
+class LaneLease:
+    """The right to send one lane's deliveries (a session advisory lock on PostgreSQL).
+
+    ``fenced()`` runs a write on the very connection that holds the lock: if that connection was
+    cut (a PostgreSQL restart, ``pg_terminate_backend``, a network blip), the lock is gone with it
+    and the write fails, so the sender stops before it sends what another instance now owns.
+    """
+
+    def __init__(self, db: Database, conn: AsyncConnection | None) -> None:
+        self._db = db
+        self._conn = conn
+
+    @property
+    def seconds(self) -> float:
+        """How long a marked attempt keeps its deliveries from other senders (0: nobody else sends)."""
+        return 0.0 if self._conn is None else SEND_LEASE_SECONDS
+
+    @asynccontextmanager
+    async def fenced(self) -> AsyncIterator[AsyncConnection]:
+        if self._conn is None:
+            async with self._db.write() as conn:
+                yield conn
+            return
+        try:
+            yield self._conn
+            await self._conn.commit()
+        except (DBAPIError, OSError) as exc:
+            # whatever went wrong, the lock connection must not stay inside a failed transaction
+            with contextlib.suppress(DBAPIError, OSError):
+                await self._conn.rollback()
+            if isinstance(exc, OSError | InterfaceError) or exc.connection_invalidated or self._conn.invalidated:
+                raise LeaseLost(str(exc)) from exc
+            raise
+
+
 class Database:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        #: this process among the instances on one database (PostgreSQL's application_name, NOTIFY)
+        self.instance = secrets.token_hex(6)
         kwargs: dict[str, Any] = {"echo": echo}
         if not self.is_sqlite:
             # a partitioned database must fail fast (readiness, Slack's 3 s), not after asyncpg's 60 s
-            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True, connect_args={"timeout": 5})
+            connect_args = {"timeout": 5, "server_settings": {"application_name": f"sitechat-{self.instance}"}}
+            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True, connect_args=connect_args)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         # SQLite has one writer: queue our writers here instead of meeting "database is locked".
         self._write_lock = asyncio.Lock()
@@ -98,25 +149,33 @@ class Database:
             yield conn
 
     @asynccontextmanager
-    async def lane_lock(self, lane: str) -> AsyncIterator[bool]:
+    async def lane_lock(self, lane: str) -> AsyncIterator[LaneLease | None]:
         """Hold the right to send for one (conversation, endpoint) lane: one sender, so order holds.
+        None when another instance holds it.
 
         SQLite is one instance, so the caller's in-process bookkeeping is enough. On PostgreSQL a
         session advisory lock is held on a dedicated connection while the lane is worked.
         """
         if self.is_sqlite:
-            yield True
+            yield LaneLease(self, None)
             return
         key = int.from_bytes(hashlib.blake2b(lane.encode(), digest_size=8).digest(), "big", signed=True)
         async with self.engine.connect() as conn:
             got = bool((await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key})).scalar())
             await conn.commit()
             try:
-                yield got
+                yield LaneLease(self, conn) if got else None
             finally:
                 if got:
-                    await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                    await conn.commit()
+                    try:
+                        await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                        await conn.commit()
+                    except (DBAPIError, OSError):
+                        # a connection that cannot say "unlock" must not go back to the pool still
+                        # holding the lock: drop it (a cut one took the lock with it anyway)
+                        log.info("lane %s: its lock connection is gone; dropping it", lane)
+                        with contextlib.suppress(DBAPIError, OSError):
+                            await conn.invalidate()
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

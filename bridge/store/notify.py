@@ -8,29 +8,54 @@ With SQLite there is one instance and nothing to send.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
-import secrets
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bridge.live import Signal, signal_from_json, signal_to_json
+from bridge.live import Recheck, Signal, signal_from_json, signal_to_json
+from bridge.store.conversations import recently_changed
 from bridge.store.database import Database
 
 log = logging.getLogger(__name__)
 CHANNEL = "sitechat"
 MAX_PAYLOAD = 7900  # PostgreSQL's limit is 8000 bytes
+#: instances' clocks differ a little, and a commit lands a little after its timestamp was taken
+RECHECK_MARGIN = timedelta(seconds=30)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 class Notifier:
-    def __init__(self, db: Database) -> None:
+    """NOTIFY what this instance commits; LISTEN for the others — and never trust the doorbell alone.
+
+    The LISTEN connection is watched: a cut one (a PostgreSQL restart, ``pg_terminate_backend``, a
+    network blip) is re-established with back-off, and after the gap every conversation changed
+    meanwhile is rechecked from the store. A slow periodic recheck of recently changed conversations
+    covers a NOTIFY lost between a peer's commit and its send: that costs seconds, never a message.
+    """
+
+    def __init__(self, db: Database, *, watch_seconds: float = 2.0, recheck_seconds: float = 10.0) -> None:
         self.db = db
-        self.instance = secrets.token_hex(6)
+        self.instance = db.instance
+        self.watch_seconds = watch_seconds
+        self.recheck_seconds = recheck_seconds
         self._listener: Any = None
-        self._conn: Any = None
+        self._conn: AsyncConnection | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._on_signal: Callable[[str, Signal], None] = lambda _cid, _signal: None
+        self._on_wake: Callable[[], None] = lambda: None
+        #: what is wrong with the LISTEN connection right now (shown by /readyz and doctor)
+        self.problem: str | None = None
+        self.reconnects = 0
 
     @property
     def enabled(self) -> bool:
@@ -48,33 +73,107 @@ class Notifier:
                     if len(payload) <= MAX_PAYLOAD:
                         await conn.execute(select(func.pg_notify(CHANNEL, payload)))
                 await conn.commit()
-        except Exception as exc:  # the change is committed; peers catch up on their next poll
+        except Exception as exc:  # the change is committed; peers catch up on their next recheck
             log.warning("could not signal other instances: %s", exc)
 
     async def listen(self, on_signal: Callable[[str, Signal], None], on_wake: Callable[[], None]) -> None:
         """Hear the other instances until ``stop()``; our own announcements are skipped."""
         if not self.enabled:
             return
+        self._on_signal, self._on_wake = on_signal, on_wake
+        try:
+            await self._connect()
+        except Exception as exc:  # the watcher keeps trying; meanwhile rechecks and polls carry on
+            self.problem = f"cannot LISTEN for other instances ({type(exc).__name__}); retrying"
+            log.warning("%s", self.problem)
+        self._task = asyncio.create_task(self._watch(), name="notify-watch")
 
-        def receive(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
+    def _receive(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            data = json.loads(payload)
+        except ValueError:
+            return
+        if not isinstance(data, dict) or data.get("i") == self.instance:
+            return
+        if data.get("k") == "wake":
+            self._on_wake()
+        elif "c" in data and (signal := signal_from_json(data)) is not None:
+            self._on_signal(str(data["c"]), signal)
+
+    async def _connect(self) -> None:
+        conn = await self.db.engine.connect()
+        try:
+            raw = await conn.get_raw_connection()
+            listener = raw.driver_connection
+            assert listener is not None
+            await listener.add_listener(CHANNEL, self._receive)
+        except BaseException:
+            await conn.close()
+            raise
+        self._conn, self._listener = conn, listener
+        self.problem = None
+
+    async def _alive(self) -> bool:
+        listener = self._listener
+        if listener is None or listener.is_closed():
+            return False
+        try:
+            async with asyncio.timeout(5):
+                await listener.execute("SELECT 1")
+        except Exception:
+            return False
+        return True
+
+    async def _drop(self) -> None:
+        conn, self._conn, self._listener = self._conn, None, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.invalidate()
+
+    async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        checked = utcnow()
+        next_recheck = loop.time() + self.recheck_seconds
+        failures = 0
+        while True:
+            await asyncio.sleep(self.watch_seconds if not failures else min(30.0, 0.5 * 2**failures))
             try:
-                data = json.loads(payload)
-            except ValueError:
-                return
-            if data.get("i") == self.instance:
-                return
-            if data.get("k") == "wake":
-                on_wake()
-            elif "c" in data and (signal := signal_from_json(data)) is not None:
-                on_signal(str(data["c"]), signal)
+                gap = not await self._alive()
+                if gap:
+                    if failures == 0:
+                        log.warning("LISTEN connection lost; reconnecting (the store is rechecked after the gap)")
+                    await self._drop()
+                    await self._connect()
+                    self.reconnects += 1
+                    log.info("LISTEN connection re-established")
+                if gap or loop.time() >= next_recheck:
+                    now = utcnow()
+                    await self._recheck(since=checked - RECHECK_MARGIN)
+                    checked, next_recheck = now, loop.time() + self.recheck_seconds
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                self.problem = f"cannot LISTEN for other instances ({type(exc).__name__}); retrying"
+                if failures == 1:
+                    log.warning("%s: %s", self.problem, exc)
 
-        self._conn = await self.db.engine.connect()
-        raw = await self._conn.get_raw_connection()
-        self._listener = raw.driver_connection
-        await self._listener.add_listener(CHANNEL, receive)
+    async def _recheck(self, *, since: datetime) -> None:
+        """Every conversation changed since ``since`` looks at the store again (sockets held here do)."""
+        async with self.db.read() as conn:
+            changed = await recently_changed(conn, since)
+        for cid in changed:
+            self._on_signal(cid, Recheck())
+        self._on_wake()
 
     async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
         if self._conn is not None:
             with contextlib.suppress(Exception):
                 await self._conn.close()
-            self._conn = None
+            self._conn, self._listener = None, None

@@ -120,10 +120,13 @@ async def lane_head(conn: AsyncConnection, lane: Lane, limit: int) -> list[Pendi
     ]
 
 
-async def mark_attempt(conn: AsyncConnection, ids: Sequence[int]) -> None:
-    """Committed before the network call: after a crash, ``in_doubt`` says the send may have landed."""
+async def mark_attempt(conn: AsyncConnection, ids: Sequence[int], leased_until: datetime) -> None:
+    """Committed before the network call: after a crash, ``in_doubt`` says the send may have landed, and
+    nobody else tries before ``leased_until`` (by then this attempt has finished or given up)."""
     await conn.execute(
-        update(delivery).where(delivery.c.id.in_(ids)).values(attempts=delivery.c.attempts + 1, in_doubt=True)
+        update(delivery)
+        .where(delivery.c.id.in_(ids))
+        .values(attempts=delivery.c.attempts + 1, in_doubt=True, next_attempt_at=leased_until)
     )
 
 

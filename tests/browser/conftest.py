@@ -6,7 +6,9 @@ that start servers are redefined here with ``loop_scope="session"``: a server st
 loop would never answer while the test's loop runs.
 
 Chromium is Debian's (``make chromium``); axe-core comes from npm (``make node``). Either missing
-fails the tests with a clear message: CI must not skip them.
+fails the tests with a clear message: CI must not skip them. So does a missing or stale widget build:
+the pages load ``/widget.js`` from the server, which serves the built, minified file (``make widget``),
+so the tests check what ships, not the sources in ``widget/src/``.
 
 ``SITECHAT_SCREENSHOTS=1`` writes the screenshots the tests take into ``docs/`` (otherwise into the
 test's temporary directory).
@@ -33,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("SITECHAT_CHROMIUM", "/usr/bin/chromium")
 LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+WIDGET_BUILD = ROOT / "widget_server" / "static" / "widget.js"
 DOCS = ROOT / "docs"
 VIEWPORT = {"width": 1100, "height": 720}
 
@@ -84,6 +87,25 @@ async def make_agent(fake_slack: FakeSlack) -> AsyncIterator[Callable[[RunningBr
 # ------------------------------------------------------------------ the browser
 
 
+@pytest.fixture(scope="session", autouse=True)
+def widget_build() -> Path:
+    """The built widget the server ships; missing or older than its sources fails every browser test."""
+    if not WIDGET_BUILD.is_file():
+        pytest.fail(
+            f"The widget is not built: {WIDGET_BUILD.relative_to(ROOT)} is missing. Run `make widget` "
+            "(it builds widget/src/ with esbuild; `make test` does it by itself).",
+            pytrace=False,
+        )
+    sources = [*(ROOT / "widget" / "src").iterdir(), ROOT / "widget" / "build.mjs"]
+    newer = [p.relative_to(ROOT) for p in sources if p.stat().st_mtime > WIDGET_BUILD.stat().st_mtime]
+    if newer:
+        pytest.fail(
+            f"The widget build is older than its sources ({', '.join(map(str, newer))}): run `make widget`.",
+            pytrace=False,
+        )
+    return WIDGET_BUILD
+
+
 def _chromium_present() -> bool:
     return (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)) or shutil.which(CHROMIUM) is not None
 
@@ -114,13 +136,21 @@ class Widget:
         self.panel = page.get_by_role("dialog")
         self.log = page.get_by_role("log")
         self.message_box = page.get_by_role("textbox", name="Message", exact=True)
+        #: the stars: one group of buttons (CONTRACT §6), named by its question
+        self.rating = page.get_by_role("group", name="How was this conversation?", exact=True)
         self.host = page.locator("sitechat-widget")
+        #: the polite live region that reads out what the team writes (the log itself stays quiet)
+        self.announcer = self.host.locator("#announcer")
 
     def textbox(self, name: str) -> Locator:
         return self.page.get_by_role("textbox", name=name, exact=True)
 
     def button(self, name: str) -> Locator:
         return self.page.get_by_role("button", name=name, exact=True)
+
+    def star(self, name: str) -> Locator:
+        """One option of the rating, "1 star" … "5 stars": a button in the rating's group (pressed when chosen)."""
+        return self.rating.get_by_role("button", name=name, exact=True)
 
     def line(self, text: str) -> Locator:
         """A message bubble's text in the log, exactly."""

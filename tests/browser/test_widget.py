@@ -205,12 +205,18 @@ async def test_ending_the_chat_and_rating_it(
     await expect(chat.panel.get_by_text("Conversation ended", exact=True)).to_be_visible()
     await expect(chat.message_box).to_be_hidden()
     await expect(chat.button("End chat")).to_be_hidden()
-    for name in ("1 star", "2 stars", "3 stars", "4 stars", "5 stars", "Send rating", "Email transcript", "New chat"):
+    await expect(chat.rating).to_be_visible()
+    for name in ("1 star", "2 stars", "3 stars", "4 stars", "5 stars"):
+        await expect(chat.star(name)).to_be_visible()
+        await expect(chat.star(name)).to_have_attribute("aria-pressed", "false")
+    for name in ("Send rating", "Email transcript", "New chat"):
         await expect(chat.button(name)).to_be_visible()
     await expect(chat.textbox("Email for transcript")).to_have_value("eve@example.com")
 
-    await chat.button("4 stars").click()
-    await expect(chat.button("4 stars")).to_have_attribute("aria-pressed", "true")
+    await chat.star("4 stars").click()
+    await expect(chat.star("4 stars")).to_have_attribute("aria-pressed", "true")
+    for name in ("1 star", "2 stars", "3 stars", "5 stars"):
+        await expect(chat.star(name)).to_have_attribute("aria-pressed", "false")
     await chat.textbox("Comment").fill("Quick and friendly")
     await screenshot(visit.page, "widget-rating")
     await chat.button("Send rating").click()
@@ -261,7 +267,7 @@ async def test_the_agent_closes_the_chat_and_the_visitor_rates_it(
     await expect(chat.log.get_by_text("!close")).to_have_count(0)
     await chat.button("Send rating").click()
     await expect(chat.panel.get_by_role("alert").filter(has_text="Please choose a rating first.")).to_be_visible()
-    await chat.button("5 stars").click()
+    await chat.star("5 stars").click()
     await chat.button("Send rating").click()
     await expect(chat.panel.get_by_text("Thank you for your feedback!")).to_be_visible()
     await fake_slack.wait_for(

@@ -143,11 +143,28 @@ async def test_accessibility_and_keyboard_only_use(
     await agent.reply("C0SUPPORT", root["ts"], "Hello Kai, see https://acme.example/docs")
     await expect(chat.line("Hello Kai, see https://acme.example/docs")).to_be_visible()
     await expect(chat.line("Typed with the keyboard only")).to_be_visible()
+    # the agent's line is read out once, by the polite announcer; the log itself stays quiet (no
+    # second reading), and the visitor does not hear their own line back
+    await expect(chat.announcer).to_have_attribute("aria-live", "polite")
+    await expect(chat.announcer).to_contain_text("Alice: Hello Kai, see https://acme.example/docs")
+    await expect(chat.log).to_have_attribute("aria-live", "off")
+    await expect(chat.announcer).not_to_contain_text("Typed with the keyboard only")
     assert await axe_violations(visit, axe_source) == [], "the conversation"
 
     await chat.button("End chat").click()
     await expect(chat.panel.get_by_text("Conversation ended", exact=True)).to_be_focused()
     assert await axe_violations(visit, axe_source) == [], "the rating view"
+
+    # the stars are one group of buttons: Tab reaches each, Space picks one (pressed), a later pick moves it
+    await page.keyboard.press("Tab")
+    await expect(chat.star("1 star")).to_be_focused()
+    await page.keyboard.press("Space")
+    await expect(chat.star("1 star")).to_have_attribute("aria-pressed", "true")
+    await page.keyboard.press("Tab")
+    await expect(chat.star("2 stars")).to_be_focused()
+    await page.keyboard.press("Space")
+    await expect(chat.star("2 stars")).to_have_attribute("aria-pressed", "true")
+    await expect(chat.star("1 star")).to_have_attribute("aria-pressed", "false")
 
 
 async def test_the_page_api(
