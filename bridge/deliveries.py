@@ -208,6 +208,9 @@ class DeliveryWorker:
                 await outbox.mark_done(conn, s.delivery_id, now, s.remote_id)
                 if s.thread is not None:
                     await q.set_thread_ref(conn, lane.conversation_id, lane.endpoint, s.thread)
+                    # kept for good: after a transfer (or a root posted twice) replies under this
+                    # root still belong to the conversation
+                    await q.remember_root(conn, lane.endpoint, s.thread, lane.conversation_id, now)
                 d = by_id.get(s.delivery_id)
                 if s.remote_id and d is not None and d.message_id:
                     # our own post, known by its remote id: its echo is never taken for a reply

@@ -228,13 +228,33 @@ async def thread_links(conn: AsyncConnection, cid: str) -> dict[str, tuple[str, 
 
 
 async def conversation_for_thread(conn: AsyncConnection, endpoint: str, ref: str) -> str | None:
-    return (
+    """The conversation whose thread ``ref`` is: its current one, or one it had before (a transfer)."""
+    current = (
         await conn.execute(
             select(thread_link.c.conversation_id).where(
                 and_(thread_link.c.endpoint == endpoint, thread_link.c.thread_ref == ref)
             )
         )
     ).scalar_one_or_none()
+    if current is not None:
+        return str(current)
+    earlier = await conn.execute(
+        select(message_link.c.conversation_id).where(
+            and_(message_link.c.endpoint == endpoint, message_link.c.remote_id == _root_key(ref))
+        )
+    )
+    found = earlier.scalar()
+    return str(found) if found is not None else None
+
+
+async def remember_root(conn: AsyncConnection, endpoint: str, ref: str, cid: str, now: datetime) -> None:
+    """Every root a conversation ever had on an endpoint (once: a root found again after a crash is no news)."""
+    await remember_remote(conn, endpoint, _root_key(ref), now, conversation_id=cid)
+
+
+def _root_key(ref: str) -> str:
+    # roots share message_link with events and posts; the prefix keeps a root's key apart from its post's id
+    return f"root:{ref}"
 
 
 async def remember_remote(
