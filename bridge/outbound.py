@@ -45,6 +45,8 @@ class Transcript:
     text: str
     #: the visitor's address when the transcript goes by email; None in a team chat
     to: str | None = None
+    #: the same for a mail's HTML part
+    html: str | None = None
 
 
 @dataclass(frozen=True)
@@ -94,8 +96,9 @@ def encode(what: Outbound) -> Encoded:
             return Encoded(what.KIND, None, None)
         case Line(message) | Edit(message) | Deletion(message):
             return Encoded(what.KIND, message.id, None)
-        case Transcript(text, to):
-            return Encoded(what.KIND, None, {"text": text} | ({"to": to} if to else {}))
+        case Transcript(text, to, html):
+            extra = ({"to": to} if to else {}) | ({"html": html} if html else {})
+            return Encoded(what.KIND, None, {"text": text} | extra)
         case Notice(text):
             return Encoded(what.KIND, None, {"text": text})
 
@@ -123,8 +126,8 @@ def decode(
         case Deletion.KIND if message is not None:
             return Deletion(message, copy)
         case Transcript.KIND:
-            to = data.get("to")
-            return Transcript(str(data.get("text", "")), str(to) if to else None)
+            to, html = data.get("to"), data.get("html")
+            return Transcript(str(data.get("text", "")), str(to) if to else None, str(html) if html else None)
         case Notice.KIND:
             return Notice(str(data.get("text", "")))
     raise UndecodableDelivery(f"unknown delivery kind {kind!r}")

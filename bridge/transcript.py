@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import tzinfo
+from html import escape
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bridge.model import Conversation, Message, Role
 
@@ -24,6 +27,38 @@ def render_transcript(conv: Conversation, messages: Sequence[Message], site_name
         body = m.text.replace("\n", "\n    ")
         lines.append(f"[{m.created_at:%H:%M}] {who}: {body}{edited}")
     return "\n".join(lines)
+
+
+def visitor_zone(conv: Conversation) -> tzinfo:
+    """The visitor's time zone as the browser said it; UTC when it said nothing usable."""
+    try:
+        return ZoneInfo(conv.timezone) if conv.timezone else ZoneInfo("UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def render_transcript_html(conv: Conversation, messages: Sequence[Message], site_name: str) -> str:
+    """The same conversation for the visitor's mail: names in bold, times in the visitor's time zone.
+    Every value is escaped: what people typed is text, never markup."""
+    zone = visitor_zone(conv)
+    started = conv.created_at.astimezone(zone)
+    rows = []
+    for m in (m for m in messages if not m.deleted):
+        who = escape(m.author.name) if m.author.role is not Role.SYSTEM else "—"
+        at = m.created_at.astimezone(zone)
+        edited = " <em>(edited)</em>" if m.edited_at else ""
+        body = escape(m.text).replace("\n", "<br>")
+        rows.append(
+            f'<tr><td style="color:#6b7280;padding:4px 8px;vertical-align:top">{at:%H:%M}</td>'
+            f'<td style="padding:4px 8px"><strong>{who}</strong>: {body}{edited}</td></tr>'
+        )
+    table = "".join(rows) or '<tr><td colspan="2">(no messages)</td></tr>'
+    return (
+        '<!doctype html><html><body style="font-family:sans-serif">'
+        f"<h1 style=\"font-size:18px\">Your chat with {escape(site_name)}</h1>"
+        f"<p>Started {started:%Y-%m-%d %H:%M} ({escape(str(zone))})</p>"
+        f"<table>{table}</table></body></html>"
+    )
 
 
 def split_text(text: str, limit: int) -> list[str]:

@@ -13,7 +13,7 @@ from bridge.live import NewMessage
 from bridge.model import Conversation, ConversationId, Message, PageView, Participant, Role, Status, Visitor
 from bridge.outbound import Line, Notice, OpenThread, RootState, Transcript
 from bridge.store import conversations as q
-from bridge.transcript import render_transcript
+from bridge.transcript import render_transcript, render_transcript_html
 from bridge.work import Core, Work, hash_token
 
 MAX_PAGES = 50
@@ -174,8 +174,10 @@ class VisitorSide:
                 return
             messages = await q.messages_after(work.conn, cid, 0, limit=100_000)
             closed = "as the chat ended" if conv.status is Status.CLOSED else "not yet (sent while open)"
-            text = render_transcript(conv, messages, self.core.site_name(conv.site_id), closed)
-            await work.enqueue(cid, "email", Transcript(text, to=email))
+            site = self.core.site_name(conv.site_id)
+            text = render_transcript(conv, messages, site, closed)
+            html = render_transcript_html(conv, messages, site)
+            await work.enqueue(cid, "email", Transcript(text, to=email, html=html))
 
 
 async def _create(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate
 from typing import assert_never
 from urllib.parse import unquote, urlsplit
 
@@ -22,6 +22,13 @@ from bridge.model import EndpointName
 from bridge.outbound import Deletion, Edit, Line, Notice, OpenThread, RootState, Transcript
 
 log = logging.getLogger(__name__)
+
+
+def message_id(conversation_id: str, delivery_id: int, mail_from: str) -> str:
+    """The same for every resend of one delivery (``make_msgid`` would mix in the time and the pid), so
+    a mail sent again after a crash is recognisably the same mail."""
+    domain = mail_from.rpartition("@")[2] or "sitechat.invalid"
+    return f"<sitechat.{conversation_id}.{delivery_id}@{domain}>"
 
 
 class EmailEndpoint:
@@ -66,23 +73,23 @@ class EmailEndpoint:
     async def deliver(self, batch: Sequence[Outgoing]) -> Sequence[Sent]:
         item = batch[0]
         match item.what:
-            case Transcript(text, to) if to:
-                return await self._mail(item, to, text)
+            case Transcript(text, to, html) if to:
+                return await self._mail(item, to, text, html)
             case OpenThread() | Line() | RootState() | Transcript() | Notice() | Edit() | Deletion():
                 return [Sent(item.delivery_id)]  # nothing else goes by email
             case _:
                 assert_never(item.what)
 
-    async def _mail(self, item: Outgoing, to: str, text: str) -> Sequence[Sent]:
+    async def _mail(self, item: Outgoing, to: str, text: str, html: str | None) -> Sequence[Sent]:
         mail = EmailMessage()
         mail["From"] = self.mail_from
         mail["To"] = to
         mail["Subject"] = f"Your chat with {item.site_name}"
         mail["Date"] = formatdate(localtime=False)
-        mail["Message-ID"] = make_msgid(
-            idstring=f"sitechat-{item.delivery_id}", domain=self.mail_from.rpartition("@")[2]
-        )
+        mail["Message-ID"] = message_id(item.conversation.id, item.delivery_id, self.mail_from)
         mail.set_content(text)
+        if html:
+            mail.add_alternative(html, subtype="html")
         try:
             await aiosmtplib.send(
                 mail,
