@@ -22,7 +22,7 @@ from bridge.model import Conversation, ThreadRef
 from bridge.outbound import ABOUT_A_MESSAGE, UndecodableDelivery, decode
 from bridge.store import conversations as q
 from bridge.store import outbox
-from bridge.store.database import Database, LaneLease, LeaseLost
+from bridge.store.database import Database, LaneLease, LeaseLost, connection_lost
 from bridge.store.outbox import Lane, PendingDelivery
 from bridge.work import utcnow
 from config.settings import SiteConfig
@@ -77,8 +77,11 @@ class DeliveryWorker:
                             self._lanes[lane.key] = asyncio.create_task(self._work_lane(lane), name=lane.key)
                     if due is not None and due > now:
                         timeout = min(timeout, (due - now).total_seconds())
-                except Exception:
-                    log.exception("delivery scheduler: cannot read the outbox; trying again")
+                except Exception as exc:
+                    if not connection_lost(exc):
+                        log.exception("delivery scheduler: cannot read the outbox; trying again")
+                    else:
+                        log.warning("delivery scheduler: database connection lost (%s); trying again", _first_line(exc))
                 # not wait_for: on Python 3.11 it swallows a cancel() that meets a wake-up, and shutdown hangs
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(max(0.01, timeout)):
@@ -99,8 +102,11 @@ class DeliveryWorker:
         except LeaseLost as exc:
             # cut off from the database: another instance takes the lane over once the lease is out
             log.warning("delivery lane %s: lost its database connection (%s); stopped sending", lane.key, exc)
-        except Exception:
-            log.exception("delivery lane %s failed; it will be retried", lane.key)
+        except Exception as exc:
+            if not connection_lost(exc):
+                log.exception("delivery lane %s failed; it will be retried", lane.key)
+            else:
+                log.warning("delivery lane %s: database connection lost (%s); retried", lane.key, _first_line(exc))
         finally:
             self._lanes.pop(lane.key, None)
             self.wake()
@@ -241,6 +247,10 @@ class DeliveryWorker:
         """True when nothing is pending (tests and shutdown use it)."""
         async with self.db.read() as conn:
             return await outbox.pending_count(conn) == 0 and not self._lanes
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
 
 
 def _due_prefix(pending: Sequence[PendingDelivery], now: datetime) -> list[PendingDelivery]:

@@ -35,6 +35,17 @@ class DatabaseInUse(Exception):
 SEND_LEASE_SECONDS = 15.0
 
 
+def connection_lost(exc: BaseException) -> bool:
+    """A database connection that was cut (restart, failover, ``pg_terminate_backend``), as opposed to a
+    bug: worth one warning line, not a traceback — what used it is tried again on a new connection."""
+    if isinstance(exc, OSError | InterfaceError | LeaseLost):
+        return True
+    if isinstance(exc, DBAPIError):
+        # asyncpg reports a connection killed mid-rollback as "another operation is in progress"
+        return exc.connection_invalidated or "another operation" in str(exc) or "closed" in str(exc)
+    return False
+
+
 class LeaseLost(Exception):
     """The connection that held a lane's lock is gone: another instance may be sending; stop."""
 
