@@ -3,37 +3,34 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from config import parts
 from config.settings import Settings
+from config.sites import SiteConfig, TopicConfig
+from config.variables import BY_FIELD, BY_NAME, SWITCHES, unknown, variable_name
 
-EXAMPLES = {
-    "database_url": "sqlite+aiosqlite:///./sitechat.db",
-    "port": "8080",
-    "public_url": "https://chat.acme.example",
-    "inactivity_close_minutes": "30",
-    "first_response_alert_seconds": "60",
-    "rate_conversations_per_hour": "20",
-    "rate_messages_per_minute": "30",
-    "rate_sockets_per_address": "20",
+#: right values for a site's and a topic's keys (the other variables carry theirs in config/variables.py)
+SITE_EXAMPLES = {
     "origins": "https://acme.example,https://www.acme.example",
     "office_hours": "Mon-Fri 09:00-17:00 Europe/Berlin",
     "slack_channel": "C0123ABCD",
     "matrix_room": "!abcdef:example.org",
     "name": "Acme Inc.",
     "label": "Sales",
-    "SLACK_BOT_TOKEN": "xoxb-1234-5678-abcd",
-    "SLACK_APP_TOKEN": "xapp-1-A0123-4567-abcd",
-    "SLACK_API_URL": "https://slack.com/api/",
-    "MATRIX_HOMESERVER": "https://matrix.example.org",
+}
+PARTS: dict[str, type[BaseModel]] = {
+    "widget": parts.WidgetSettings,
+    "slack": parts.SlackSettings,
+    "matrix": parts.MatrixSettings,
+    "email": parts.EmailSettings,
 }
 
-
-SECRET_WORDS = ("secret", "token", "password")
+SECRET_WORDS = ("secret", "token", "password", "smtp_url")
 _USERINFO = re.compile(r"(?<=://)[^/@\s]*@")
 
 
@@ -45,32 +42,44 @@ class ConfigError(Exception):
         self.problems = problems
 
 
-def env_name(loc: tuple[Any, ...]) -> str:
-    """The variable an error location came from: ("sites", "acme", "origins") → SITECHAT_SITES__ACME__ORIGINS."""
-    if not loc:
-        return "configuration"
-    head = str(loc[0])
-    if head.isupper():  # fields read from an unprefixed variable carry their alias (SLACK_BOT_TOKEN)
-        return head
-    return "SITECHAT_" + "__".join(str(part).upper() for part in loc)
-
-
-def describe(error: Mapping[str, Any]) -> str:
+def describe(error: Mapping[str, Any]) -> list[str]:
+    """One line per problem in a validation error, each naming its variable (a validator may find several,
+    one per line of its message)."""
     loc = tuple(p for p in error.get("loc", ()) if not str(p).startswith("function-"))
+    if error.get("type") == "extra_forbidden":
+        return [unknown(loc, _known_at(loc[:-1]))]
     message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
-    name = env_name(loc)
-    example = EXAMPLES.get(str(loc[-1])) if loc else None
+    return [_line(loc, part, error) for part in message.split("\n")]
+
+
+def _line(loc: tuple[Any, ...], message: str, error: Mapping[str, Any]) -> str:
+    name = variable_name(loc)
+    if name is None:  # about a whole part, or the whole: the message names its variables itself
+        return message
+    variable = BY_NAME.get(name)
+    example = variable.example if variable else SITE_EXAMPLES.get(str(loc[-1]))
     given = error.get("input")
     if error.get("type") == "missing":
-        text = f"{name}: missing"
-    elif loc and isinstance(given, str | int | float) and not any(w in name.lower() for w in SECRET_WORDS):
+        switch = SWITCHES.get(str(loc[0])) if len(loc) == 2 else None
+        text = f"{name} is needed with {BY_FIELD[str(loc[0]), switch].name}" if switch else f"{name}: missing"
+    elif isinstance(given, str | int | float) and not any(w in name.lower() for w in SECRET_WORDS):
         shown = _USERINFO.sub("…@", given) if isinstance(given, str) else given  # a URL's password stays unsaid
-        text = f"{name}: {message} (got {shown!r})"
+        text = f"{name}: {message}" if str(shown) in message else f"{name}: {message} (got {shown!r})"
     else:
         text = f"{name}: {message}"
     if example and example not in text:
         text += f"; for example {name}={example}"
     return text
+
+
+def _known_at(block: Sequence[Any]) -> list[str]:
+    """The names allowed inside ``block`` (a location): a site's keys, a topic's, a part's fields."""
+    if not block:
+        return []
+    if block[0] == "sites":
+        model: type[BaseModel] = TopicConfig if len(block) >= 4 else SiteConfig
+        return list(model.model_fields)
+    return list(PARTS[block[0]].model_fields) if block[0] in PARTS else []
 
 
 def load_settings(env_file: Path | None = None, **overrides: Any) -> Settings:
@@ -81,7 +90,4 @@ def load_settings(env_file: Path | None = None, **overrides: Any) -> Settings:
     try:
         return Settings(_env_file=path if path.is_file() else None, **overrides)  # type: ignore[call-arg]
     except ValidationError as exc:
-        problems: list[str] = []
-        for err in exc.errors():
-            problems.extend(describe({**err, "msg": part}) for part in str(err.get("msg", "")).split("; "))
-        raise ConfigError(problems) from None
+        raise ConfigError([line for err in exc.errors() for line in describe(err)]) from None

@@ -37,23 +37,22 @@ async def _run(settings: Settings) -> None:
     from sitechat.runtime import build_runtime, serve
 
     runtime = build_runtime(settings)
+    widget = settings.widget
     try:
-        runner = await serve(runtime, settings.host, settings.port)
+        runner = await serve(runtime, widget.host, widget.port)
     except DatabaseInUse as exc:
         print(f"sitechat cannot start: {exc}", file=sys.stderr)
         raise SystemExit(3) from None
     except OSError as exc:
-        print(
-            f"sitechat cannot start: cannot listen on {settings.host}:{settings.port} ({exc.strerror})", file=sys.stderr
-        )
+        print(f"sitechat cannot start: cannot listen on {widget.host}:{widget.port} ({exc.strerror})", file=sys.stderr)
         raise SystemExit(3) from None
     logging.getLogger("sitechat").info(
         "sitechat is running on %s (endpoints: %s)",
-        settings.effective_public_url,
+        widget.public_url,
         ", ".join(runtime.endpoints) or "none",
     )
     print(
-        f"sitechat: widget server on {settings.effective_public_url}; embed {settings.effective_public_url}/widget.js",
+        f"sitechat: widget server on {widget.public_url}; embed {widget.public_url}/widget.js",
         flush=True,
     )
     try:

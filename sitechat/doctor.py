@@ -47,15 +47,7 @@ async def run_doctor(env_file: Path | None) -> int:
 
     for endpoint in (plugin.endpoint for plugin in build_plugins(settings, db)):
         name = endpoint.name
-        destinations = sorted(
-            {
-                d
-                for site in settings.sites.values()
-                for t in (None, *site.topics)
-                for e, d in site.destinations(t).items()
-                if e == name
-            }
-        )
+        destinations = settings.routes_to(name)
         try:
             # check() alone: starting would sync or take events that belong to the running service
             found = await endpoint.check(destinations)
@@ -69,7 +61,7 @@ async def run_doctor(env_file: Path | None) -> int:
         if not found:
             _say(True, f"{name}: connected; can post to {', '.join(destinations) or 'no destination'}")
     await db.close()
-    if settings.smtp_url is None:
+    if settings.email is None:
         _say(True, "email: not configured (transcripts by email are off; set SITECHAT_SMTP_URL to turn them on)")
     print("All is well." if not problems else f"{problems} problem(s) found.")
     return 0 if not problems else 1

@@ -25,18 +25,20 @@ from bridge.store.database import Database
 from bridge.store.notify import Notifier
 from bridge.store.state import KeyValueState
 from config.settings import Settings
-from config.snippets import load_snippets
 from widget_server.app import create_app
 from widget_server.context import WidgetContext
 
 log = logging.getLogger("sitechat")
 
 
-#: every adapter there is, by endpoint name: each builds its endpoint from the settings, or nothing
+#: every adapter there is, by endpoint name: each builds its endpoint from its own part of the settings
+#: (``None`` when that part is off), or nothing
 ADAPTERS: dict[str, Callable[[Settings, StateStore], Plugin | None]] = {
-    "slack": adapters.slack.build,
-    "matrix": adapters.matrix.build,
-    "email": adapters.email.build,
+    "slack": lambda settings, state: adapters.slack.build(settings.slack, state),
+    "matrix": lambda settings, state: adapters.matrix.build(
+        settings.matrix, state, rooms=settings.routes_to("matrix"), note_prefix=settings.note_prefix
+    ),
+    "email": lambda settings, state: adapters.email.build(settings.email, state),
 }
 
 
@@ -86,7 +88,7 @@ def build_runtime(settings: Settings, *, plugins: Sequence[Plugin] | None = None
         live,
         wake_deliveries=worker.wake,
         note_prefix=settings.note_prefix,
-        snippets=load_snippets(settings.snippets_file),
+        snippets=settings.snippets,
         announce=notifier.announce if notifier.enabled else None,
     )
     timers = Timers(
@@ -94,16 +96,17 @@ def build_runtime(settings: Settings, *, plugins: Sequence[Plugin] | None = None
         inactivity=timedelta(minutes=settings.inactivity_close_minutes),
         first_response=timedelta(seconds=settings.first_response_alert_seconds),
     )
+    widget = settings.widget
     ctx = WidgetContext(
         conversations=conversations,
         live=live,
         sites=settings.sites,
-        public_url=settings.effective_public_url,
+        public_url=widget.public_url,
         endpoints=frozenset(endpoints),
-        conversations_per_hour=settings.rate_conversations_per_hour,
-        messages_per_minute=settings.rate_messages_per_minute,
-        sockets_per_address=settings.rate_sockets_per_address,
-        trusted_proxies=tuple(settings.trusted_proxies),
+        conversations_per_hour=widget.conversations_per_hour,
+        messages_per_minute=widget.messages_per_minute,
+        sockets_per_address=widget.sockets_per_address,
+        trusted_proxies=widget.trusted_proxies,
         send_transcript=conversations.request_transcript if "email" in endpoints else None,
     )
     app = create_app(ctx, [route for p in plugins for route in p.routes])

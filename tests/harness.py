@@ -84,11 +84,11 @@ class RunningBridge:
         self.settings = settings
         self.runtime: Runtime | None = None
         self._runner: web.AppRunner | None = None
-        self.url = settings.effective_public_url
+        self.url = settings.widget.public_url
 
     async def start(self) -> RunningBridge:
         self.runtime = build_runtime(self.settings)
-        self._runner = await serve(self.runtime, self.settings.host, self.settings.port)
+        self._runner = await serve(self.runtime, self.settings.widget.host, self.settings.widget.port)
         return self
 
     async def stop(self) -> None:

@@ -45,7 +45,7 @@ def test_reads_the_contract_names(env: dict[str, str]) -> None:
     assert site.destinations("sales") == {"slack": "C0SALES"}
     assert site.topics["sales"].label == "Sales"
     assert s.inactivity_close_minutes == 0.1
-    assert s.slack_bot_token is not None and "xoxb" not in repr(s)  # secrets never print
+    assert s.slack is not None and "xoxb" not in repr(s)  # secrets never print
 
 
 def test_env_file_is_read_and_real_environment_wins(
@@ -54,7 +54,7 @@ def test_env_file_is_read_and_real_environment_wins(
     (tmp_path / "other.env").write_text("SITECHAT_PORT=9999\nSITECHAT_HOST=0.0.0.0\n")
     monkeypatch.setenv("SITECHAT_HOST", "127.0.0.2")
     s = load_settings(tmp_path / "other.env")
-    assert (s.port, s.host) == (9999, "127.0.0.2")
+    assert (s.widget.port, s.widget.host) == (9999, "127.0.0.2")
 
 
 @pytest.mark.parametrize(
@@ -116,6 +116,38 @@ def test_run_with_bad_config_prints_problems_and_no_traceback(tmp_path: Path) ->
     assert "Traceback" not in result.stderr
     assert "SITECHAT_SITES__ACME__ORIGINS" in result.stderr and "SITECHAT_PORT" in result.stderr
     assert "for example" in result.stderr
+
+
+def test_run_stops_at_start_on_names_and_files_it_cannot_use(tmp_path: Path) -> None:
+    """A misspelt variable, a snippets file that is not there, a proxy that is not an address: each is one line
+    before anything starts, like any other configuration problem (the snippets file used to be a traceback)."""
+    env_file = tmp_path / "typos.env"
+    env_file.write_text(
+        "SITECHAT_SITES__ACME__NAME=Acme\n"
+        "SITECHAT_SITES__ACME__ORIGINS=https://acme.example\n"
+        "SITECHAT_SITES__ACME__SLACK_CHANNEL=C0SUPPORT\n"
+        "SLACK_BOT_TOKEN=xoxb-1-2-3\n"
+        "SLACK_SIGNING_SECRET=secret\n"
+        f"SITECHAT_DATABASE_URL=sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}\n"
+        "SITECHAT_INACTIVTY_CLOSE_MINUTES=5\n"
+        "SITECHAT_SNIPPETS_FILE=nowhere.toml\n"
+        "SITECHAT_TRUSTED_PROXIES=10.0.0.0/8,proxy.internal\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "sitechat", "run", "--env-file", str(env_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_environment(),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line.removeprefix("  - ") for line in result.stderr.splitlines() if line.startswith("  - ")]
+    assert len(lines) == 3, result.stderr
+    assert "SITECHAT_INACTIVTY_CLOSE_MINUTES: unknown setting; did you mean SITECHAT_INACTIVITY_CLOSE_MINUTES?" in lines
+    assert any(line.startswith("SITECHAT_SNIPPETS_FILE: cannot read nowhere.toml") for line in lines), lines
+    assert any(line.startswith("SITECHAT_TRUSTED_PROXIES: 'proxy.internal'") for line in lines), lines
 
 
 def test_second_instance_on_one_sqlite_file_refuses(tmp_path: Path) -> None:

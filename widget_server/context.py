@@ -6,6 +6,7 @@ import ipaddress
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from ipaddress import IPv4Network, IPv6Address, IPv6Network
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -27,7 +28,8 @@ class WidgetContext:
     conversations_per_hour: int = 20
     messages_per_minute: int = 30
     sockets_per_address: int = 20
-    trusted_proxies: tuple[str, ...] = ()
+    #: proxies whose X-Forwarded-For is believed, parsed once with the settings (SITECHAT_TRUSTED_PROXIES)
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
     #: transcripts by email per conversation and per client address per hour (the mail goes to any address)
     transcripts_per_conversation: int = 3
     transcripts_per_address: int = 10
@@ -100,15 +102,11 @@ class WidgetContext:
 CONTEXT = web.AppKey("sitechat_widget_context", WidgetContext)
 
 
-def _in(address: str, networks: tuple[str, ...]) -> bool:
+def _in(address: str, networks: tuple[IPv4Network | IPv6Network, ...]) -> bool:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return False
-    for net in networks:
-        try:
-            if ip in ipaddress.ip_network(net, strict=False):
-                return True
-        except ValueError:
-            continue
-    return False
+    if isinstance(ip, IPv6Address) and ip.ipv4_mapped is not None:  # an IPv4 peer seen through an IPv6 socket
+        ip = ip.ipv4_mapped
+    return any(ip in net for net in networks)

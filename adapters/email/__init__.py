@@ -5,11 +5,11 @@ from __future__ import annotations
 from adapters.email.endpoint import EmailEndpoint
 from adapters.plugin import Plugin
 from bridge.endpoint import StateStore
-from config.settings import Settings
+from config.parts import EmailSettings
 
 
-def build(settings: Settings, state: StateStore) -> Plugin | None:
-    """The email endpoint when ``SITECHAT_SMTP_URL`` is set."""
-    if settings.smtp_url is None:
+def build(email: EmailSettings | None, state: StateStore) -> Plugin | None:
+    """The email endpoint when ``SITECHAT_SMTP_URL`` is set (it keeps no state of its own)."""
+    if email is None:
         return None
-    return Plugin(EmailEndpoint(settings.smtp_url.get_secret_value(), settings.mail_from or ""))
+    return Plugin(EmailEndpoint(email.smtp_url.get_secret_value(), email.mail_from))

@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from adapters.plugin import Plugin
 from bridge.endpoint import StateStore
-from config.settings import Settings
+from config.parts import MatrixSettings
 
 
-def build(settings: Settings, state: StateStore) -> Plugin | None:
-    """The Matrix endpoint when ``MATRIX_HOMESERVER`` is set (nio is imported only then)."""
-    if settings.matrix_homeserver is None:
+def build(matrix: MatrixSettings | None, state: StateStore, *, rooms: Sequence[str], note_prefix: str) -> Plugin | None:
+    """The Matrix endpoint when Matrix is configured (``MATRIX_HOMESERVER``; nio is imported only then).
+
+    ``rooms``: every room the sites route to (the bot joins them); ``note_prefix``: shown in each thread's
+    root, so staff know how to write a note.
+    """
+    if matrix is None:
         return None
     from adapters.matrix.endpoint import MatrixEndpoint
 
-    return Plugin(MatrixEndpoint.from_settings(settings, state))
+    return Plugin(
+        MatrixEndpoint(
+            homeserver=matrix.homeserver,
+            user_id=matrix.user_id,
+            password=matrix.password.get_secret_value() if matrix.password else None,
+            access_token=matrix.access_token.get_secret_value() if matrix.access_token else None,
+            device_id=matrix.device_id,
+            staff=matrix.staff,
+            rooms=rooms,
+            state=state,
+            note_prefix=note_prefix,
+        )
+    )

@@ -113,7 +113,7 @@ async def run_demo(args: argparse.Namespace) -> int:
             },
         )
         runtime = build_runtime(settings)
-        runner = await serve(runtime, settings.host, settings.port)
+        runner = await serve(runtime, settings.widget.host, settings.widget.port)
         print(
             "\n".join(
                 [

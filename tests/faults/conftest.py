@@ -29,16 +29,16 @@ class TunedBridge(RunningBridge):
 
     async def start(self) -> RunningBridge:
         s = self.settings
-        assert s.slack_bot_token is not None
+        assert s.slack is not None
         slack = SlackEndpoint(
-            bot_token=s.slack_bot_token.get_secret_value(),
-            api_url=s.slack_api_url,
+            bot_token=s.slack.bot_token.get_secret_value(),
+            api_url=s.slack.api_url,
             signing_secret=SIGNING_SECRET,
             app_token=None,
             timeout=self.slack_timeout,
         )
         self.runtime = build_runtime(s, plugins=[slack_plugin(slack)])
-        self._runner = await serve(self.runtime, s.host, s.port)
+        self._runner = await serve(self.runtime, s.widget.host, s.widget.port)
         return self
 
 

@@ -103,7 +103,7 @@ def test_settings_hold_secrets_as_secretstr() -> None:
     shown = repr(settings) + str(settings.model_dump()) + settings.model_dump_json()
     for secret in (*SECRETS, "SECRET-matrix-pw"):
         assert secret not in shown, secret
-    assert settings.slack_bot_token is not None and settings.slack_bot_token.get_secret_value() == BOT_TOKEN
+    assert settings.slack is not None and settings.slack.bot_token.get_secret_value() == BOT_TOKEN
 
 
 def _env_file(tmp_path: Path, slack: FakeSlack, mode: int) -> Path:

@@ -1,0 +1,152 @@
+"""One part of the settings per side of the bridge: each adapter's factory gets its own part and nothing else.
+
+A part is frozen and complete: a team chat's part exists only when that team chat is turned on
+(``Settings.slack`` is ``None`` without ``SLACK_BOT_TOKEN``), so whoever holds one needs no further check.
+Which variable fills which field is ``config/variables.py``'s table.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Any, Self
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from config.sites import comma_list
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _networks(value: Any) -> Any:
+    """``"127.0.0.1, 10.0.0.0/8"`` → networks, parsed once here rather than per request; a bad entry is named."""
+    entries = comma_list(value)
+    if not isinstance(entries, list | tuple):
+        return entries
+    networks: list[Any] = []
+    bad: list[str] = []
+    for entry in entries:
+        if isinstance(entry, Network):
+            networks.append(entry)
+            continue
+        try:
+            networks.append(ipaddress.ip_network(str(entry).strip(), strict=False))
+        except ValueError:
+            bad.append(f"{entry!r} is not an IP address or network (like 192.0.2.1 or 10.0.0.0/8)")
+    if bad:
+        raise ValueError("\n".join(bad))  # one problem line each
+    return tuple(networks)
+
+
+class Part(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class WidgetSettings(Part):
+    """The widget server (which also serves Slack's ``POST /slack/events``): where it listens, how browsers
+    reach it, and how much one client may ask of it."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    #: how browsers reach the server, without a trailing slash; ``http://{host}:{port}`` when not set
+    public_url: str = Field(default=None, validate_default=True)
+    conversations_per_hour: int = Field(default=20, ge=1)
+    messages_per_minute: int = Field(default=30, ge=1)
+    sockets_per_address: int = Field(default=20, ge=1)
+    #: proxies whose ``X-Forwarded-For`` is believed for the client address
+    trusted_proxies: Annotated[tuple[Network, ...], BeforeValidator(_networks)] = ()
+
+    @field_validator("public_url", mode="before")
+    @classmethod
+    def _public_url(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None or value == "":
+            value = f"http://{info.data.get('host', '127.0.0.1')}:{info.data.get('port', 8080)}"
+        return value.rstrip("/") if isinstance(value, str) else value
+
+
+class SlackSettings(Part):
+    """Slack, on when ``SLACK_BOT_TOKEN`` is set: HTTP mode with a signing secret, or Socket Mode with an
+    app-level token."""
+
+    bot_token: SecretStr
+    signing_secret: SecretStr | None = None
+    app_token: SecretStr | None = None
+    api_url: str = "https://slack.com/api/"
+
+    @field_validator("bot_token")
+    @classmethod
+    def _bot_token_shape(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith("xoxb-"):
+            raise ValueError("a bot token starts with xoxb-, e.g. xoxb-1234-5678-abcd")
+        return value
+
+    @field_validator("app_token")
+    @classmethod
+    def _app_token_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("xapp-"):
+            raise ValueError("an app-level token starts with xapp-, e.g. xapp-1-A0123-4567-abcd")
+        return value
+
+    @field_validator("api_url")
+    @classmethod
+    def _api_url_shape(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL like https://slack.com/api/")
+        return value if value.endswith("/") else value + "/"
+
+    @model_validator(mode="after")
+    def _a_way_in(self) -> Self:
+        if self.app_token is None and self.signing_secret is None:
+            raise ValueError(
+                "SLACK_SIGNING_SECRET is needed in HTTP mode (or set SLACK_APP_TOKEN for Socket Mode); "
+                "find it under Basic Information → Signing Secret"
+            )
+        return self
+
+
+class MatrixSettings(Part):
+    """Matrix, on when ``MATRIX_HOMESERVER`` is set: the bot's account and who may answer visitors."""
+
+    homeserver: str
+    user_id: str
+    password: SecretStr | None = None
+    access_token: SecretStr | None = None
+    #: the bot's device, kept across restarts
+    device_id: str | None = None
+    #: user ids or ``:server`` suffixes allowed to answer visitors; empty = any room member but the bot
+    staff: Annotated[tuple[str, ...], BeforeValidator(comma_list)] = ()
+
+    @model_validator(mode="after")
+    def _a_login(self) -> Self:
+        if self.password is None and self.access_token is None:
+            raise ValueError("MATRIX_PASSWORD or MATRIX_ACCESS_TOKEN is needed with MATRIX_HOMESERVER")
+        return self
+
+
+class EmailSettings(Part):
+    """Transcripts by email, on when ``SITECHAT_SMTP_URL`` is set."""
+
+    smtp_url: SecretStr
+    mail_from: str
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url_shape(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith(("smtp://", "smtps://")):
+            raise ValueError("must look like smtp://user:pass@mail.example.org:587 (or smtps://)")
+        return value
+
+    @field_validator("mail_from")
+    @classmethod
+    def _mail_from_shape(cls, value: str) -> str:
+        if "@" not in value:
+            raise ValueError("must be an address, e.g. support@acme.example")
+        return value
