@@ -80,6 +80,9 @@ class SlackSettings(Part):
     signing_secret: SecretStr | None = None
     app_token: SecretStr | None = None
     api_url: str = "https://slack.com/api/"
+    #: posts per channel per second (Slack allows about one, with a short burst); raised only for a
+    #: Slack-compatible server without that limit, or to benchmark the bridge's own machinery
+    posts_per_second: float = Field(default=1.0, gt=0, le=1000)
 
     @field_validator("bot_token")
     @classmethod

@@ -59,6 +59,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("SLACK_SIGNING_SECRET", "slack", "signing_secret"),
     Variable("SLACK_APP_TOKEN", "slack", "app_token", "xapp-1-A0123-4567-abcd"),
     Variable("SLACK_API_URL", "slack", "api_url", "https://slack.com/api/"),
+    Variable("SLACK_POSTS_PER_SECOND", "slack", "posts_per_second", "1"),
     Variable("MATRIX_HOMESERVER", "matrix", "homeserver", "https://matrix.example.org"),
     Variable("MATRIX_USER_ID", "matrix", "user_id", "@sitechat:example.org"),
     Variable("MATRIX_PASSWORD", "matrix", "password"),

@@ -61,6 +61,7 @@ CONTRACT: dict[str, tuple[str, str, Any]] = {
     "SLACK_SIGNING_SECRET": ("shh", "slack.signing_secret", "shh"),
     "SLACK_APP_TOKEN": ("xapp-1-A-2-b", "slack.app_token", "xapp-1-A-2-b"),
     "SLACK_API_URL": ("http://127.0.0.1:9/api", "slack.api_url", "http://127.0.0.1:9/api/"),
+    "SLACK_POSTS_PER_SECOND": ("2.5", "slack.posts_per_second", 2.5),
     "MATRIX_HOMESERVER": ("https://matrix.example.org", "matrix.homeserver", "https://matrix.example.org"),
     "MATRIX_USER_ID": ("@bot:example.org", "matrix.user_id", "@bot:example.org"),
     "MATRIX_PASSWORD": ("pw", "matrix.password", "pw"),
