@@ -54,6 +54,8 @@ class DeliveryWorker:
         self.poll_seconds = poll_seconds
         self._wake = asyncio.Event()
         self._lanes: dict[str, asyncio.Task[None]] = {}
+        #: shutting down: lanes finish the batch they are sending and take no new one
+        self._draining = False
         #: "endpoint destination" → what is wrong with it (shown by /readyz and doctor)
         self.problems: dict[str, str] = {}
         self.sent_total = 0
@@ -64,7 +66,7 @@ class DeliveryWorker:
     async def run(self) -> None:
         names = list(self.endpoints)
         try:
-            while True:
+            while not self._draining:
                 self._wake.clear()
                 timeout = self.poll_seconds
                 try:
@@ -95,7 +97,7 @@ class DeliveryWorker:
         try:
             async with self.db.lane_lock(lane.key) as lease:
                 if lease is not None:
-                    while await self._send_next(lane, lease):
+                    while not self._draining and await self._send_next(lane, lease):
                         pass
         except asyncio.CancelledError:
             raise
@@ -242,6 +244,15 @@ class DeliveryWorker:
             # a delivery already in doubt stays in doubt until the endpoint has looked and sent it
             in_doubt = failure.maybe_sent or any(d.in_doubt for d in rest)
             await outbox.mark_failed(conn, [d.id for d in rest], retry_at, failure.reason, maybe_sent=in_doubt)
+
+    async def drain(self, seconds: float) -> None:
+        """Stop taking new batches; wait (at most ``seconds``) for the ones being sent, so a restart
+        leaves nothing in doubt that need not be (and no lease for another instance to wait out)."""
+        self._draining = True
+        self.wake()
+        sending = list(self._lanes.values())
+        if sending:
+            await asyncio.wait(sending, timeout=seconds)
 
     async def idle(self) -> bool:
         """True when nothing is pending (tests and shutdown use it)."""

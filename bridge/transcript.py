@@ -69,9 +69,10 @@ def split_text(text: str, limit: int) -> list[str]:
     pieces: list[str] = []
     current = ""
     for line in text.splitlines(keepends=True):
-        if len(current) + len(line.rstrip("\n")) > limit and current.strip("\n"):
-            pieces.append(current)
-            current = ""
+        if len(current) + len(line.rstrip("\n")) > limit:
+            if current.strip("\n"):
+                pieces.append(current)
+            current = ""  # what is left are newlines only: they fall between pieces
         current += line
         while len(current.rstrip("\n")) > limit:  # one very long line: hard-split it
             head = current[:limit]

@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     #: a team-chat message starting with this is an internal note, never relayed
     note_prefix: str = Field(default="//", min_length=1)
     inactivity_close_minutes: float = Field(default=30, gt=0)
+    #: how long a SIGTERM may take: hand over sockets and finish the deliveries in flight, then stop
+    shutdown_seconds: float = Field(default=10, gt=0, le=600)
     first_response_alert_seconds: float = Field(default=60, gt=0)
     #: saved replies for ``!s NAME``, read from SITECHAT_SNIPPETS_FILE
     snippets: Annotated[dict[str, str], BeforeValidator(_snippets)] = Field(default_factory=dict)

@@ -46,6 +46,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("SITECHAT_INACTIVITY_CLOSE_MINUTES", None, "inactivity_close_minutes", "30"),
     Variable("SITECHAT_FIRST_RESPONSE_ALERT_SECONDS", None, "first_response_alert_seconds", "60"),
     Variable("SITECHAT_SNIPPETS_FILE", None, "snippets", "/etc/sitechat/snippets.toml"),
+    Variable("SITECHAT_SHUTDOWN_SECONDS", None, "shutdown_seconds", "10"),
     Variable("SITECHAT_HOST", "widget", "host", "127.0.0.1"),
     Variable("SITECHAT_PORT", "widget", "port", "8080"),
     Variable("SITECHAT_PUBLIC_URL", "widget", "public_url", "https://chat.acme.example"),

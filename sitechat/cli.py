@@ -57,6 +57,12 @@ async def _run(settings: Settings) -> None:
     )
     try:
         await _wait_for_stop()
+        # a rolling restart: hand over first (readiness, sockets, deliveries in flight), then stop,
+        # all within SITECHAT_SHUTDOWN_SECONDS
+        async with asyncio.timeout(settings.shutdown_seconds):
+            await runtime.drain(settings.shutdown_seconds * 0.8)
+    except TimeoutError:
+        logging.getLogger("sitechat").warning("shutdown: drained for %g s; stopping now", settings.shutdown_seconds)
     finally:
         await runner.cleanup()
 

@@ -27,6 +27,7 @@ from bridge.store.state import KeyValueState
 from config.settings import Settings
 from widget_server.app import create_app
 from widget_server.context import WidgetContext
+from widget_server.socket import close_open_sockets
 
 log = logging.getLogger("sitechat")
 
@@ -59,9 +60,12 @@ class Runtime:
     timers: Timers
     app: web.Application
     notifier: Notifier
+    widget: WidgetContext
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     async def readiness(self) -> list[str]:
+        if self.widget.draining:
+            return ["shutting down: send visitors to another instance"]
         problems: list[str] = []
         try:
             async with asyncio.timeout(2.0):
@@ -71,7 +75,16 @@ class Runtime:
         for endpoint in self.endpoints.values():
             problems.extend(endpoint.known_problems())
         problems.extend(f"{key}: {reason}" for key, reason in self.worker.problems.items())
+        if self.notifier.problem:
+            problems.append(f"instances: {self.notifier.problem}")
         return problems
+
+    async def drain(self, seconds: float) -> None:
+        """A rolling restart's first half (SIGTERM): not ready any more, no new sockets, the open ones
+        told to reconnect (elsewhere), and the deliveries being sent finished — within ``seconds``."""
+        self.widget.draining = True
+        await close_open_sockets(self.app)
+        await self.worker.drain(seconds)
 
 
 def build_runtime(settings: Settings, *, plugins: Sequence[Plugin] | None = None) -> Runtime:
@@ -110,7 +123,7 @@ def build_runtime(settings: Settings, *, plugins: Sequence[Plugin] | None = None
         send_transcript=conversations.request_transcript if "email" in endpoints else None,
     )
     app = create_app(ctx, [route for p in plugins for route in p.routes])
-    runtime = Runtime(settings, db, live, endpoints, worker, conversations, timers, app, notifier)
+    runtime = Runtime(settings, db, live, endpoints, worker, conversations, timers, app, notifier, ctx)
     ctx.readiness = runtime.readiness
     app.cleanup_ctx.append(lambda _app: _background(runtime))
     return runtime

@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 import aiohttp
 from aiohttp import web
 
-from sitechat.runtime import Runtime, build_runtime, serve
 from config.settings import Settings
+from sitechat.runtime import Runtime, build_runtime, serve
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_payloads import event_callback, interactive_form, message_event, signed_form, signed_json
 

@@ -156,17 +156,20 @@ OPEN_SOCKETS: web.AppKey[set[Any]] = web.AppKey("sitechat_open_sockets", set)
 
 
 async def close_open_sockets(app: web.Application) -> None:
-    """On shutdown tell every widget we are going away (1001): it reconnects at once, and the
-    shutdown does not wait out its timeout for sockets that would otherwise stay open."""
+    """On shutdown tell every widget to come back (1012, service restart): it reconnects at once — to
+    another instance behind a load balancer — and resumes after the last seq it has, so nothing is lost;
+    nor does the shutdown wait out its timeout for sockets that would otherwise stay open."""
     sockets: set[Any] = app[OPEN_SOCKETS]
     for ws in list(sockets):
         with contextlib.suppress(ConnectionError, RuntimeError):
-            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server restarting")
+            await ws.close(code=WSCloseCode.SERVICE_RESTART, message=b"server restarting: reconnect")
 
 
 @routes.get("/api/v1/conversations/{id}/ws")
 async def live_channel(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CONTEXT]
+    if ctx.draining:
+        raise ApiError(503, "shutting_down", "this server is restarting; connect again", {"Retry-After": "1"})
     address = ctx.client_address(request)
     if ctx.sockets.get(address, 0) >= ctx.sockets_per_address:
         raise ApiError(429, "rate_limited", "too many open chats from your address", {"Retry-After": "30"})

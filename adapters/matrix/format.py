@@ -21,6 +21,7 @@ from urllib.parse import quote
 import nh3
 
 from bridge.model import Conversation
+from bridge.transcript import split_text
 
 THREAD = "m.thread"
 REPLACE = "m.replace"
@@ -31,6 +32,10 @@ PERSON_TYPES = frozenset({"m.text", "m.emote", "m.image", "m.file", "m.video", "
 FILE_TYPES = frozenset({"m.image", "m.file", "m.video", "m.audio"})
 #: a root line's longest value (a page URL, a referrer): the root stays a summary
 FIELD_LIMIT = 500
+#: a person's line per event; a longer one (a mirrored Slack post) is split. Matrix allows 64 KiB
+#: per event, and body + escaped formatted_body of 4,000 characters stay far below it.
+MESSAGE_CHUNK = 4000
+NOTICE_CHUNK = 8000  # body only, so twice as much fits
 
 
 # -- thread refs -------------------------------------------------------------------------------
@@ -81,6 +86,16 @@ def notice_content(text: str, relation: dict[str, Any] | None = None) -> dict[st
     if relation is not None:
         content["m.relates_to"] = relation
     return content
+
+
+def visitor_contents(author: str, text: str) -> list[dict[str, Any]]:
+    """A person's line as the events it takes, in order (long ones over several)."""
+    return [visitor_content(author, chunk) for chunk in split_text(text, MESSAGE_CHUNK)]
+
+
+def notice_contents(text: str) -> list[dict[str, Any]]:
+    """The bridge speaking (a transcript, a notice) as the events it takes, in order."""
+    return [notice_content(chunk) for chunk in split_text(text, NOTICE_CHUNK)]
 
 
 def _cut(text: str, limit: int = FIELD_LIMIT) -> str:

@@ -18,8 +18,8 @@ import pytest_asyncio
 
 from adapters.matrix.endpoint import MatrixEndpoint
 from adapters.matrix.format import thread_relation
-from sitechat.demo.local_homeserver import LocalSynapse, RegisteredUser
 from bridge.errors import DestinationUnavailable, RetryLater
+from sitechat.demo.local_homeserver import LocalSynapse, RegisteredUser
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.synapse import new_bot, new_user
 from tests.harness import (
@@ -512,19 +512,20 @@ async def test_refused_sends_map_to_retry_or_pause(synapse: LocalSynapse) -> Non
     """nio's own error responses, as the homeserver's answers become them, mapped for the workers."""
     bot = await new_bot(synapse)
     endpoint = _bare_endpoint(synapse, bot, "!room:localhost", MemoryState())
-    endpoint._joined.add("!room:localhost")
+    session, sender = endpoint.session, endpoint.sender
+    session.joined.add("!room:localhost")
 
-    limited = endpoint._refused("!room:localhost", nio.RoomSendError("slow down", "M_LIMIT_EXCEEDED", 1500), what="x")
+    limited = sender.refused("!room:localhost", nio.RoomSendError("slow down", "M_LIMIT_EXCEEDED", 1500), what="x")
     assert isinstance(limited, RetryLater) and limited.retry_after == 1.5 and not limited.maybe_sent
     await asyncio.wait_for(endpoint.ready("!room:localhost"), 3)  # waits out the limit, then lets the lane go
 
-    forbidden = endpoint._refused("!room:localhost", nio.RoomSendError("not in room", "M_FORBIDDEN"), what="x")
+    forbidden = sender.refused("!room:localhost", nio.RoomSendError("not in room", "M_FORBIDDEN"), what="x")
     assert isinstance(forbidden, DestinationUnavailable) and "invite" in forbidden.reason
-    assert "!room:localhost" not in endpoint._joined  # the next attempt tries to join again
+    assert "!room:localhost" not in session.joined  # the next attempt tries to join again
 
-    unreadable = endpoint._refused("!room:localhost", nio.RoomSendError("unknown error"), what="x")
+    unreadable = sender.refused("!room:localhost", nio.RoomSendError("unknown error"), what="x")
     assert isinstance(unreadable, RetryLater) and unreadable.maybe_sent
 
-    endpoint._logged_in = True
-    expired = endpoint._refused("!room:localhost", nio.RoomSendError("gone", "M_UNKNOWN_TOKEN"), what="x")
-    assert isinstance(expired, RetryLater) and not endpoint._logged_in  # the sync loop logs in again
+    session.logged_in = True
+    expired = sender.refused("!room:localhost", nio.RoomSendError("gone", "M_UNKNOWN_TOKEN"), what="x")
+    assert isinstance(expired, RetryLater) and not session.logged_in  # the sync loop logs in again

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from adapters.matrix.endpoint import BACKFILL_PAGE, TIMELINE_LIMIT
+from adapters.matrix.inbound import BACKFILL_PAGE
+from adapters.matrix.timeline import TIMELINE_LIMIT
 from sitechat.demo.local_homeserver import LocalSynapse
 from tests.faults.matrix_process import (
     Event,

@@ -8,10 +8,13 @@ from typing import Any
 import pytest
 
 from adapters.matrix.format import (
+    MESSAGE_CHUNK,
+    NOTICE_CHUNK,
     edit_content,
     is_staff,
     media_url,
     notice_content,
+    notice_contents,
     reply_target,
     root_content,
     split_ref,
@@ -19,6 +22,7 @@ from adapters.matrix.format import (
     thread_ref,
     thread_relation,
     visitor_content,
+    visitor_contents,
 )
 from bridge.model import Conversation, ConversationId, PageView, Status, Visitor
 
@@ -239,3 +243,25 @@ def test_root_lines_stay_readable() -> None:
     content = root_content(_conversation(pages=(PageView(long_url),)), "Acme", None)
     page_line = next(line for line in content["body"].split("\n") if line.startswith("Page: "))
     assert len(page_line) == len("Page: ") + 500 and page_line.endswith("…")
+
+
+# -- long lines: (text length, lines) → how many events they take -------------------------------
+
+LONG_LINES: dict[str, tuple[str, int, int]] = {
+    "short": ("Hello", 1, 1),
+    "exactly one event": ("x" * MESSAGE_CHUNK, 1, 1),
+    "one over": ("x" * (MESSAGE_CHUNK + 1), 2, 1),
+    "a notice holds twice as much": ("x" * NOTICE_CHUNK, 2, 1),
+    "lines kept whole": (("y" * 3000 + "\n") * 3, 3, 2),
+}
+
+
+@pytest.mark.parametrize(("text", "lines", "notices"), LONG_LINES.values(), ids=list(LONG_LINES))
+def test_long_text_is_split_never_cut(text: str, lines: int, notices: int) -> None:
+    as_lines = visitor_contents("Ann", text)
+    assert len(as_lines) == lines
+    assert "".join(c["body"].removeprefix("Ann: ") for c in as_lines).replace("\n", "") == text.replace("\n", "")
+    assert all(c == visitor_content("Ann", c["body"].removeprefix("Ann: ")) for c in as_lines)
+    as_notices = notice_contents(text)
+    assert len(as_notices) == notices
+    assert all(c["msgtype"] == "m.notice" and c["m.mentions"] == {} for c in as_notices)

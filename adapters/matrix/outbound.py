@@ -1,0 +1,177 @@
+"""From the core to Matrix: each delivery as events in the conversation's ``m.thread``.
+
+Every send carries a transaction id derived from the delivery id, so a resend after a crash or a
+timeout is a no-op on the homeserver (same device, same txn id → the first event back). A refused
+send becomes the ``DeliveryError`` the delivery workers act on (wait, retry, or pause the room).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any, assert_never
+
+import aiohttp
+import nio
+
+from adapters.matrix.format import (
+    MESSAGE_CHUNK,
+    edit_content,
+    notice_contents,
+    root_content,
+    split_ref,
+    thread_ref,
+    thread_relation,
+    visitor_content,
+    visitor_contents,
+)
+from adapters.matrix.responses import Refusal, classify_refusal, describe, refusal_error
+from adapters.matrix.session import ENCRYPTED_PROBLEM, MatrixSession
+from bridge.endpoint import Outgoing, Sent
+from bridge.errors import DeliveryError, DestinationUnavailable, RetryLater
+from bridge.model import RemoteId, ThreadRef
+from bridge.outbound import Deletion, Edit, Line, Notice, OpenThread, RootState, Transcript
+
+
+def txn_id(salt: str, delivery_id: int, part: int | str) -> str:
+    """The same delivery part always gets the same txn id: a resend returns the first event."""
+    return f"sitechat-{salt}-{delivery_id}-{part}"
+
+
+class Sender:
+    def __init__(self, session: MatrixSession, *, note_prefix: str, last_in_thread: dict[str, str]) -> None:
+        self._session = session
+        self._note_prefix = note_prefix
+        #: thread ref → newest event in it, for the reply fallback of clients without threads
+        self._last_in_thread = last_in_thread
+        #: thread ref → root body last shown, so a state refresh that changes nothing posts no edit
+        self._root_body: dict[str, str] = {}
+        #: room → loop time before which the homeserver asked us not to post there
+        self._blocked_until: dict[str, float] = {}
+
+    async def ready(self, destination: str) -> None:
+        loop = asyncio.get_running_loop()
+        wait = self._blocked_until.get(destination, 0.0) - loop.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    async def deliver(self, batch: Sequence[Outgoing]) -> Sequence[Sent]:
+        sent: list[Sent] = []
+        for item in batch:
+            try:
+                sent.append(await self._deliver_one(item))
+            except DeliveryError as exc:
+                exc.sent = sent + exc.sent
+                raise
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                # with a txn id a resend is harmless, but say it may have landed all the same
+                raise RetryLater(f"Matrix did not answer ({describe(exc)})", maybe_sent=True, sent=sent) from exc
+        return sent
+
+    async def _deliver_one(self, item: Outgoing) -> Sent:
+        session = self._session
+        client = session.client
+        if session.login_problem is not None:
+            raise DestinationUnavailable(session.login_problem)  # shown by /readyz until fixed
+        if client is None or not session.logged_in:
+            raise RetryLater(f"not logged in to Matrix ({session.homeserver}) yet")
+        if isinstance(item.what, OpenThread):
+            room, root = item.destination, ""
+        else:
+            if item.thread is None:
+                raise RetryLater("the thread's root is not posted yet")
+            room, root = split_ref(item.thread)
+        await self._usable_room(client, room)
+        ref = thread_ref(room, root)
+
+        match item.what:
+            case OpenThread():
+                content = self._root_content(item)
+                event_id = await self._send(client, room, content, item, 0)
+                ref = thread_ref(room, event_id)
+                self._last_in_thread[ref] = event_id
+                self._root_body[ref] = content["body"]
+                return Sent(item.delivery_id, RemoteId(event_id), ThreadRef(ref))
+            case RootState():
+                # Matrix has no buttons to update: the root is edited to show the state as people read it
+                content = self._root_content(item)
+                if self._root_body.get(ref) == content["body"]:
+                    return Sent(item.delivery_id)
+                event_id = await self._send(client, room, edit_content(root, content), item, 0)
+                self._root_body[ref] = content["body"]
+                return Sent(item.delivery_id, RemoteId(event_id))
+            case Line(message):
+                contents = visitor_contents(message.author.name, message.text)
+            case Transcript(text) | Notice(text):
+                # the bridge speaking, long ones over several events
+                contents = notice_contents(text)
+            case Edit(message, copy):
+                if copy is not None:
+                    # a copy is one event: a line that took several keeps only its first one current
+                    new = visitor_content(message.author.name, message.text[:MESSAGE_CHUNK])
+                    await self._send(client, room, edit_content(copy, new), item, 0)
+                return Sent(item.delivery_id)
+            case Deletion(_, copy):
+                if copy is not None:
+                    await self._redact(client, room, copy, item)
+                return Sent(item.delivery_id)
+            case _:
+                assert_never(item.what)
+        first = ""
+        for part, content in enumerate(contents):
+            content["m.relates_to"] = thread_relation(root, self._last_in_thread.get(ref, root))
+            event_id = await self._send(client, room, content, item, part)
+            self._last_in_thread[ref] = event_id
+            first = first or event_id
+        return Sent(item.delivery_id, RemoteId(first))
+
+    def _root_content(self, item: Outgoing) -> dict[str, Any]:
+        return root_content(item.conversation, item.site_name, item.topic_label, self._note_prefix)
+
+    async def _usable_room(self, client: nio.AsyncClient, room: str) -> None:
+        session = self._session
+        if room not in session.joined:
+            response = await client.join(room)
+            if not isinstance(response, nio.JoinResponse):
+                raise self.refused(room, response, what=f"cannot join room {room}")
+            session.joined.add(room)
+            await session.refresh_encryption(room)
+        if session.is_encrypted(room):
+            raise DestinationUnavailable(ENCRYPTED_PROBLEM.format(room=room))
+
+    async def _send(
+        self, client: nio.AsyncClient, room: str, content: dict[str, Any], item: Outgoing, part: int
+    ) -> str:
+        tx_id = txn_id(self._session.txn_salt, item.delivery_id, part)
+        response = await client.room_send(room, "m.room.message", content, tx_id=tx_id)
+        if isinstance(response, nio.RoomSendResponse):
+            return str(response.event_id)
+        raise self.refused(room, response, what=f"cannot post in room {room}")
+
+    async def _redact(self, client: nio.AsyncClient, room: str, event_id: str, item: Outgoing) -> None:
+        tx_id = txn_id(self._session.txn_salt, item.delivery_id, "redact")
+        response = await client.room_redact(room, event_id, tx_id=tx_id)
+        if not isinstance(response, nio.RoomRedactResponse):
+            raise self.refused(room, response, what=f"cannot redact in room {room}")
+
+    def refused(self, room: str, response: Any, *, what: str) -> DeliveryError:
+        """A refused send (or join), as the delivery workers understand it; what it tells about the
+        room or the login is remembered, so the next attempt does the right thing first."""
+        session = self._session
+        refusal = classify_refusal(response)
+        error = refusal_error(
+            refusal, response, room=room, what=what, user_id=session.user_id, fixed_token=session.fixed_token
+        )
+        match refusal:
+            case Refusal.RATE_LIMITED:
+                assert error.retry_after is not None
+                self._blocked_until[room] = asyncio.get_running_loop().time() + error.retry_after
+            case Refusal.LOGIN_GONE:
+                session.token_refused()  # the sync loop logs in again (password) on the same device
+            case Refusal.NO_ACCESS:
+                session.joined.discard(room)  # the next attempt tries to join again
+            case Refusal.REFUSED | Refusal.UNREADABLE:
+                pass
+            case _:
+                assert_never(refusal)
+        return error
