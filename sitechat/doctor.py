@@ -6,11 +6,42 @@ import stat
 from pathlib import Path
 
 from bridge.store.database import Database
+from bridge.store.instances import instances_seen, lane_locks_by_instance, outbox_backlog
 from config.loading import ConfigError, load_settings
+
+#: clocks further apart than this confuse timers and reports across instances
+MAX_SKEW_SECONDS = 2.0
 
 
 def _say(ok: bool, text: str) -> None:
     print(f"  [{'ok' if ok else 'PROBLEM'}] {text}")
+
+
+async def _instances(db: Database) -> int:
+    """The running instances on this database, their locks, the outbox; the number of problems."""
+    problems = 0
+    async with db.read() as conn:
+        seen = await instances_seen(conn, db.is_sqlite)
+        locks = {} if db.is_sqlite else await lane_locks_by_instance(conn)
+        backlog = await outbox_backlog(conn)
+    if not seen:
+        _say(True, "instances: none running on this database right now")
+    for one in seen:
+        where = f"{one.host} pid {one.pid}, up since {one.started_at:%Y-%m-%d %H:%M} UTC"
+        sending = f"sending {locks.get(one.id, 0)} lane(s)" if not db.is_sqlite else "the only instance (SQLite)"
+        _say(True, f"instance {one.id}: {where}; {sending}; last heartbeat {one.silent_seconds:.0f} s ago")
+        if abs(one.skew_seconds) > MAX_SKEW_SECONDS:
+            problems += 1
+            _say(False, f"instance {one.id}: its clock is {one.skew_seconds:+.1f} s off the database's: run NTP")
+        if not one.listening:
+            problems += 1
+            _say(False, f"instance {one.id}: does not hear the other instances (LISTEN); it retries by itself")
+    for endpoint, (count, oldest) in sorted(backlog.items()):
+        age = f", the oldest since {oldest:%Y-%m-%d %H:%M:%S} UTC" if oldest else ""
+        _say(True, f"outbox: {count} delivery(ies) waiting for {endpoint}{age}")
+    if not backlog:
+        _say(True, "outbox: nothing waiting")
+    return problems
 
 
 async def run_doctor(env_file: Path | None) -> int:
@@ -39,6 +70,7 @@ async def run_doctor(env_file: Path | None) -> int:
         await db.ping()
         await db.migrate()
         _say(True, f"database reachable ({settings.database_url.split('://')[0]})")
+        problems += await _instances(db)
     except Exception as exc:
         problems += 1
         _say(False, f"database {settings.database_url.split('@')[-1]} unreachable: {type(exc).__name__}: {exc}")

@@ -22,6 +22,7 @@ from bridge.endpoint import Endpoint, StateStore
 from bridge.lifecycle import Timers
 from bridge.live import LiveHub
 from bridge.store.database import Database
+from bridge.store.instances import Heartbeat
 from bridge.store.notify import Notifier
 from bridge.store.state import KeyValueState
 from config.settings import Settings
@@ -139,9 +140,11 @@ async def _background(rt: Runtime) -> AsyncIterator[None]:
             await endpoint.start(rt.conversations)
             started.append(endpoint)
         await rt.notifier.listen(rt.live.publish, rt.worker.wake)
+        heartbeat = Heartbeat(rt.db, utcnow, lambda: rt.notifier.listening)
         rt.tasks = [
             asyncio.create_task(rt.worker.run(), name="deliveries"),
             asyncio.create_task(rt.timers.run(), name="timers"),
+            asyncio.create_task(heartbeat.run(), name="heartbeat"),
         ]
         yield
     finally:

@@ -61,6 +61,11 @@ class Notifier:
     def enabled(self) -> bool:
         return not self.db.is_sqlite
 
+    @property
+    def listening(self) -> bool:
+        """Hears the other instances (always true with SQLite: there are none)."""
+        return not self.enabled or (self._listener is not None and not self._listener.is_closed())
+
     async def announce(self, signals: Sequence[tuple[str, Signal]], wake: bool) -> None:
         if not self.enabled or not (signals or wake):
             return

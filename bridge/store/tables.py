@@ -134,3 +134,19 @@ sync_state = Table(
     Column("value", Text, nullable=False),
     Column("updated_at", TS, nullable=False),
 )
+
+#: the instances on this database, each writing a heartbeat (doctor lists them, with their clock skew)
+instance = Table(
+    "instance",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("host", String(200), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", TS, nullable=False),
+    #: the instance's own clock at its last heartbeat …
+    Column("heartbeat_at", TS, nullable=False),
+    #: … and the database's at the same moment: the difference is the instance's clock skew
+    Column("seen_at", TS, nullable=False),
+    #: whether it hears the other instances (its LISTEN connection works)
+    Column("listening", Boolean, nullable=False),
+)
