@@ -13,22 +13,17 @@ from pydantic import BaseModel, ValidationError
 
 from bridge.conversations import ConversationClosed, WrongState
 from bridge.model import Conversation, PageView, Status, Visitor
-from widget_server import schemas
+from widget_server import answers, schemas
 from widget_server.context import CONTEXT, WidgetContext
-from widget_server.responses import (
-    ORIGIN_REFUSED,
-    ApiError,
-    conversation_json,
-    message_json,
-    parse_json,
-    validation_message,
-)
+from widget_server.responses import ORIGIN_REFUSED, ApiError, answer, parse_json, validation_message
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 routes = web.RouteTableDef()
 
-_AFTER = re.compile(r"[0-9]{1,12}")
+_AFTER = re.compile(r"[0-9]{1,10}")
+#: what conversation ids and tokens are made of (``secrets.token_urlsafe``)
+_URLSAFE = re.compile(r"[A-Za-z0-9_-]{1,200}")
 
 
 def forbidden() -> ApiError:
@@ -63,16 +58,20 @@ def site_or_404(ctx: WidgetContext, request: web.Request) -> str:
 
 def bearer(request: web.Request) -> str:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = token.strip()
+    # a header can carry any bytes (non-UTF-8 ones arrive as surrogates): such a token is not one of ours
+    if scheme.lower() != "bearer" or not _URLSAFE.fullmatch(token):
         raise ApiError(401, "unauthorized", "send the conversation's token as 'Authorization: Bearer …'")
-    return token.strip()
+    return token
 
 
 async def authorized(request: web.Request) -> Conversation:
     """The conversation in the path, if the bearer token is its own and the origin is its site's."""
     ctx = request.app[CONTEXT]
     token = bearer(request)
-    conv = await ctx.conversations.authorize(request.match_info["id"], token)
+    cid = request.match_info["id"]
+    # an id we never make (a NUL, a surrogate, 5000 characters) is not looked up: PostgreSQL would refuse some
+    conv = await ctx.conversations.authorize(cid, token) if _URLSAFE.fullmatch(cid) else None
     if conv is None:
         raise forbidden()  # the same answer for a wrong token and an unknown id: ids cannot be probed
     if not ctx.origin_allowed(conv.site_id, request.headers.get("Origin")):
@@ -93,7 +92,8 @@ def verified_identity(ctx: WidgetContext, site_id: str, visitor: schemas.Visitor
     if secret is None or not visitor.id or not visitor.hash:
         return None
     expected = hmac.new(secret.get_secret_value().encode(), visitor.id.encode(), hashlib.sha256).hexdigest()
-    return visitor.id if hmac.compare_digest(expected, visitor.hash.lower()) else None
+    # bytes: compare_digest refuses str with non-ASCII characters, and a hash can hold anything
+    return visitor.id if hmac.compare_digest(expected.encode(), visitor.hash.lower().encode()) else None
 
 
 @routes.get("/api/v1/sites/{site}")
@@ -101,15 +101,15 @@ async def site_info(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     site_id = site_or_404(ctx, request)
     site = ctx.sites[site_id]
-    return web.json_response(
-        {
-            "site": site_id,
-            "name": site.name,
-            "online": ctx.site_online(site_id),
-            "greeting": site.greeting,
-            "topics": [{"id": tid, "label": t.label} for tid, t in site.topics.items()],
-            "office_hours": str(site.office_hours) if site.office_hours else None,
-        }
+    return answer(
+        answers.SiteInfo(
+            site=site_id,
+            name=site.name,
+            online=ctx.site_online(site_id),
+            greeting=site.greeting,
+            topics=[answers.Topic(id=tid, label=t.label) for tid, t in site.topics.items()],
+            office_hours=str(site.office_hours) if site.office_hours else None,
+        )
     )
 
 
@@ -139,17 +139,23 @@ async def start_conversation(request: web.Request) -> web.Response:
         timezone=body.timezone,
         client_address=address,
     )
-    return web.json_response({"conversation": conversation_json(new.conversation), "token": new.token}, status=201)
+    started = answers.ConversationStarted(conversation=answers.Conversation.of(new.conversation), token=new.token)
+    return answer(started, 201)
 
 
 async def accept_message(
     ctx: WidgetContext, conv: Conversation, data: schemas.PostMessage
 ) -> tuple[dict[str, Any], bool]:
-    """Shared by HTTP and the socket: the same dedupe, limits and state checks."""
+    """Shared by HTTP and the socket: the same dedupe, limits and state checks. (message JSON, True if new)"""
+    message, created = await accept(ctx, conv, data)
+    return message.dump(), created
+
+
+async def accept(ctx: WidgetContext, conv: Conversation, data: schemas.PostMessage) -> tuple[answers.Message, bool]:
     # a resend is answered with what was stored, even after close, and costs no rate-limit slot
     known = await ctx.conversations.known_visitor_message(conv.id, data.client_msg_id)
     if known is not None:
-        return message_json(known), False
+        return answers.Message.of(known), False
     if conv.status is not Status.OPEN:
         raise ApiError(409, "closed", "this conversation is closed; start a new chat")
     rate_limited(ctx.new_messages.hit(conv.id), "messages in this conversation")
@@ -157,7 +163,7 @@ async def accept_message(
         message, created = await ctx.conversations.post_visitor_message(conv.id, data.client_msg_id, data.text)
     except ConversationClosed:
         raise ApiError(409, "closed", "this conversation is closed; start a new chat") from None
-    return message_json(message), created
+    return answers.Message.of(message), created
 
 
 @routes.post("/api/v1/conversations/{id}/messages")
@@ -165,8 +171,8 @@ async def post_message(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     conv = await authorized(request)
     body = await read_body(request, schemas.PostMessage)
-    message, created = await accept_message(ctx, conv, body)
-    return web.json_response({"message": message}, status=201 if created else 200)
+    message, created = await accept(ctx, conv, body)
+    return answer(answers.MessageAnswer(message=message), 201 if created else 200)
 
 
 @routes.get("/api/v1/conversations/{id}/messages")
@@ -175,10 +181,12 @@ async def list_messages(request: web.Request) -> web.Response:
     conv = await authorized(request)
     raw_after = request.query.get("after", "0")
     # ASCII digits only: str.isdigit() would also take "²", which int() refuses
-    if not _AFTER.fullmatch(raw_after):
-        raise ApiError(400, "invalid", "after: a whole number (the last seq you have), e.g. ?after=0")
+    if not _AFTER.fullmatch(raw_after) or int(raw_after) > schemas.MAX_SEQ:
+        raise ApiError(
+            400, "invalid", f"after: a whole number up to {schemas.MAX_SEQ} (the last seq you have), e.g. ?after=0"
+        )
     messages = await ctx.conversations.messages_after(conv.id, int(raw_after))
-    return web.json_response({"status": conv.status.value, "messages": [message_json(m) for m in messages]})
+    return answer(answers.MessageList(status=conv.status, messages=[answers.Message.of(m) for m in messages]))
 
 
 @routes.post("/api/v1/conversations/{id}/close")
@@ -186,7 +194,7 @@ async def close_conversation(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     conv = await authorized(request)
     await ctx.conversations.close(conv.id)
-    return web.json_response({"status": Status.CLOSED.value})
+    return answer(answers.Closed(status=Status.CLOSED))
 
 
 @routes.post("/api/v1/conversations/{id}/rating")
@@ -200,7 +208,7 @@ async def rate(request: web.Request) -> web.Response:
         await ctx.conversations.rate(conv.id, body.score, (body.comment or "").strip() or None)
     except WrongState:
         raise ApiError(409, "already_rated", "this conversation has been rated already") from None
-    return web.json_response({"score": body.score, "comment": body.comment})
+    return answer(answers.Rated(score=body.score, comment=body.comment))
 
 
 @routes.post("/api/v1/conversations/{id}/transcript")
@@ -214,7 +222,7 @@ async def transcript(request: web.Request) -> web.Response:
     rate_limited(ctx.transcripts.hit(conv.id), "transcripts for this conversation")
     rate_limited(ctx.transcripts_from.hit(ctx.client_address(request)), "transcripts from your address")
     await ctx.send_transcript(conv.id, body.email)
-    return web.json_response({"status": "queued"}, status=202)
+    return answer(answers.Accepted(status="queued"), 202)
 
 
 @routes.post("/api/v1/sites/{site}/offline-messages")
@@ -224,4 +232,4 @@ async def offline_message(request: web.Request) -> web.Response:
     body = await read_body(request, schemas.OfflineMessage)
     rate_limited(ctx.new_conversations.hit(ctx.client_address(request)), "messages from your address")
     await ctx.conversations.offline_message(site_id, name=body.name, email=body.email, text=body.text)
-    return web.json_response({"status": "received"}, status=202)
+    return answer(answers.Accepted(status="received"), 202)

@@ -1,8 +1,8 @@
 """The widget API as an OpenAPI 3.1 document (CONTRACT §3), served at ``GET /api/v1/openapi.json``.
 
-Request bodies come from the pydantic models that validate them (``widget_server.schemas``), so the
-document cannot drift from what the server accepts; answers and errors are written out here, in the
-shapes ``widget_server.responses`` produces.
+Nothing in it is written twice: request bodies are the pydantic models that validate them
+(``widget_server.schemas``, validation mode) and answers the models the handlers serialise
+(``widget_server.answers``, serialization mode), all under ``components/schemas`` by class name.
 """
 
 from __future__ import annotations
@@ -11,120 +11,51 @@ from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from widget_server import schemas
+from widget_server import answers, schemas
 from widget_server.context import WidgetContext
 
 JSON = dict[str, Any]
 OPENAPI = web.AppKey("sitechat_openapi", dict)
 REF = "#/components/schemas/{model}"
 
-#: request bodies, by the name the document gives them
+#: request bodies, by the name the document gives them (their class name)
 REQUEST_MODELS: dict[str, type[BaseModel]] = {
-    "StartConversation": schemas.StartConversation,
-    "PostMessage": schemas.PostMessage,
-    "Rating": schemas.Rating,
-    "TranscriptRequest": schemas.TranscriptRequest,
-    "OfflineMessage": schemas.OfflineMessage,
+    model.__name__: model
+    for model in (
+        schemas.StartConversation,
+        schemas.PostMessage,
+        schemas.Rating,
+        schemas.TranscriptRequest,
+        schemas.OfflineMessage,
+    )
 }
+#: answers, by the name the document gives them (their class name)
+ANSWER_MODELS: dict[str, type[BaseModel]] = {model.__name__: model for model in answers.ANSWER_MODELS}
 
 
-def _ref(name: str) -> JSON:
-    return {"$ref": REF.format(model=name)}
+def component_schemas() -> JSON:
+    """Every request body and answer, and the models they nest, as JSON Schema (2020-12, as OpenAPI 3.1 has it)."""
+    inputs: list[tuple[type[BaseModel], JsonSchemaMode]] = [
+        *((model, "validation") for model in REQUEST_MODELS.values()),
+        *((model, "serialization") for model in ANSWER_MODELS.values()),
+    ]
+    _, defs = models_json_schema(inputs, ref_template=REF)
+    found: JSON = defs.get("$defs", {})
+    # one model in both roles would get two names ("X-Input", "X-Output") and no $ref would find it
+    if missing := (set(REQUEST_MODELS) | set(ANSWER_MODELS)) - set(found):
+        raise RuntimeError(f"models without a component of their own name: {sorted(missing)}")
+    return found
 
 
-def _string(**extra: Any) -> JSON:
-    return {"type": "string", **extra}
+def _ref(model: type[BaseModel]) -> JSON:
+    return {"$ref": REF.format(model=model.__name__)}
 
-
-def _object(properties: JSON, required: list[str] | None = None, **extra: Any) -> JSON:
-    return {"type": "object", "properties": properties, "required": required or list(properties), **extra}
-
-
-TIMESTAMP = _string(format="date-time", description="ISO 8601, UTC")
-STATUS = _string(enum=["open", "closed"])
-
-RESPONSE_SCHEMAS: JSON = {
-    "Error": _object(
-        {
-            "error": _object(
-                {
-                    "code": _string(description="stable, machine-readable: bad_json, invalid, forbidden, …"),
-                    "message": _string(description="what was wrong, in plain words"),
-                }
-            )
-        }
-    ),
-    "Topic": _object({"id": _string(), "label": _string()}),
-    "SiteInfo": _object(
-        {
-            "site": _string(),
-            "name": _string(),
-            "online": {"type": "boolean", "description": "someone can answer now (else offer the offline form)"},
-            "greeting": _string(),
-            "topics": {"type": "array", "items": _ref("Topic")},
-            "office_hours": {"type": ["string", "null"], "description": "e.g. Mon-Fri 09:00-17:00 Europe/Berlin"},
-        }
-    ),
-    "Conversation": _object({"id": _string(minLength=22), "status": STATUS, "created_at": TIMESTAMP}),
-    "ConversationStarted": _object(
-        {
-            "conversation": _ref("Conversation"),
-            "token": _string(
-                minLength=43,
-                description="the visitor's secret for this one conversation: send it as a bearer token "
-                "(and in the socket's hello frame), never in a URL",
-            ),
-        }
-    ),
-    "Author": _object(
-        {
-            "role": _string(enum=["visitor", "agent", "system"]),
-            "name": _string(),
-            "avatar_url": _string(format="uri"),
-        },
-        required=["role", "name"],
-    ),
-    "Attachment": _object(
-        {
-            "name": _string(),
-            "size": {"type": "integer", "minimum": 0},
-            "content_type": _string(),
-            "url": _string(format="uri"),
-        }
-    ),
-    "Message": _object(
-        {
-            "id": _string(),
-            "seq": {"type": "integer", "minimum": 1, "description": "1, 2, 3… within the conversation, no gaps"},
-            "conversation_id": _string(),
-            "author": _ref("Author"),
-            "text": _string(description="plain text: show it as text, never as HTML"),
-            "created_at": TIMESTAMP,
-            "client_msg_id": _string(),
-            "edited_at": TIMESTAMP,
-            "deleted": {"type": "boolean"},
-            "attachments": {"type": "array", "items": _ref("Attachment")},
-        },
-        required=["id", "seq", "conversation_id", "author", "text", "created_at"],
-    ),
-    "MessageAnswer": _object({"message": _ref("Message")}),
-    "MessageList": _object({"status": STATUS, "messages": {"type": "array", "items": _ref("Message")}}),
-    "Closed": _object({"status": _string(const="closed")}),
-    "Rated": _object(
-        {"score": {"type": "integer", "minimum": 1, "maximum": 5}, "comment": {"type": ["string", "null"]}}
-    ),
-    "Accepted": _object({"status": _string(enum=["queued", "received"])}),
-    "Health": _object({"status": _string()}),
-    "Readiness": _object(
-        {"status": _string(enum=["ready", "not_ready"]), "problems": {"type": "array", "items": _string()}}
-    ),
-}
 
 ERRORS: dict[str, str] = {
     "400": "The body is not a JSON object, or is nested too deeply; or a query parameter is malformed.",
-    "401": "No bearer token was sent.",
+    "401": "No bearer token was sent, or what was sent cannot be a token.",
     "403": "The token does not belong to the conversation in the path — the same answer when no such "
     "conversation exists, so ids cannot be probed — or the site does not allow the request's Origin.",
     "404": "There is no such site.",
@@ -138,7 +69,7 @@ ERRORS: dict[str, str] = {
 
 
 def _error(status: str) -> JSON:
-    answer: JSON = {"description": ERRORS[status], "content": {"application/json": {"schema": _ref("Error")}}}
+    answer: JSON = {"description": ERRORS[status], "content": {"application/json": {"schema": _ref(answers.Error)}}}
     if status == "429":
         answer["headers"] = {"Retry-After": {"schema": {"type": "integer", "minimum": 1}, "required": True}}
     if status == "405":
@@ -146,8 +77,8 @@ def _error(status: str) -> JSON:
     return answer
 
 
-def _json(description: str, schema: str) -> JSON:
-    return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
+def _json(description: str, model: type[answers.Answer]) -> JSON:
+    return {"description": description, "content": {"application/json": {"schema": _ref(model)}}}
 
 
 def _operation(
@@ -155,7 +86,7 @@ def _operation(
     answers: dict[str, JSON],
     errors: list[str],
     *,
-    body: str | None = None,
+    body: type[BaseModel] | None = None,
     bearer: bool = False,
     parameters: list[JSON] | None = None,
     operation_id: str,
@@ -173,8 +104,9 @@ def _operation(
     return op
 
 
-SITE = {"name": "site", "in": "path", "required": True, "schema": _string(minLength=1, maxLength=64)}
-CONVERSATION = {"name": "id", "in": "path", "required": True, "schema": _string(minLength=1, maxLength=64)}
+ID_SCHEMA: JSON = {"type": "string", "minLength": 1, "maxLength": 64}
+SITE = {"name": "site", "in": "path", "required": True, "schema": ID_SCHEMA}
+CONVERSATION = {"name": "id", "in": "path", "required": True, "schema": ID_SCHEMA}
 AFTER = {
     "name": "after",
     "in": "query",
@@ -192,7 +124,7 @@ def _paths() -> JSON:
             "parameters": [SITE],
             "get": _operation(
                 "What the widget needs to show for a site",
-                {"200": _json("The site", "SiteInfo")},
+                {"200": _json("The site", answers.SiteInfo)},
                 ["404", "403", "405"],
                 operation_id="getSite",
             ),
@@ -201,9 +133,9 @@ def _paths() -> JSON:
             "parameters": [SITE],
             "post": _operation(
                 "Start a conversation; the answer holds its token",
-                {"201": _json("Started", "ConversationStarted")},
+                {"201": _json("Started", answers.ConversationStarted)},
                 ["400", "404", "409", "413", "422", *COMMON],
-                body="StartConversation",
+                body=schemas.StartConversation,
                 operation_id="startConversation",
             ),
         },
@@ -211,9 +143,9 @@ def _paths() -> JSON:
             "parameters": [SITE],
             "post": _operation(
                 "Leave a message when nobody is online",
-                {"202": _json("Received: it is posted to the site's team chat", "Accepted")},
+                {"202": _json("Received: it is posted to the site's team chat", answers.Accepted)},
                 ["400", "404", "409", "413", "422", *COMMON],
-                body="OfflineMessage",
+                body=schemas.OfflineMessage,
                 operation_id="leaveOfflineMessage",
             ),
         },
@@ -221,7 +153,7 @@ def _paths() -> JSON:
             "parameters": conv,
             "get": _operation(
                 "The conversation's messages after a seq, in seq order",
-                {"200": _json("The messages", "MessageList")},
+                {"200": _json("The messages", answers.MessageList)},
                 ["400", "401", *COMMON],
                 bearer=True,
                 parameters=[AFTER],
@@ -229,9 +161,9 @@ def _paths() -> JSON:
             ),
             "post": _operation(
                 "Send a visitor message (a resend with the same client_msg_id answers 200 with the stored one)",
-                {"201": _json("Stored", "MessageAnswer"), "200": _json("Stored before", "MessageAnswer")},
+                {"201": _json("Stored", answers.MessageAnswer), "200": _json("Stored before", answers.MessageAnswer)},
                 ["400", "401", "409", "413", "422", *COMMON],
-                body="PostMessage",
+                body=schemas.PostMessage,
                 bearer=True,
                 operation_id="postMessage",
             ),
@@ -240,7 +172,7 @@ def _paths() -> JSON:
             "parameters": conv,
             "post": _operation(
                 "Close the conversation (again: 200, nothing repeated)",
-                {"200": _json("Closed", "Closed")},
+                {"200": _json("Closed", answers.Closed)},
                 ["401", *COMMON],
                 bearer=True,
                 operation_id="closeConversation",
@@ -250,9 +182,9 @@ def _paths() -> JSON:
             "parameters": conv,
             "post": _operation(
                 "Rate a closed conversation, once",
-                {"200": _json("Rated", "Rated")},
+                {"200": _json("Rated", answers.Rated)},
                 ["400", "401", "409", "413", "422", *COMMON],
-                body="Rating",
+                body=schemas.Rating,
                 bearer=True,
                 operation_id="rateConversation",
             ),
@@ -261,9 +193,9 @@ def _paths() -> JSON:
             "parameters": conv,
             "post": _operation(
                 "Mail the conversation to an address (a few per conversation and address per hour)",
-                {"202": _json("Queued", "Accepted")},
+                {"202": _json("Queued", answers.Accepted)},
                 ["400", "401", "413", "422", "503", *COMMON],
-                body="TranscriptRequest",
+                body=schemas.TranscriptRequest,
                 bearer=True,
                 operation_id="requestTranscript",
             ),
@@ -304,7 +236,7 @@ def _paths() -> JSON:
                 "summary": "Liveness",
                 "operationId": "healthz",
                 "security": [],
-                "responses": {"200": _json("Alive", "Health"), "405": _error("405")},
+                "responses": {"200": _json("Alive", answers.Health), "405": _error("405")},
             }
         },
         "/readyz": {
@@ -313,8 +245,8 @@ def _paths() -> JSON:
                 "operationId": "readyz",
                 "security": [],
                 "responses": {
-                    "200": _json("Ready", "Readiness"),
-                    "503": _json("Not ready: the problems say why", "Readiness"),
+                    "200": _json("Ready", answers.Readiness),
+                    "503": _json("Not ready: the problems say why", answers.Readiness),
                     "405": _error("405"),
                 },
             }
@@ -333,9 +265,7 @@ def _static(summary: str, media_type: str, operation_id: str) -> JSON:
 
 
 def build_openapi(ctx: WidgetContext, version: str = "1") -> JSON:
-    """The document for this server: its public URL, and the request schemas of ``widget_server.schemas``."""
-    _, defs = models_json_schema([(model, "validation") for model in REQUEST_MODELS.values()], ref_template=REF)
-    request_schemas: JSON = defs.get("$defs", {})
+    """The document for this server: its public URL, and the models of ``schemas`` and ``answers``."""
     return {
         "openapi": "3.1.0",
         "info": {
@@ -348,7 +278,7 @@ def build_openapi(ctx: WidgetContext, version: str = "1") -> JSON:
         "servers": [{"url": ctx.public_url}],
         "paths": _paths(),
         "components": {
-            "schemas": {**request_schemas, **RESPONSE_SCHEMAS},
+            "schemas": component_schemas(),
             "securitySchemes": {
                 "conversationToken": {
                     "type": "http",

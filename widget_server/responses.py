@@ -1,4 +1,5 @@
-"""JSON answers: messages as the contract shapes them, and errors as ``{"error": {code, message}}``."""
+"""JSON answers: the typed answers of ``widget_server.answers`` as responses, errors as
+``{"error": {code, message}}``, and the request body's JSON read with limits."""
 
 from __future__ import annotations
 
@@ -8,38 +9,20 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from bridge.model import Conversation, Message
+from bridge.model import Message
+from widget_server import answers
 
 JSON_LIMIT_DEPTH = 32
 
 
-def iso(value: Any) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
-
-
 def message_json(m: Message) -> dict[str, Any]:
-    author: dict[str, Any] = {"role": m.author.role.value, "name": m.author.name}
-    if m.author.avatar_url:
-        author["avatar_url"] = m.author.avatar_url
-    out: dict[str, Any] = {
-        "id": m.id,
-        "seq": m.seq,
-        "conversation_id": m.conversation_id,
-        "author": author,
-        "text": m.text,
-        "created_at": iso(m.created_at),
-    }
-    if m.client_msg_id:
-        out["client_msg_id"] = m.client_msg_id
-    if m.edited_at:
-        out["edited_at"] = iso(m.edited_at)
-    if m.deleted:
-        out["deleted"] = True
-    return out
+    """A message as the widget gets it, over HTTP and the socket alike (``answers.Message``)."""
+    return answers.Message.of(m).dump()
 
 
-def conversation_json(c: Conversation) -> dict[str, Any]:
-    return {"id": c.id, "status": c.status.value, "created_at": iso(c.created_at)}
+def answer(body: answers.Answer, status: int = 200) -> web.Response:
+    """A typed answer as a JSON response: what ``widget_server.openapi`` documents for it."""
+    return web.json_response(body.dump(), status=status)
 
 
 ORIGIN_REFUSED = "origin_not_allowed"
@@ -51,7 +34,7 @@ class OriginRefusal(web.Response):
 
 def error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
     kind = OriginRefusal if code == ORIGIN_REFUSED else web.Response
-    body = json.dumps({"error": {"code": code, "message": message}})
+    body = json.dumps(answers.Error(error=answers.ErrorDetail(code=code, message=message)).dump())
     return kind(text=body, status=status, headers=headers, content_type="application/json")
 
 

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, StrictInt
 
+from widget_server import addresses
+
 MAX_TEXT = 4000
-MAX_SEQ = 10**12 - 1  # a seq past any real conversation, and within every database's integer
+#: the largest seq a client may name: the store's seq column is a 32-bit INTEGER (PostgreSQL refuses more)
+MAX_SEQ = 2**31 - 1
 # Characters that rewrite how text around them reads (Trojan Source) and C0/C1 controls but tab/newline.
 _BIDI = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-_EMAIL = re.compile(r'^[^@\s<>"]{1,64}@[^@\s<>"]{1,255}\.[^@\s<>".]{2,}$')
 
 
 def _clean(value: str) -> str:
@@ -40,10 +41,8 @@ def _message_text(value: str) -> str:
 
 
 def _email(value: str) -> str:
-    value = _clean(value).strip()
-    if not _EMAIL.match(value):
-        raise ValueError("not an email address like ann@example.com")
-    return value
+    """The one address rule (``widget_server.addresses``): what is accepted here, the mailer can send."""
+    return addresses.mailable(_clean(value))
 
 
 def _url(value: str) -> str:
@@ -59,7 +58,7 @@ _BANNED = r"\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069"
 PLAIN_PATTERN = rf"^[^{_BANNED}]*$"
 TEXT_PATTERN = rf"^[^{_BANNED}]*[^\s{_BANNED}][^{_BANNED}]*$"
 URL_PATTERN = rf"^\s*https?://[^{_BANNED}]*$"
-EMAIL_PATTERN = r"^\s*" + _EMAIL.pattern.strip("^$") + r"\s*$"
+EMAIL_PATTERN = addresses.PATTERN
 
 
 def _described(pattern: str, **extra: JsonValue) -> Any:
@@ -67,7 +66,17 @@ def _described(pattern: str, **extra: JsonValue) -> Any:
 
 
 Line = Annotated[str, AfterValidator(_line), _described(PLAIN_PATTERN)]
-Email = Annotated[str, Field(max_length=320), AfterValidator(_email), _described(EMAIL_PATTERN, format="email")]
+Email = Annotated[
+    str,
+    Field(max_length=320),
+    AfterValidator(_email),
+    _described(
+        EMAIL_PATTERN,
+        format="email",
+        description="an address mail can be sent to (ASCII before the @, no reserved names such as .local); "
+        "kept and mailed in its ASCII form",
+    ),
+]
 Url = Annotated[str, Field(max_length=2000), AfterValidator(_url), _described(URL_PATTERN)]
 # the schema says 4000: the server also takes up to twice that when trimming brings it back to 4000
 Text = Annotated[
@@ -84,7 +93,7 @@ class VisitorIn(_In):
     name: Annotated[Line, Field(max_length=200)] | None = None
     email: Email | None = None
     id: Annotated[Line, Field(max_length=200)] | None = None
-    hash: Annotated[str, Field(max_length=200)] | None = None
+    hash: Annotated[Plain, Field(max_length=200)] | None = None
 
 
 class PageIn(_In):
@@ -135,7 +144,7 @@ class OfflineMessage(_In):
 
 class Hello(_In):
     type: str
-    token: Annotated[str, Field(min_length=1, max_length=200)]
+    token: Annotated[Plain, Field(min_length=1, max_length=200)]
     after: Seq = 0
 
 

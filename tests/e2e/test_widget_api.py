@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import aiohttp
 
 from tests.conftest import BridgeFactory
 from tests.fakes.slack_api import FakeSlack
-from tests.harness import RunningBridge, Visitor, root_of
+from tests.harness import ORIGIN, RunningBridge, Visitor, root_of
 
 
 async def test_site_info(slack_bridge: RunningBridge, visitor: Visitor) -> None:
@@ -195,3 +196,65 @@ async def test_offline_message_reaches_the_channel(
     assert "olga@example.com" in note[0]["text"] and "Call me &lt;!here&gt;" in note[0]["text"]
     status, body, _ = await visitor.request("POST", "/api/v1/sites/acme/offline-messages", {"text": "no email"})
     assert status == 422
+
+
+async def test_answers_keep_their_shapes(slack_bridge: RunningBridge, visitor: Visitor) -> None:
+    """The typed answers serialise to exactly what the widget has always had (CONTRACT §3)."""
+    started = await visitor.start()
+    assert set(started) == {"conversation", "token"}
+    assert set(started["conversation"]) == {"id", "status", "created_at"}
+    assert started["conversation"]["status"] == "open" and started["conversation"]["created_at"].endswith("Z")
+    status, posted = await visitor.say("Hello there", "shape-1")
+    assert status == 201 and set(posted) == {"message"}
+    message = posted["message"]
+    # empty optional keys are left out, never null: no edited_at, deleted or avatar_url here
+    assert set(message) == {"id", "seq", "conversation_id", "author", "text", "created_at", "client_msg_id"}
+    assert message["author"] == {"role": "visitor", "name": "Ann"}
+    assert message["created_at"].endswith("Z") and message["seq"] == 1
+    listed = await visitor.messages()
+    assert listed == {"status": "open", "messages": [message]}
+    assert (await visitor.say("Hello there", "shape-1")) == (200, posted)
+    base = f"/api/v1/conversations/{visitor.conversation_id}"
+    assert (await visitor.request("POST", f"{base}/close"))[:2] == (200, {"status": "closed"})
+    assert (await visitor.request("POST", f"{base}/rating", {"score": 4}))[:2] == (200, {"score": 4, "comment": None})
+    status, body, _ = await visitor.request("GET", "/api/v1/sites/nope")
+    assert body == {"error": {"code": "unknown_site", "message": "there is no site 'nope'"}}
+
+
+async def test_odd_values_the_schema_admits_are_4xx_never_5xx(
+    make_bridge: BridgeFactory, fake_slack: FakeSlack, database_url: str
+) -> None:
+    """Values that got through to code (or a database) that could not take them: each was a 500 or 503."""
+    bridge = await make_bridge(fake_slack, database_url=database_url, site={"identity_secret": "s3cret"})
+    visitor = Visitor(bridge.url)
+    try:
+        await visitor.start()
+        base = f"/api/v1/conversations/{visitor.conversation_id}"
+        # a non-ASCII identity hash: hmac.compare_digest refused the str (500); it is simply not valid
+        start = "/api/v1/sites/acme/conversations"
+        status, body, _ = await visitor.request("POST", start, {"visitor": {"id": "u1", "hash": "é" * 64}})
+        assert status == 201, body
+        # a seq past a 32-bit INTEGER: PostgreSQL refused the query (503); SQLite took it
+        status, body, _ = await visitor.request("GET", f"{base}/messages?after={2**31}")
+        assert status == 400 and body["error"]["code"] == "invalid", body
+        assert (await visitor.request("GET", f"{base}/messages?after={2**31 - 1}"))[0] == 200
+        # a NUL in the conversation id: PostgreSQL refused the query (503); the answer of an unknown id
+        assert (await visitor.request("GET", "/api/v1/conversations/a%00b/messages"))[0] == 403
+        # a bearer token that is not UTF-8: hashing it raised UnicodeEncodeError (500)
+        assert await _raw_status(bridge.url, f"{base}/messages", b"Bearer \xff\xfe") == 401
+    finally:
+        await visitor.close()
+
+
+async def _raw_status(base_url: str, path: str, authorization: bytes) -> int:
+    """GET with an Authorization header of raw bytes (an HTTP client library would refuse to send them)."""
+    host, _, port = base_url.removeprefix("http://").partition(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        head = f"GET {path} HTTP/1.1\r\nHost: {host}\r\nOrigin: {ORIGIN}\r\nConnection: close\r\n".encode()
+        writer.write(head + b"Authorization: " + authorization + b"\r\n\r\n")
+        await writer.drain()
+        status_line = await reader.readline()
+    finally:
+        writer.close()
+    return int(status_line.split()[1])
