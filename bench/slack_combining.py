@@ -1,7 +1,8 @@
 """How many Slack posts a burst of visitor lines costs, behind Slack's ~1 post/s per channel.
 
 Runs a real sitechat against the fake Slack (with its per-channel rate limit on) and prints, in one
-run: lines sent, posts made, lines per post, and 429s met. Run: .venv/bin/python bench/slack_combining.py
+run: lines sent, posts made, lines per post, the largest post (Slack recommends at most 4,000 characters),
+and 429s met. Run: .venv/bin/python bench/slack_combining.py
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ async def main() -> None:
     lines = CONVERSATIONS * LINES
     print(f"visitor lines: {lines} in {CONVERSATIONS} conversations, one channel")
     print(f"Slack posts:   {len(posts)}  ({lines / max(1, len(posts)):.1f} lines per post)")
+    print(f"largest post:  {max((len(str(c.params.get('text', ''))) for c in posts), default=0)} characters")
     print(f"429 answers:   {len(limited)}")
     print(f"drained in:    {elapsed:.1f} s  ({lines / elapsed:.1f} lines/s against ~1 post/s)")
 

@@ -46,6 +46,7 @@ class DeliveryWorker:
         *,
         clock: Callable[[], datetime] = utcnow,
         poll_seconds: float = 2.0,
+        max_sending: int = 8,
     ) -> None:
         self.db = db
         self.endpoints = endpoints
@@ -56,6 +57,7 @@ class DeliveryWorker:
         self._lanes: dict[str, asyncio.Task[None]] = {}
         #: shutting down: lanes finish the batch they are sending and take no new one
         self._draining = False
+        self._sending = asyncio.Semaphore(max_sending)
         #: "endpoint destination" → what is wrong with it (shown by /readyz and doctor)
         self.problems: dict[str, str] = {}
         self.sent_total = 0
@@ -95,10 +97,8 @@ class DeliveryWorker:
 
     async def _work_lane(self, lane: Lane) -> None:
         try:
-            async with self.db.lane_lock(lane.key) as lease:
-                if lease is not None:
-                    while not self._draining and await self._send_next(lane, lease):
-                        pass
+            while not self._draining and await self._one_batch(lane):
+                pass
         except asyncio.CancelledError:
             raise
         except LeaseLost as exc:
@@ -113,16 +113,26 @@ class DeliveryWorker:
             self._lanes.pop(lane.key, None)
             self.wake()
 
-    async def _send_next(self, lane: Lane, lease: LaneLease) -> bool:
-        """Send the lane's next batch; False when the lane is empty or must wait."""
+    async def _one_batch(self, lane: Lane) -> bool:
+        """Wait out the destination's pace (holding nothing: the lane's queue grows meanwhile, and the
+        batch combines what queued up), then send one batch holding the lane's lock; False when the
+        lane is empty, must wait, or is another instance's."""
         endpoint = self.endpoints[lane.endpoint]
         async with self.db.read() as conn:
             links = await q.thread_links(conn, lane.conversation_id)
         destination = links.get(lane.endpoint, ("", None))[0]
         await endpoint.ready(destination)
+        # a bounded number of lanes send at once: each holds a pooled connection (its lock) meanwhile,
+        # and the widget API must always find one free
+        async with self._sending, self.db.lane_lock(lane.key) as lease:
+            if lease is None:
+                return False
+            return await self._send_next(lane, lease, endpoint, destination)
 
+    async def _send_next(self, lane: Lane, lease: LaneLease, endpoint: Endpoint, destination: str) -> bool:
+        """Send the lane's next batch; False when the lane is empty or must wait."""
         now = self.clock()
-        async with self.db.read() as conn:
+        async with lease.reading() as conn:
             pending = await outbox.lane_head(conn, lane, max(1, endpoint.max_batch))
             batch = _due_prefix(pending, now)
             if not batch:
@@ -142,7 +152,7 @@ class DeliveryWorker:
         if unreadable is not None and not items:
             # its message erased, or written by a newer version: it must not hold up the lane forever
             log.error("%s: delivery %s cannot be sent (%s); set aside", lane.key, *unreadable)
-            async with self.db.write() as conn:
+            async with lease.fenced() as conn:
                 await outbox.set_aside(conn, unreadable[0], self.clock(), unreadable[1])
             return True
         batch = batch[: len(items)]
@@ -160,14 +170,14 @@ class DeliveryWorker:
             log.exception("%s: unexpected error delivering %s", lane.endpoint, [d.id for d in batch])
             sent, failure = [], DeliveryError(f"unexpected error: {exc!r}", maybe_sent=True)
 
-        await self._record(lane, batch, sent)
+        await self._record(lane, lease, batch, sent)
         key = f"{lane.endpoint} {destination}"
         if failure is None:
             if self.problems.pop(key, None) is not None:
                 log.info("%s works again: sending what was kept for it", key)
             return True
         rest = [d for d in batch if d.id not in {s.delivery_id for s in sent}]
-        await self._postpone(rest, failure)
+        await self._postpone(lease, rest, failure)
         if isinstance(failure, DestinationUnavailable):
             if key not in self.problems:
                 log.error("%s paused: %s (messages are kept and sent once it is fixed)", key, failure.reason)
@@ -206,12 +216,14 @@ class DeliveryWorker:
             maybe_sent=d.in_doubt,
         )
 
-    async def _record(self, lane: Lane, batch: Sequence[PendingDelivery], sent: Sequence[Sent]) -> None:
+    async def _record(
+        self, lane: Lane, lease: LaneLease, batch: Sequence[PendingDelivery], sent: Sequence[Sent]
+    ) -> None:
         if not sent:
             return
         by_id = {d.id: d for d in batch}
         now = self.clock()
-        async with self.db.write() as conn:
+        async with lease.fenced() as conn:
             for s in sent:
                 await outbox.mark_done(conn, s.delivery_id, now, s.remote_id)
                 if s.thread is not None:
@@ -232,7 +244,7 @@ class DeliveryWorker:
                     )
         self.sent_total += len(sent)
 
-    async def _postpone(self, rest: Sequence[PendingDelivery], failure: DeliveryError) -> None:
+    async def _postpone(self, lease: LaneLease, rest: Sequence[PendingDelivery], failure: DeliveryError) -> None:
         if not rest:
             return
         attempts = rest[0].attempts + 1
@@ -240,7 +252,7 @@ class DeliveryWorker:
         if failure.retry_after is not None:
             wait = max(wait, failure.retry_after)
         retry_at = self.clock() + timedelta(seconds=wait)
-        async with self.db.write() as conn:
+        async with lease.fenced() as conn:
             # a delivery already in doubt stays in doubt until the endpoint has looked and sent it
             in_doubt = failure.maybe_sent or any(d.in_doubt for d in rest)
             await outbox.mark_failed(conn, [d.id for d in rest], retry_at, failure.reason, maybe_sent=in_doubt)

@@ -74,5 +74,10 @@ class Endpoint(Protocol):
         ...
 
     def known_problems(self) -> list[str]:
-        """What the running endpoint already knows is wrong, without a network call (for /readyz)."""
+        """What the running endpoint already knows is wrong, without a network call: /readyz is 503."""
+        ...
+
+    def warnings(self) -> list[str]:
+        """Worth telling an admin, but no reason to take the instance out of rotation (e.g. Slack's
+        ``app_rate_limited``): /readyz lists them and stays 200."""
         ...

@@ -80,6 +80,9 @@ class Runtime:
             problems.append(f"instances: {self.notifier.problem}")
         return problems
 
+    def warnings(self) -> list[str]:
+        return [warning for endpoint in self.endpoints.values() for warning in endpoint.warnings()]
+
     async def drain(self, seconds: float) -> None:
         """A rolling restart's first half (SIGTERM): not ready any more, no new sockets, the open ones
         told to reconnect (elsewhere), and the deliveries being sent finished — within ``seconds``."""
@@ -126,6 +129,7 @@ def build_runtime(settings: Settings, *, plugins: Sequence[Plugin] | None = None
     app = create_app(ctx, [route for p in plugins for route in p.routes])
     runtime = Runtime(settings, db, live, endpoints, worker, conversations, timers, app, notifier, ctx)
     ctx.readiness = runtime.readiness
+    ctx.warnings = runtime.warnings
     app.cleanup_ctx.append(lambda _app: _background(runtime))
     return runtime
 

@@ -154,6 +154,29 @@ async def test_replies_paging_and_oldest(slack: FakeSlack, client: AsyncWebClien
     assert [m["ts"] for m in newer["messages"]] == [root["ts"], tss[3], tss[4]]
 
 
+async def test_history_paging_oldest_and_the_2025_page_cap(slack: FakeSlack, client: AsyncWebClient) -> None:
+    tss = [(await client.chat_postMessage(channel=SUPPORT, text=f"m{i}"))["ts"] for i in range(40)]
+    slack.cap_history_pages(15)  # the limit asks for more; Slack gives such apps 15 a page
+
+    async def history(**kwargs: Any) -> list[list[str]]:
+        pages, cursor = [], None
+        while True:
+            page = await client.conversations_history(channel=SUPPORT, limit=200, cursor=cursor, **kwargs)
+            pages.append([m["ts"] for m in page["messages"]])
+            cursor = page["response_metadata"]["next_cursor"]
+            if not page["has_more"]:
+                assert cursor == ""
+                return pages
+
+    pages = await history()
+    assert [len(p) for p in pages] == [15, 15, 10]
+    assert [ts for p in pages for ts in p] == tss[::-1]  # newest first, each once
+    assert [ts for p in await history(oldest=tss[29]) for ts in p] == tss[:29:-1]  # oldest excluded
+    assert [ts for p in await history(oldest=tss[29], inclusive=True) for ts in p] == tss[:28:-1]
+    slack.cap_history_pages(None)
+    assert len((await client.conversations_history(channel=SUPPORT, limit=200))["messages"]) == 40
+
+
 async def test_post_message_errors_and_limits(slack: FakeSlack, client: AsyncWebClient) -> None:
     async def error_of(**kwargs: Any) -> str:
         with pytest.raises(SlackApiError) as info:

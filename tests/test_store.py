@@ -38,6 +38,9 @@ class RecordingEndpoint:
     async def check(self, destinations: Sequence[str]) -> list[str]:
         return []
 
+    def warnings(self) -> list[str]:
+        return []
+
     def known_problems(self) -> list[str]:
         return []
 

@@ -171,7 +171,10 @@ class Health(Answer):
 
 class Readiness(Answer):
     status: Literal["ready", "not_ready"]
+    #: why the instance is not ready (503)
     problems: list[str]
+    #: worth an admin's attention, yet ready (200): e.g. Slack's app_rate_limited
+    warnings: list[str] = Field(default_factory=list)
 
 
 #: every answer, by the name the OpenAPI document gives it (its class name)

@@ -8,7 +8,7 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from widget_server import api, socket
+from widget_server import answers, api, socket
 from widget_server.context import CONTEXT, WidgetContext
 from widget_server.middleware import body_limits, cors, errors, security_headers
 from widget_server.openapi import OPENAPI, build_openapi
@@ -64,8 +64,9 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     problems = await ctx.readiness() if ctx.readiness else []
-    status = 200 if not problems else 503
-    return web.json_response({"status": "ready" if not problems else "not_ready", "problems": problems}, status=status)
+    warnings = ctx.warnings() if ctx.warnings else []
+    body = answers.Readiness(status="not_ready" if problems else "ready", problems=problems, warnings=warnings)
+    return web.json_response(body.dump(), status=503 if problems else 200)
 
 
 async def metrics(request: web.Request) -> web.Response:

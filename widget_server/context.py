@@ -43,6 +43,8 @@ class WidgetContext:
     hello_timeout_seconds: float = 5.0
     #: returns problems (empty = ready): database, team chats, paused destinations
     readiness: Callable[[], Awaitable[list[str]]] | None = None
+    #: worth knowing, not a reason to be taken out of rotation (listed by /readyz, which stays 200)
+    warnings: Callable[[], list[str]] | None = None
     #: shutting down (SIGTERM): not ready, and new live sockets are sent to another instance
     draining: bool = False
     #: mails a transcript; None = email is not configured

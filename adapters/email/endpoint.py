@@ -56,6 +56,9 @@ class EmailEndpoint:
     async def ready(self, destination: str) -> None:
         return None
 
+    def warnings(self) -> list[str]:
+        return []
+
     def known_problems(self) -> list[str]:
         return []  # an SMTP outage shows as postponed deliveries, not before
 

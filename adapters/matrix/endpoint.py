@@ -98,6 +98,9 @@ class MatrixEndpoint:
     async def deliver(self, batch: Sequence[Outgoing]) -> Sequence[Sent]:
         return await self.sender.deliver(batch)
 
+    def warnings(self) -> list[str]:
+        return []
+
     def known_problems(self) -> list[str]:
         return self.session.known_problems()
 

@@ -19,6 +19,7 @@ def build(slack: SlackSettings | None, state: StateStore) -> Plugin | None:
         signing_secret=slack.signing_secret.get_secret_value() if slack.signing_secret else None,
         app_token=slack.app_token.get_secret_value() if slack.app_token else None,
         posts_per_second=slack.posts_per_second,
+        state=state,
     )
     return plugin(endpoint)
 

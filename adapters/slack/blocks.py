@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.slack.format import escape
+from adapters.slack.posts import fit_escaped
 from bridge.model import Conversation, Status
 
 CLAIM = "sitechat_claim"
 CLOSE = "sitechat_close"
 SECTION_LIMIT = 2900  # a section's text may hold 3,000 characters
+FIELD_LIMIT = 1900  # a section field, 2,000
+#: Slack refuses a message's blocks with msg_blocks_too_long at about 13,000 characters in all
+BLOCKS_TEXT_BUDGET = 12_000
 
 
 def _cut(text: str, limit: int) -> str:
@@ -20,7 +23,7 @@ def root_text(conv: Conversation, site_name: str) -> str:
     """The notification and fallback text."""
     who = conv.visitor_name + (f" ({conv.visitor.email})" if conv.visitor.email else "")
     kind = "Offline message" if conv.kind == "offline" else "Chat"
-    return escape(f"{kind} from {who} on {site_name} — {conv.state_label}")
+    return fit_escaped(f"{kind} from {who} on {site_name} — {conv.state_label}")
 
 
 def _plain(text: str) -> dict[str, Any]:
@@ -48,16 +51,18 @@ def root_blocks(conv: Conversation, site_name: str, topic_label: str | None) -> 
     if where:
         fields.append(f"Locale\n{where}")
     kind = "Offline message" if conv.kind == "offline" else "New chat"
+    # each field gets its share of what the budget leaves (a site name or topic label may be long too)
+    field_limit = min(FIELD_LIMIT, (BLOCKS_TEXT_BUDGET - 3 * SECTION_LIMIT - 200) // max(1, len(fields[:10])))
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": _plain(_cut(f"{kind} from {who}", SECTION_LIMIT))},
-        {"type": "section", "fields": [_plain(_cut(f, 1900)) for f in fields[:10]]},
+        {"type": "section", "fields": [_plain(_cut(f, field_limit)) for f in fields[:10]]},
     ]
     if len(conv.pages) > 1:
         trail = "\n".join(f"• {_cut(p.title or p.url, 120)}" for p in conv.pages[-6:-1])
         blocks.append(
             {"type": "section", "text": _plain(_cut(f"Pages seen ({len(conv.pages)})\n{trail}", SECTION_LIMIT))}
         )
-    blocks.append({"type": "context", "elements": [_plain(f"Status: {conv.state_label}")]})
+    blocks.append({"type": "context", "elements": [_plain(_cut(f"Status: {conv.state_label}", SECTION_LIMIT))]})
     if conv.status is Status.OPEN:
         buttons: list[dict[str, Any]] = []
         if not conv.claimed_by:
@@ -65,6 +70,19 @@ def root_blocks(conv: Conversation, site_name: str, topic_label: str | None) -> 
         buttons.append(_button("Close", CLOSE, conv.id, style="danger"))
         blocks.append({"type": "actions", "block_id": "sitechat_actions", "elements": buttons})
     return blocks
+
+
+def text_length(blocks: list[dict[str, Any]]) -> int:
+    """Characters of text in the blocks, as Slack counts them against ``msg_blocks_too_long``."""
+
+    def count(value: Any) -> int:
+        if isinstance(value, dict):
+            return sum(len(v) if k == "text" and isinstance(v, str) else count(v) for k, v in value.items())
+        if isinstance(value, list):
+            return sum(count(v) for v in value)
+        return 0
+
+    return count(blocks)
 
 
 def _button(label: str, action_id: str, value: str, *, style: str) -> dict[str, Any]:

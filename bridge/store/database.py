@@ -69,10 +69,27 @@ class LaneLease:
 
     @asynccontextmanager
     async def fenced(self) -> AsyncIterator[AsyncConnection]:
+        """A write, committed on the lock's own connection (SQLite: an ordinary write)."""
         if self._conn is None:
             async with self._db.write() as conn:
                 yield conn
             return
+        async with self._on_lock_connection() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncConnection]:
+        """A read for the lane: on the lock's connection too, so a working lane costs one connection."""
+        if self._conn is None:
+            async with self._db.read() as conn:
+                yield conn
+            return
+        async with self._on_lock_connection() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def _on_lock_connection(self) -> AsyncIterator[AsyncConnection]:
+        assert self._conn is not None
         try:
             yield self._conn
             await self._conn.commit()
@@ -82,6 +99,10 @@ class LaneLease:
                 await self._conn.rollback()
             if isinstance(exc, OSError | InterfaceError) or exc.connection_invalidated or self._conn.invalidated:
                 raise LeaseLost(str(exc)) from exc
+            raise
+        except BaseException:
+            with contextlib.suppress(DBAPIError, OSError):
+                await self._conn.rollback()
             raise
 
 

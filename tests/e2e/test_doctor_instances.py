@@ -35,6 +35,7 @@ async def test_doctor_lists_the_instances_and_a_skewed_clock(
     b = await make_bridge(fake_slack, database_url=postgres_url)
     assert a.runtime is not None and b.runtime is not None
     ids = {a.runtime.db.instance, b.runtime.db.instance}
+    env_file = _env(tmp_path, fake_slack, postgres_url)
     admin = await asyncpg.connect(postgres_url.replace("postgresql+asyncpg://", "postgresql://"))
     try:
 
@@ -42,7 +43,7 @@ async def test_doctor_lists_the_instances_and_a_skewed_clock(
             return {r["id"] for r in await admin.fetch("SELECT id FROM instance")} >= ids
 
         await wait_until(heartbeats, what="both heartbeats")
-        code, out = await run_sitechat("doctor", "--env-file", str(_env(tmp_path, fake_slack, postgres_url)), cwd=tmp_path)
+        code, out = await run_sitechat("doctor", "--env-file", str(env_file), cwd=tmp_path)
         assert code == 0, out
         for instance in ids:
             assert f"instance {instance}:" in out and "sending" in out, out
@@ -56,7 +57,7 @@ async def test_doctor_lists_the_instances_and_a_skewed_clock(
             now,
             now + timedelta(seconds=30),
         )
-        code, out = await run_sitechat("doctor", "--env-file", str(_env(tmp_path, fake_slack, postgres_url)), cwd=tmp_path)
+        code, out = await run_sitechat("doctor", "--env-file", str(env_file), cwd=tmp_path)
         assert code == 1, out
         assert "instance skewed: its clock is +30" in out, out
         assert "instance skewed: does not hear the other instances" in out, out

@@ -16,6 +16,11 @@ Fidelity notes (what the fake copies from Slack on purpose):
 * A thread must be addressed by its root's ``ts``.  Slack's answer to a wrong ``thread_ts`` on
   ``chat.postMessage`` is murky (python-slack-sdk #840: "ok" but the message never shows;
   bolt-js #2307: ``thread_not_found``); the fake refuses it loudly with ``thread_not_found``.
+* ``conversations.history`` (newest first) and ``conversations.replies`` (root first, then oldest
+  first) page with an opaque ``cursor`` and ``response_metadata.next_cursor`` ("" on the last page),
+  honour ``limit`` (history at most 999, replies 1,000), ``oldest``/``latest``/``inclusive``;
+  ``cap_history_pages(15)`` serves 15 a page whatever ``limit`` asks, as Slack has done since 2025
+  for commercially distributed apps outside the Marketplace.
 """
 
 from __future__ import annotations
@@ -255,6 +260,9 @@ class FakeSlack:
         self.bot_name = bot_name
         self.scopes = scopes
         self.blocks_char_limit = blocks_char_limit
+        #: at most this many messages per conversations.history/replies page, whatever ``limit`` asks:
+        #: since 2025 Slack gives commercially distributed non-Marketplace apps 15 (None: Slack's usual)
+        self.history_page_cap: int | None = None
 
         self.api_url = ""
         self.base_url = ""
@@ -594,6 +602,11 @@ class FakeSlack:
         """Answer ``method`` ("*" = every method) only after ``seconds``."""
         self._latency[method] = seconds
 
+    def cap_history_pages(self, messages: int | None = 15) -> None:
+        """Serve conversations.history/replies at most ``messages`` to a page, as Slack does since 2025 for
+        commercially distributed apps outside the Marketplace (None: lift the cap)."""
+        self.history_page_cap = messages
+
     def clear_faults(self) -> None:
         """Remove every injected fault, rate limit and latency."""
         self._queued.clear()
@@ -712,10 +725,10 @@ class FakeSlack:
         if token is None and isinstance(params.get("token"), str) and encoding != "json":
             token = params.pop("token")
         for name in _JSON_TEXT_PARAMS:
-            value = params.get(name)
-            if isinstance(value, str):
+            text = params.get(name)
+            if isinstance(text, str):
                 with contextlib.suppress(ValueError):
-                    params[name] = json.loads(value)
+                    params[name] = json.loads(text)
         return params, encoding, token
 
     async def _handle_api(self, request: web.Request) -> web.StreamResponse:
@@ -953,14 +966,15 @@ class FakeSlack:
                 )
         return view
 
-    @staticmethod
-    def _page(items: list[JSON], params: JSON, default_limit: int) -> tuple[list[JSON], str]:
+    def _page(self, items: list[JSON], params: JSON, default_limit: int) -> tuple[list[JSON], str]:
         """Cursor paging like Slack's: an opaque cursor, an empty next_cursor at the end."""
         try:
             limit = int(params.get("limit") or default_limit)
         except (TypeError, ValueError):
             raise _SlackError("invalid_limit") from None
         limit = max(1, min(limit, 999 if default_limit < 1000 else 1000))
+        if self.history_page_cap is not None:
+            limit = min(limit, self.history_page_cap)
         start = 0
         cursor = params.get("cursor")
         if cursor:

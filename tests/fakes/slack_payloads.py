@@ -353,3 +353,17 @@ def slash_command_form(
         "response_url": response_url or f"https://hooks.slack.com/commands/{team_id}/1/{secrets.token_hex(12)}",
         "trigger_id": trigger_id or f"{secrets.randbelow(10**10)}.{secrets.randbelow(10**10)}.{secrets.token_hex(16)}",
     }
+
+
+# ---------------------------------------------------------------------- workspace events
+
+
+def user_change_event(user: Mapping[str, Any], event_ts: str | None = None) -> JSON:
+    """A ``user_change``: someone's profile changed; ``event.user`` is the whole user object, as
+    ``users.info`` shows it (``FakeSlack.add_user`` returns one)."""
+    return {
+        "type": "user_change",
+        "user": dict(user),
+        "cache_ts": int(time.time()),
+        "event_ts": event_ts or new_ts(),
+    }

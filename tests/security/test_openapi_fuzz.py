@@ -164,14 +164,6 @@ class Mailbox(Inbox):
 async def test_schemathesis_as_a_visitor_finds_no_server_error_and_no_schema_violation(
     make_bridge: BridgeFactory, fake_slack: FakeSlack, database_url: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    if "postgresql" in database_url:
-        request.applymarker(
-            pytest.mark.xfail(
-                reason="on PostgreSQL every outbox lane holds a pool connection for its advisory lock and then "
-                "needs a second one: a burst of new conversations exhausts the pool (bridge/deliveries.py)",
-                strict=False,
-            )
-        )
     mailbox = Mailbox()
     smtp = Controller(mailbox, hostname="127.0.0.1", port=free_port())
     smtp.start()

@@ -1,0 +1,148 @@
+"""How pending deliveries become Slack posts: which go out together, and how long texts are cut. Pure.
+
+Slack recommends at most 4,000 characters of ``text`` per message and silently keeps only the first
+40,000, so every post's text — as Slack receives it, escaped — stays within ``MAX_POST_CHARS``. Lines
+of one author that waited behind the rate limit share a post as far as they fit; a text too long for
+one post goes out as numbered parts, each carrying its part number in the metadata, so that after a
+crash the parts already in Slack are found and only the rest is posted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from adapters.slack.format import escape
+from bridge.endpoint import Outgoing
+from bridge.outbound import Line, Notice, RootState, Transcript
+
+MAX_POST_CHARS = 4000
+
+# what escaping adds per character (``&`` → ``&amp;``, ``<`` → ``&lt;``, ``>`` → ``&gt;``)
+_EXTRA = {"&": 4, "<": 3, ">": 3}
+
+
+@dataclass(frozen=True)
+class Post:
+    """One ``chat.postMessage``: the deliveries it carries, its part number, its escaped text."""
+
+    ids: tuple[int, ...]
+    part: int
+    text: str
+
+
+def escaped_length(text: str) -> int:
+    """``len(escape(text))`` without building it."""
+    return len(text) + sum(_EXTRA.get(ch, 0) for ch in text if ch in "&<>")
+
+
+def split_escaped(text: str, limit: int = MAX_POST_CHARS) -> list[str]:
+    """``text`` in pieces whose escaped forms fit ``limit``; joined, the pieces are ``text`` again.
+
+    A piece ends after a line break in the second half of its room if there is one (a post boundary
+    reads like one), else after a space there, else where the room ends. Cutting the plain text, not
+    the escaped one, never splits an ``&amp;`` in two.
+    """
+    pieces: list[str] = []
+    start = 0
+    while start < len(text):
+        room, end = limit, start
+        while end < len(text) and (cost := 1 + _EXTRA.get(text[end], 0)) <= room:
+            room -= cost
+            end += 1
+        end = max(end, start + 1)  # a limit below one escaped character would never end
+        if end < len(text):
+            window = text[start:end]
+            half = len(window) // 2
+            cut = window.rfind("\n") + 1
+            if cut <= half:
+                cut = max(window.rfind(" "), window.rfind("\t")) + 1
+            if cut > half:
+                end = start + cut
+        pieces.append(text[start:end])
+        start = end
+    return pieces or [""]
+
+
+def line_posts(lines: Sequence[tuple[int, str]], limit: int = MAX_POST_CHARS) -> list[Post]:
+    """Lines of one author, ``(delivery id, plain text)`` in order, as posts.
+
+    As many whole lines per post as fit, one per line of the post; a line too long for a post alone
+    goes out alone, in parts numbered from 0.
+    """
+    posts: list[Post] = []
+    ids: list[int] = []
+    texts: list[str] = []
+    size = 0
+
+    def flush() -> None:
+        nonlocal size
+        if ids:
+            posts.append(Post(tuple(ids), 0, "\n".join(texts)))
+            ids.clear()
+            texts.clear()
+            size = 0
+
+    for did, text in lines:
+        escaped = escape(text)
+        if len(escaped) > limit:
+            flush()
+            posts.extend(text_posts(did, text, limit))
+            continue
+        if ids and size + 1 + len(escaped) > limit:
+            flush()
+        size += (1 if ids else 0) + len(escaped)
+        ids.append(did)
+        texts.append(escaped)
+    flush()
+    return posts
+
+
+def text_posts(delivery_id: int, text: str, limit: int = MAX_POST_CHARS) -> list[Post]:
+    """One delivery's text (a transcript, a notice, a long line) as its numbered parts."""
+    return [Post((delivery_id,), part, escape(piece)) for part, piece in enumerate(split_escaped(text, limit))]
+
+
+def part_count(item: Outgoing) -> int:
+    """How many posts the delivery takes on its own (a line that shares a post takes that one)."""
+    match item.what:
+        case Line(message):
+            return len(split_escaped(message.text))
+        case Transcript(text) | Notice(text):
+            return len(split_escaped(text))
+        case _:
+            return 1
+
+
+def groups(batch: Sequence[Outgoing]) -> list[list[Outgoing]]:
+    """Consecutive lines by the same author go out together; root updates into one update.
+
+    A delivery in doubt stays alone: it was looked for in Slack, and what of it is there already
+    (some parts of a long text) decides what is left to post.
+    """
+    result: list[list[Outgoing]] = []
+    for item in batch:
+        last = result[-1][-1] if result else None
+        same_author = (
+            last is not None
+            and isinstance(item.what, Line)
+            and isinstance(last.what, Line)
+            and item.what.message.author == last.what.message.author
+            and not item.maybe_sent
+            and not last.maybe_sent
+        )
+        both_root = last is not None and isinstance(item.what, RootState) and isinstance(last.what, RootState)
+        if same_author or both_root:
+            result[-1].append(item)
+        else:
+            result.append([item])
+    return result
+
+
+def fit_escaped(text: str, limit: int = MAX_POST_CHARS) -> str:
+    """``text`` escaped for one post: cut, and marked with an ellipsis, where it would not fit.
+
+    For what cannot be split over posts (an update of one post, a root's fallback text).
+    """
+    pieces = split_escaped(text, limit)
+    return escape(pieces[0]) if len(pieces) == 1 else escape(split_escaped(text, limit - 1)[0]) + "…"
