@@ -68,10 +68,15 @@ class DeliveryWorker:
     async def run(self) -> None:
         names = list(self.endpoints)
         try:
-            while not self._draining:
+            while True:
                 self._wake.clear()
                 timeout = self.poll_seconds
                 try:
+                    if self._draining:
+                        # a rolling restart: start nothing new, and cancel nothing being sent either
+                        # (drain() waits for it; the shutdown cancels what is still going after that)
+                        await self._wake.wait()
+                        continue
                     now = self.clock()
                     async with self.db.read() as conn:
                         lanes = await outbox.ready_lanes(conn, now, names)
