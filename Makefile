@@ -106,6 +106,7 @@ lint: venv lock-check node
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
+	$(BIN)/kubernetes-validate --strict --quiet $(filter-out %/kustomization.yaml,$(wildcard deploy/kubernetes/*.yaml))
 	npx eslint widget/
 
 # The unit layer (pure parts of the core, tables and hypothesis properties) runs first: seconds,

@@ -46,7 +46,7 @@ class DeliveryWorker:
         *,
         clock: Callable[[], datetime] = utcnow,
         poll_seconds: float = 2.0,
-        max_sending: int = 8,
+        max_sending: int = 6,
     ) -> None:
         self.db = db
         self.endpoints = endpoints
@@ -57,7 +57,8 @@ class DeliveryWorker:
         self._lanes: dict[str, asyncio.Task[None]] = {}
         #: shutting down: lanes finish the batch they are sending and take no new one
         self._draining = False
-        self._sending = asyncio.Semaphore(max_sending)
+        #: per endpoint, so one that is slow or paced (Slack's 1 post/s per channel) never starves another
+        self._sending = {name: asyncio.Semaphore(max_sending) for name in endpoints}
         #: "endpoint destination" → what is wrong with it (shown by /readyz and doctor)
         self.problems: dict[str, str] = {}
         self.sent_total = 0
@@ -129,7 +130,7 @@ class DeliveryWorker:
         await endpoint.ready(destination)
         # a bounded number of lanes send at once: each holds a pooled connection (its lock) meanwhile,
         # and the widget API must always find one free
-        async with self._sending, self.db.lane_lock(lane.key) as lease:
+        async with self._sending[lane.endpoint], self.db.lane_lock(lane.key) as lease:
             if lease is None:
                 return False
             return await self._send_next(lane, lease, endpoint, destination)
