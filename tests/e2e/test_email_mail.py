@@ -3,8 +3,6 @@ Message-ID per delivery however often it is sent."""
 
 from __future__ import annotations
 
-import email
-from email.message import Message
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -12,16 +10,8 @@ from aiosmtpd.controller import Controller
 from adapters.email.endpoint import message_id
 from tests.conftest import BridgeFactory
 from tests.fakes.slack_api import FakeSlack
+from tests.fakes.smtp import Inbox
 from tests.harness import free_port, root_of, visitor_and_agent, wait_until
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.mails: list[Message] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.mails.append(email.message_from_bytes(envelope.content))
-        return "250 OK"
 
 
 def test_a_resent_mail_keeps_its_message_id() -> None:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import email
 import re
-from email.message import EmailMessage, Message
-from typing import Any
+from email.message import EmailMessage
 
 from aiosmtpd.controller import Controller
 from aiosmtplib.email import extract_recipients, parse_address
@@ -14,17 +12,9 @@ from hypothesis import strategies as st
 
 from tests.conftest import BridgeFactory
 from tests.fakes.slack_api import FakeSlack
+from tests.fakes.smtp import Inbox
 from tests.harness import Visitor, free_port, root_of, visitor_and_agent, wait_until
 from widget_server import addresses
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.mails: list[Message] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.mails.append(email.message_from_bytes(envelope.content))
-        return "250 OK"
 
 
 async def test_transcript_is_mailed(make_bridge: BridgeFactory, fake_slack: FakeSlack) -> None:

@@ -24,8 +24,8 @@ from aiosmtpd.controller import Controller
 from openapi_spec_validator import validate
 
 from tests.conftest import BridgeFactory
-from tests.e2e.test_email_transcript import Inbox
 from tests.fakes.slack_api import FakeSlack
+from tests.fakes.smtp import Inbox
 from tests.harness import ORIGIN, RunningBridge, Visitor, free_port, wait_until
 from widget_server import schemas
 from widget_server.context import CONTEXT

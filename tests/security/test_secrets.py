@@ -11,9 +11,9 @@ from aiosmtpd.controller import Controller
 
 from config.settings import Settings
 from tests.conftest import BridgeFactory
-from tests.e2e.test_email_transcript import Inbox
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_payloads import event_callback, message_event, signed_json
+from tests.fakes.smtp import Inbox
 from tests.harness import OUR_VARIABLES, Visitor, free_port, root_of, run_sitechat, wait_until
 
 BOT_TOKEN = "xoxb-SECRET-bot-7f3a9c"

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 from operator import attrgetter
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,25 +15,6 @@ import adapters.slack
 from config.loading import ConfigError, load_settings
 from config.settings import EmailSettings, MatrixSettings, Settings, SlackSettings, WidgetSettings
 from config.variables import VARIABLES
-from tests.harness import OUR_VARIABLES
-
-SITE = {
-    "SITECHAT_SITES__ACME__NAME": "Acme",
-    "SITECHAT_SITES__ACME__ORIGINS": "https://acme.example",
-    "SITECHAT_SITES__ACME__SLACK_CHANNEL": "C0SUPPORT",
-    "SLACK_BOT_TOKEN": "xoxb-1-2-3",
-    "SLACK_SIGNING_SECRET": "secret",
-}
-
-
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
-    for key in [k for k in os.environ if k.upper().startswith(OUR_VARIABLES)]:
-        monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)
-    for key, value in SITE.items():
-        monkeypatch.setenv(key, value)
-    return monkeypatch
 
 
 def _plain(value: Any) -> Any:
