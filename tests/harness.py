@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -105,6 +106,42 @@ class RunningBridge:
         assert self.runtime is not None
         worker = self.runtime.worker
         await wait_until(worker.idle, timeout, "the outbox to drain")
+
+
+class TunedSlackBridge(RunningBridge):
+    """The bridge in this process with a Slack endpoint built with options no setting has: the Web API
+    client's ``timeout``, the ``clock`` it reads, ``posts_per_second`` beyond the settings'…"""
+
+    def __init__(self, settings: Settings, **slack_options: Any) -> None:
+        super().__init__(settings)
+        self.slack_options = slack_options
+
+    async def start(self) -> RunningBridge:
+        from adapters.slack import plugin as slack_plugin
+        from adapters.slack.endpoint import SlackEndpoint
+
+        s = self.settings
+        assert s.slack is not None
+        endpoint = SlackEndpoint(
+            bot_token=s.slack.bot_token.get_secret_value(),
+            api_url=s.slack.api_url,
+            signing_secret=SIGNING_SECRET,
+            app_token=None,
+            **self.slack_options,
+        )
+        self.runtime = build_runtime(s, plugins=[slack_plugin(endpoint)])
+        self._runner = await serve(self.runtime, s.widget.host, s.widget.port)
+        return self
+
+
+class Clock:
+    """Wall-clock seconds the test moves by hand (``clock.now += 3600``)."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
 
 
 BridgeFactory = Callable[..., Awaitable[RunningBridge]]

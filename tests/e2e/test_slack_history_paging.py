@@ -12,39 +12,16 @@ from typing import Any
 
 import pytest
 
-from adapters.slack import plugin as slack_plugin
-from adapters.slack.endpoint import SlackEndpoint
-from config.settings import Settings
-from sitechat.runtime import build_runtime, serve
 from tests.fakes.slack_api import Call, FakeSlack
 from tests.faults.helpers import doubles, held_post, lookups_since, recorded_root, roots_for, thread_lines
-from tests.harness import RunningBridge, Visitor, acme_settings, root_of
-
-SIGNING_SECRET = "test-signing-secret"
-
-
-class ShortTimeoutBridge(RunningBridge):
-    """The bridge in this process, its Slack client giving up after one second."""
-
-    async def start(self) -> RunningBridge:
-        s: Settings = self.settings
-        assert s.slack is not None
-        endpoint = SlackEndpoint(
-            bot_token=s.slack.bot_token.get_secret_value(),
-            api_url=s.slack.api_url,
-            signing_secret=SIGNING_SECRET,
-            app_token=None,
-            timeout=1.0,
-        )
-        self.runtime = build_runtime(s, plugins=[slack_plugin(endpoint)])
-        self._runner = await serve(self.runtime, s.widget.host, s.widget.port)
-        return self
+from tests.harness import RunningBridge, TunedSlackBridge, Visitor, acme_settings, root_of
 
 
 @pytest.fixture
 async def bridge(sqlite_url: str, fake_slack: FakeSlack) -> Any:
     fake_slack.cap_history_pages(15)
-    started = await ShortTimeoutBridge(acme_settings(sqlite_url, fake_slack, first_response_alert_seconds=3600)).start()
+    settings = acme_settings(sqlite_url, fake_slack, first_response_alert_seconds=3600)
+    started = await TunedSlackBridge(settings, timeout=1.0).start()  # 1 s: a held answer is a timeout
     yield started
     await started.stop()
 

@@ -11,50 +11,21 @@ from typing import Any
 
 import pytest
 
-from adapters.slack import plugin as slack_plugin
-from adapters.slack.endpoint import SlackEndpoint
 from adapters.slack.format import unescape
-from config.settings import Settings
-from sitechat.runtime import build_runtime, serve
 from tests.fakes.slack_api import FakeSlack
 from tests.faults.helpers import METADATA_TYPE, doubles, recorded_root
-from tests.harness import RunningBridge, Visitor, acme_settings
+from tests.harness import RunningBridge, TunedSlackBridge, Visitor, acme_settings
 
 JSON = dict[str, Any]
 MAX_POST_CHARS = 4000
-SIGNING_SECRET = "test-signing-secret"
-
-
-class ShortTimeoutBridge(RunningBridge):
-    """The bridge in this process, its Slack client giving up after ``timeout`` seconds, pacing posts at
-    ten a second (the fake has no limit of its own here: only the injected 429s)."""
-
-    def __init__(self, settings: Settings, timeout: float) -> None:
-        super().__init__(settings)
-        self.timeout = timeout
-
-    async def start(self) -> RunningBridge:
-        s = self.settings
-        assert s.slack is not None
-        endpoint = SlackEndpoint(
-            bot_token=s.slack.bot_token.get_secret_value(),
-            api_url=s.slack.api_url,
-            signing_secret=SIGNING_SECRET,
-            app_token=None,
-            timeout=self.timeout,
-            posts_per_second=10,
-        )
-        self.runtime = build_runtime(s, plugins=[slack_plugin(endpoint)])
-        self._runner = await serve(self.runtime, s.widget.host, s.widget.port)
-        return self
 
 
 @pytest.fixture
 async def bridge(sqlite_url: str, fake_slack: FakeSlack) -> Any:
     # 1 s client timeout: an answer held longer is a real client-side timeout
-    started = await ShortTimeoutBridge(
-        acme_settings(sqlite_url, fake_slack, first_response_alert_seconds=3600, rate_messages_per_minute=1000), 1.0
-    ).start()
+    settings = acme_settings(sqlite_url, fake_slack, first_response_alert_seconds=3600, rate_messages_per_minute=1000)
+    # ten posts a second: the fake has no limit of its own here, only the injected 429s
+    started = await TunedSlackBridge(settings, timeout=1.0, posts_per_second=10).start()
     yield started
     await started.stop()
 

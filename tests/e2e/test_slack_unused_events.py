@@ -11,16 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from adapters.slack import plugin as slack_plugin
-from adapters.slack.endpoint import SlackEndpoint
-from config.settings import Settings
-from sitechat.runtime import build_runtime, serve
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_payloads import (
     VERIFICATION_TOKEN,
@@ -36,8 +31,10 @@ from tests.fakes.slack_payloads import (
 from tests.harness import (
     SIGNING_SECRET,
     BridgeFactory,
+    Clock,
     RunningBridge,
     SlackAgent,
+    TunedSlackBridge,
     Visitor,
     acme_settings,
     root_of,
@@ -260,43 +257,11 @@ async def test_unused_events_over_socket_mode_are_acknowledged(
 # ---------------------------------------------------------------------- app_rate_limited
 
 
-class Clock:
-    """Wall-clock seconds the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class ClockedBridge(RunningBridge):
-    """The bridge in this process with a Slack endpoint that reads ``clock`` for the time."""
-
-    def __init__(self, settings: Settings, clock: Callable[[], float]) -> None:
-        super().__init__(settings)
-        self.clock = clock
-
-    async def start(self) -> RunningBridge:
-        s = self.settings
-        assert s.slack is not None
-        endpoint = SlackEndpoint(
-            bot_token=s.slack.bot_token.get_secret_value(),
-            api_url=s.slack.api_url,
-            signing_secret=SIGNING_SECRET,
-            app_token=None,
-            clock=self.clock,
-        )
-        self.runtime = build_runtime(s, plugins=[slack_plugin(endpoint)])
-        self._runner = await serve(self.runtime, s.widget.host, s.widget.port)
-        return self
-
-
 async def test_app_rate_limited_is_acknowledged_logged_and_reported_for_an_hour(
     sqlite_url: str, fake_slack: FakeSlack, caplog: pytest.LogCaptureFixture
 ) -> None:
     clock = Clock()
-    bridge = await ClockedBridge(acme_settings(sqlite_url, fake_slack), clock).start()
+    bridge = await TunedSlackBridge(acme_settings(sqlite_url, fake_slack), clock=clock).start()
     try:
         async with visitor_and_agent(bridge, fake_slack) as (visitor, agent):
             assert (await visitor.request("GET", "/readyz"))[0] == 200

@@ -3,54 +3,25 @@ the hour (the cache expires), and at once when Slack says so (``user_change``)."
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from adapters.slack import plugin as slack_plugin
-from adapters.slack.endpoint import SlackEndpoint
-from config.settings import Settings
-from sitechat.runtime import build_runtime, serve
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_payloads import event_callback, signed_json, user_change_event
 from tests.faults.helpers import recorded_root
-from tests.harness import SIGNING_SECRET, RunningBridge, SlackAgent, Visitor, acme_settings, wait_until
+from tests.harness import (
+    SIGNING_SECRET,
+    Clock,
+    RunningBridge,
+    SlackAgent,
+    TunedSlackBridge,
+    Visitor,
+    acme_settings,
+    wait_until,
+)
 
 JSON = dict[str, Any]
-
-
-class Clock:
-    """Wall-clock seconds the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class ClockedBridge(RunningBridge):
-    """The bridge in this process with a Slack endpoint that reads ``clock`` for the time."""
-
-    def __init__(self, settings: Settings, clock: Callable[[], float]) -> None:
-        super().__init__(settings)
-        self.clock = clock
-
-    async def start(self) -> RunningBridge:
-        s = self.settings
-        assert s.slack is not None
-        endpoint = SlackEndpoint(
-            bot_token=s.slack.bot_token.get_secret_value(),
-            api_url=s.slack.api_url,
-            signing_secret=SIGNING_SECRET,
-            app_token=None,
-            clock=self.clock,
-        )
-        self.runtime = build_runtime(s, plugins=[slack_plugin(endpoint)])
-        self._runner = await serve(self.runtime, s.widget.host, s.widget.port)
-        return self
 
 
 @pytest.fixture
@@ -60,9 +31,8 @@ def clock() -> Clock:
 
 @pytest.fixture
 async def bridge(sqlite_url: str, fake_slack: FakeSlack, clock: Clock) -> Any:
-    started = await ClockedBridge(
-        acme_settings(sqlite_url, fake_slack, first_response_alert_seconds=3600), clock
-    ).start()
+    settings = acme_settings(sqlite_url, fake_slack, first_response_alert_seconds=3600)
+    started = await TunedSlackBridge(settings, clock=clock).start()
     yield started
     await started.stop()
 
