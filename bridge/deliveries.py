@@ -18,11 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.endpoint import Endpoint, Outgoing, Sent
 from bridge.errors import DeliveryError, DestinationUnavailable
-from bridge.model import Conversation, ThreadRef
-from bridge.outbound import ABOUT_A_MESSAGE, UndecodableDelivery, decode
+from bridge.model import Conversation, RemoteId, ThreadRef
+from bridge.observe import NO_OBSERVER, Observer
+from bridge.outbound import ABOUT_A_MESSAGE, Erase, UndecodableDelivery, decode, encode
 from bridge.store import conversations as q
-from bridge.store import outbox
+from bridge.store import erasure, outbox
 from bridge.store.database import Database, LaneLease, LeaseLost, connection_lost
+from bridge.store.erasure import lane_conversation
 from bridge.store.outbox import Lane, PendingDelivery
 from bridge.work import utcnow
 from config.settings import SiteConfig
@@ -47,12 +49,14 @@ class DeliveryWorker:
         clock: Callable[[], datetime] = utcnow,
         poll_seconds: float = 2.0,
         max_sending: int = 6,
+        observer: Observer = NO_OBSERVER,
     ) -> None:
         self.db = db
         self.endpoints = endpoints
         self.sites = sites
         self.clock = clock
         self.poll_seconds = poll_seconds
+        self.observer = observer
         self._wake = asyncio.Event()
         self._lanes: dict[str, asyncio.Task[None]] = {}
         #: shutting down: lanes finish the batch they are sending and take no new one
@@ -143,7 +147,8 @@ class DeliveryWorker:
             batch = _due_prefix(pending, now)
             if not batch:
                 return False
-            conv = await q.get_conversation(conn, lane.conversation_id)
+            # an erasure lane's conversation is gone: its deliveries carry all they need
+            conv = await q.get_conversation(conn, lane.conversation_id) or lane_conversation(lane.conversation_id, now)
             links = await q.thread_links(conn, lane.conversation_id)
             assert conv is not None
             items: list[Outgoing] = []
@@ -176,7 +181,7 @@ class DeliveryWorker:
             log.exception("%s: unexpected error delivering %s", lane.endpoint, [d.id for d in batch])
             sent, failure = [], DeliveryError(f"unexpected error: {exc!r}", maybe_sent=True)
 
-        await self._record(lane, lease, batch, sent)
+        await self._record(lane, lease, batch, sent, items)
         key = f"{lane.endpoint} {destination}"
         if failure is None:
             if self.problems.pop(key, None) is not None:
@@ -223,15 +228,24 @@ class DeliveryWorker:
         )
 
     async def _record(
-        self, lane: Lane, lease: LaneLease, batch: Sequence[PendingDelivery], sent: Sequence[Sent]
+        self,
+        lane: Lane,
+        lease: LaneLease,
+        batch: Sequence[PendingDelivery],
+        sent: Sequence[Sent],
+        items: Sequence[Outgoing],
     ) -> None:
         if not sent:
             return
         by_id = {d.id: d for d in batch}
+        outgoing = {o.delivery_id: o for o in items}
         now = self.clock()
         async with lease.fenced() as conn:
             for s in sent:
-                await outbox.mark_done(conn, s.delivery_id, now, s.remote_id)
+                if not await outbox.mark_done(conn, s.delivery_id, now, s.remote_id, s.more):
+                    # erased while on its way (retention, forget): what it became goes too
+                    await _erase_late_copies(conn, lane.endpoint, outgoing[s.delivery_id], s, now)
+                    continue
                 if s.thread is not None:
                     await q.set_thread_ref(conn, lane.conversation_id, lane.endpoint, s.thread)
                     # kept for good: after a transfer (or a root posted twice) replies under this
@@ -249,6 +263,8 @@ class DeliveryWorker:
                         conversation_id=lane.conversation_id,
                     )
         self.sent_total += len(sent)
+        for accepted in (d.created_at for d in map(by_id.get, (s.delivery_id for s in sent)) if d and d.created_at):
+            self.observer.delivered(lane.endpoint, (now - accepted).total_seconds())
 
     async def _postpone(self, lease: LaneLease, rest: Sequence[PendingDelivery], failure: DeliveryError) -> None:
         if not rest:
@@ -276,6 +292,21 @@ class DeliveryWorker:
         """True when nothing is pending (tests and shutdown use it)."""
         async with self.db.read() as conn:
             return await outbox.pending_count(conn) == 0 and not self._lanes
+
+
+async def _erase_late_copies(conn: AsyncConnection, endpoint: str, item: Outgoing, sent: Sent, now: datetime) -> None:
+    """A send that landed after its conversation was erased: queue the removal of each post it made."""
+    lane = erasure.new_lane()
+    if sent.thread is not None:  # a root: removing it is removing the thread's root
+        await outbox.enqueue(
+            conn, lane, endpoint, Erase.KIND, now, payload={"destination": item.destination, "thread": sent.thread}
+        )
+        return
+    if item.thread is None:
+        return
+    for copy in (c for c in (sent.remote_id, *sent.more) if c):
+        payload = {**(encode(Erase(RemoteId(copy))).payload or {}), "destination": item.destination}
+        await outbox.enqueue(conn, lane, endpoint, Erase.KIND, now, payload={**payload, "thread": item.thread})
 
 
 def _first_line(exc: BaseException) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -33,6 +34,9 @@ class Sent:
     remote_id: RemoteId | None = None
     #: set by OPEN_THREAD: where the conversation now lives on this endpoint
     thread: ThreadRef | None = None
+    #: the other posts the delivery became (the earlier parts of a text split over several, a Matrix
+    #: edit event): kept with the delivery so that an erasure finds every copy
+    more: tuple[RemoteId, ...] = ()
 
 
 class Inbox(Protocol):
@@ -45,12 +49,30 @@ class Inbox(Protocol):
         ...
 
 
+class ExclusiveLease(Protocol):
+    """The right, held by this instance alone, to do what ``StateStore.exclusive`` was asked for."""
+
+    #: how long a new holder waits before acting, so that a holder cut off from the database has
+    #: noticed (``still_held``) and stopped; 0 when only one instance can run (SQLite)
+    takeover_seconds: float
+
+    async def still_held(self) -> bool:
+        """False once the lease is gone (its database connection was cut): stop at once."""
+        ...
+
+
 class StateStore(Protocol):
     """Durable key/value state for one endpoint (its own namespace)."""
 
     async def get(self, key: str) -> str | None: ...
 
     async def put(self, key: str, value: str) -> None: ...
+
+    def exclusive(self, name: str) -> AbstractAsyncContextManager[ExclusiveLease | None]:
+        """Hold ``name`` (in the endpoint's namespace) across every instance on the database while the
+        block runs: a lease, or None when another instance holds it. PostgreSQL: a session advisory
+        lock on a connection of its own; SQLite: always granted (it means one instance)."""
+        ...
 
 
 class Endpoint(Protocol):
@@ -71,6 +93,11 @@ class Endpoint(Protocol):
 
     async def check(self, destinations: Sequence[str]) -> list[str]:
         """Problems with the connection or the destinations, in plain words (empty = all well)."""
+        ...
+
+    async def describe(self, destinations: Sequence[str]) -> list[str]:
+        """Facts worth showing an admin that are no problem (``sitechat doctor`` prints them), e.g.
+        the Matrix bot's device and each room's encryption; after ``check``."""
         ...
 
     def known_problems(self) -> list[str]:

@@ -1,4 +1,5 @@
-"""Timers: close idle conversations, remind the team when a visitor waits.
+"""Timers: close idle conversations, remind the team when a visitor waits, greet a visitor nobody has
+answered yet.
 
 Each firing is a conditional UPDATE, so with several instances polling the same database a timer
 still fires once: the instance whose UPDATE changed the row does the work.
@@ -11,12 +12,17 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from bridge import craft
 from bridge.conversations import Conversations
 from bridge.outbound import Notice
 from bridge.store import conversations as q
+from bridge.store import craft as craft_store
 from bridge.work import utcnow
 
 log = logging.getLogger(__name__)
+
+#: a greeting this late after its time is no greeting any more (the service was down meanwhile)
+GREETING_LATE = timedelta(minutes=2)
 
 
 class Timers:
@@ -33,7 +39,7 @@ class Timers:
         self.first_response = first_response
         self.clock = clock
         # fine enough that a 6-second test setting fires within a second, coarse enough to cost nothing
-        shortest = min(inactivity, first_response).total_seconds()
+        shortest = min(inactivity, first_response, *self._greetings().values()).total_seconds()
         self.tick = max(0.2, min(5.0, shortest / 10))
 
     async def run(self) -> None:
@@ -55,6 +61,7 @@ class Timers:
             await self.conversations.close(cid, reason=f"after {minutes:g} minutes without messages")
         for cid in waiting:
             await self._remind(cid)
+        await self._greet_due(now)
 
     async def _remind(self, cid: str) -> None:
         async with self.conversations.core.work() as work:
@@ -62,3 +69,23 @@ class Timers:
                 return
             seconds = round(self.first_response.total_seconds())
             await work.enqueue_all(cid, Notice(f"⏰ The visitor has been waiting for a reply for {seconds} s."))
+
+    # -- the automatic greeting (CONTRACT §10) ---------------------------------------------------------
+
+    def _greetings(self) -> dict[str, timedelta]:
+        """Site → how long after the visitor's first message it greets, for the sites that do."""
+        sites = self.conversations.core.sites
+        return {sid: timedelta(seconds=s.auto_greeting_seconds) for sid, s in sites.items() if s.auto_greeting_seconds}
+
+    async def _greet_due(self, now: datetime) -> None:
+        """Greet the visitors nobody has answered in their site's time; a greeting that would come more
+        than ``GREETING_LATE`` late (the service was down) is left out."""
+        core = self.conversations.core
+        for site_id, after in self._greetings().items():
+            async with core.db.read() as conn:
+                due = await craft_store.due_for_greeting(
+                    conn, site_id, wrote_before=now - after, wrote_after=now - after - GREETING_LATE
+                )
+            for cid in due:
+                async with core.work() as work:
+                    await craft.greet(core, work, cid)

@@ -52,6 +52,18 @@ class PageView:
 
 
 @dataclass(frozen=True)
+class ClientFacts:
+    """What the widget server found out about the visitor's browser when the conversation started: from
+    its ``User-Agent`` (browser, OS, device) and, with a GeoIP database, its address (country, city)."""
+
+    browser: str | None = None
+    os: str | None = None
+    device: str | None = None
+    country: str | None = None
+    city: str | None = None
+
+
+@dataclass(frozen=True)
 class Message:
     id: str
     conversation_id: ConversationId
@@ -84,6 +96,13 @@ class Conversation:
     rating_score: int | None = None
     rating_comment: str | None = None
     kind: str = "chat"
+    #: the browser's ``User-Agent`` at the start, as it came
+    user_agent: str | None = None
+    client: ClientFacts = ClientFacts()
+    #: the language the bridge speaks to the visitor (``config.sites.LANGUAGES``)
+    language: str = "en"
+    #: when the automatic greeting went out (CONTRACT §10); None: not (yet)
+    greeted_at: datetime | None = None
 
     @property
     def visitor_name(self) -> str:

@@ -75,7 +75,30 @@ class Deletion:
     copy: RemoteId | None
 
 
-Outbound = OpenThread | Line | RootState | Transcript | Notice | Edit | Deletion
+@dataclass(frozen=True)
+class WebhookEvent:
+    """Tell the site's own systems what happened (``conversation.closed``, ``conversation.rated``): the
+    conversation's export row as it was at that moment, so every retry sends the same body under the
+    same ``delivery`` id. Team chats and email have nothing to do with it."""
+
+    KIND: ClassVar[str] = "webhook"
+    event: str
+    conversation: Mapping[str, Any]
+    #: the receiver's idempotency key (``X-Sitechat-Delivery``), fixed when the event is queued
+    delivery: str
+
+
+@dataclass(frozen=True)
+class Erase:
+    """Remove one of the bridge's own posts from a team chat: its conversation was erased (retention or
+    ``sitechat forget``). The delivery is addressed to the thread the post is in; ``copy`` None is that
+    thread's root. Already gone counts as done."""
+
+    KIND: ClassVar[str] = "erase"
+    copy: RemoteId | None
+
+
+Outbound = OpenThread | Line | RootState | Transcript | Notice | Edit | Deletion | WebhookEvent | Erase
 
 #: kinds whose delivery is about one stored message (the outbox keeps its id, not its text)
 ABOUT_A_MESSAGE: frozenset[str] = frozenset({Line.KIND, Edit.KIND, Deletion.KIND})
@@ -101,6 +124,10 @@ def encode(what: Outbound) -> Encoded:
             return Encoded(what.KIND, None, {"text": text} | extra)
         case Notice(text):
             return Encoded(what.KIND, None, {"text": text})
+        case WebhookEvent(event, conversation, delivery):
+            return Encoded(what.KIND, None, {"event": event, "conversation": dict(conversation), "id": delivery})
+        case Erase(copy):
+            return Encoded(what.KIND, None, {"copy": copy} if copy else {})
 
 
 class UndecodableDelivery(ValueError):
@@ -130,4 +157,10 @@ def decode(
             return Transcript(str(data.get("text", "")), str(to) if to else None, str(html) if html else None)
         case Notice.KIND:
             return Notice(str(data.get("text", "")))
+        case WebhookEvent.KIND:
+            row = dict(data.get("conversation") or {})
+            return WebhookEvent(str(data.get("event", "")), row, str(data.get("id", "")))
+        case Erase.KIND:
+            copy = data.get("copy")
+            return Erase(RemoteId(str(copy)) if copy else None)
     raise UndecodableDelivery(f"unknown delivery kind {kind!r}")

@@ -3,6 +3,7 @@ caller's unit of work, so the change and the deliveries it causes commit togethe
 
 from __future__ import annotations
 
+from bridge import observe, webhooks
 from bridge.live import NewMessage, RatingRequested, StatusChanged
 from bridge.model import Conversation, Participant, Status
 from bridge.outbound import Line, Notice, RootState, Transcript
@@ -25,6 +26,7 @@ async def close(
     await work.enqueue_all(conv.id, RootState())
     work.signal(conv.id, StatusChanged(Status.CLOSED))
     work.signal(conv.id, RatingRequested())
+    await webhooks.tell(core, work, conv.id, webhooks.CLOSED)
     return True
 
 
@@ -46,6 +48,7 @@ async def agent_says(work: Work, conv: Conversation, author: Participant, text: 
         return None
     msg = await q.insert_message(work.conn, conv.id, author, storable(text), work.now, origin=origin)
     await work.enqueue_all(conv.id, Line(msg), skip=origin)
+    await observe.agent_replied(work, conv, msg, origin)
     await q.touch(work.conn, conv.id, work.now, awaiting_reply_since=None, reminded_at=None)
     work.signal(conv.id, NewMessage(msg.seq))
     return msg.id

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bridge import steps
+from bridge import greeting, steps
 from bridge.commands import Command, CommandCall, help_text
 from bridge.events import MessageReceived
 from bridge.model import Conversation, Participant
@@ -11,8 +11,6 @@ from bridge.store import conversations as q
 from bridge.store import outbox
 from bridge.transcript import render_transcript
 from bridge.work import Core, Work
-
-GOODBYE = "Thanks for chatting with us. Goodbye!"
 
 
 async def run_command(core: Core, work: Work, conv: Conversation, call: CommandCall, event: MessageReceived) -> None:
@@ -24,7 +22,7 @@ async def run_command(core: Core, work: Work, conv: Conversation, call: CommandC
         case Command.CLAIM:
             await steps.claim(work, conv, author, origin)
         case Command.BYE:
-            await steps.agent_says(work, conv, author, call.args or GOODBYE, origin)
+            await steps.agent_says(work, conv, author, call.args or closing(core, conv), origin)
             await steps.close(core, work, conv, by=author)
         case Command.SNIPPET:
             text = core.snippets.get(call.args.strip())
@@ -43,6 +41,11 @@ async def run_command(core: Core, work: Work, conv: Conversation, call: CommandC
             await transfer(core, work, conv, call.args.strip().lower(), author, origin)
         case Command.HELP | None:
             await work.notice(conv.id, origin, help_text(core.note_prefix))
+
+
+def closing(core: Core, conv: Conversation) -> str:
+    """The site's closing (``…__CLOSING``, per language) in the visitor's language, by name when known."""
+    return greeting.closing(core.sites.get(conv.site_id), conv.language, conv.visitor.name)
 
 
 async def transfer(core: Core, work: Work, conv: Conversation, topic: str, actor: Participant, origin: str) -> None:

@@ -5,16 +5,27 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from bridge import steps
+from bridge import craft, observe, steps, webhooks
 from bridge.live import NewMessage
-from bridge.model import Conversation, ConversationId, Message, PageView, Participant, Role, Status, Visitor
+from bridge.model import (
+    ClientFacts,
+    Conversation,
+    ConversationId,
+    Message,
+    PageView,
+    Participant,
+    Role,
+    Status,
+    Visitor,
+)
 from bridge.outbound import Line, Notice, OpenThread, RootState, Transcript
 from bridge.store import conversations as q
 from bridge.transcript import render_transcript, render_transcript_html
 from bridge.work import Core, Work, hash_token
+from config.sites import LANGUAGES
 
 MAX_PAGES = 50
 
@@ -46,7 +57,11 @@ class VisitorSide:
         locale: str | None,
         timezone: str | None,
         client_address: str | None,
+        user_agent: str | None = None,
+        client: ClientFacts | None = None,
+        language: str | None = None,
     ) -> NewConversation:
+        """A new conversation; ``language`` is the visitor's (the site's ``LANGUAGE`` wins over it)."""
         site = self.core.sites[site_id]
         token = secrets.token_urlsafe(32)
         async with self.core.work() as work:
@@ -63,7 +78,11 @@ class VisitorSide:
                 timezone=timezone,
                 client_address=client_address,
                 pages=[_page_dict(page)] if page else [],
+                user_agent=user_agent,
+                client_facts={k: v for k, v in asdict(client).items() if v} if client else None,
+                language=site.language or (language if language in LANGUAGES else "en"),
             )
+            observe.started(work, site_id, topic)
             conv = await q.get_conversation(work.conn, cid)
         assert conv is not None
         return NewConversation(conv, token)
@@ -97,9 +116,11 @@ class VisitorSide:
                 work.conn, cid, author, text, work.now, origin="widget", client_msg_id=client_msg_id
             )
             await work.enqueue_all(cid, Line(msg))
+            await observe.visitor_said(work, cid)
             # the first unanswered message starts the first-response clock
             await q.touch_by_visitor(work.conn, cid, work.now)
             work.signal(cid, NewMessage(msg.seq))
+            await craft.tell_place_in_line(self.core, work, conv)
         return msg, True
 
     async def known_visitor_message(self, cid: str, client_msg_id: str) -> Message | None:
@@ -161,10 +182,12 @@ class VisitorSide:
         async with self.core.work() as work:
             if not await q.rate_if_unrated(work.conn, cid, score, comment, work.now):
                 raise WrongState("a rating is given once, after the conversation is closed")
+            await observe.rated(work, cid, score)
             stars = "★" * score + "☆" * (5 - score)
             text = f"Rating: {stars} {score}/5" + (f" — “{comment}”" if comment else "")
             await work.enqueue_all(cid, Notice(text))
             await work.enqueue_all(cid, RootState())
+            await webhooks.tell(self.core, work, cid, webhooks.RATED)
 
     async def request_transcript(self, cid: str, email: str) -> None:
         """Mail the conversation so far to ``email`` (through the outbox: an SMTP outage only delays it)."""

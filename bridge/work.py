@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.live import LiveHub, Signal
+from bridge.observe import NO_OBSERVER, Observation, Observer, tell
 from bridge.outbound import Notice, Outbound, encode
 from bridge.store import conversations as q
 from bridge.store import outbox
@@ -46,6 +47,8 @@ class Core:
     clock: Callable[[], datetime] = utcnow
     #: None with one instance (SQLite): nobody else to tell
     announce: Announce | None = None
+    #: told what happened once each unit of work commits (metrics)
+    observer: Observer = NO_OBSERVER
 
     def site_name(self, site_id: str) -> str:
         site = self.sites.get(site_id)
@@ -61,6 +64,7 @@ class Core:
         async with self.db.write() as conn:
             work = Work(conn, self.clock())
             yield work
+        tell(self.observer, work.observations)
         await self.publish(work.signals, wake=work.deliveries > 0)
 
     async def publish(self, signals: Sequence[tuple[str, Signal]], *, wake: bool) -> None:
@@ -80,9 +84,14 @@ class Work:
     now: datetime
     signals: list[tuple[str, Signal]] = field(default_factory=list)
     deliveries: int = 0
+    observations: list[Observation] = field(default_factory=list)
 
     def signal(self, cid: str, signal: Signal) -> None:
         self.signals.append((cid, signal))
+
+    def observe(self, observation: Observation) -> None:
+        """Tell the observer once the transaction has committed (never, if it rolls back)."""
+        self.observations.append(observation)
 
     async def enqueue(
         self, cid: str, endpoint: str, what: Outbound, *, address: tuple[str, str] | None = None

@@ -8,7 +8,8 @@ Which variable fills which field is ``config/variables.py``'s table.
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated, Any, Self
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -63,6 +64,18 @@ class WidgetSettings(Part):
     sockets_per_address: int = Field(default=20, ge=1)
     #: proxies whose ``X-Forwarded-For`` is believed for the client address
     trusted_proxies: Annotated[tuple[Network, ...], BeforeValidator(_networks)] = ()
+    #: a GeoLite2/GeoIP2 City database (``.mmdb``): the thread's root shows where a visitor is
+    geoip_db: Path | None = None
+
+    @field_validator("geoip_db", mode="before")
+    @classmethod
+    def _geoip_db(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        path = Path(value)
+        if not path.is_file():
+            raise ValueError(f"{path} is not a file; download GeoLite2-City.mmdb from MaxMind (free account)")
+        return path
 
     @field_validator("public_url", mode="before")
     @classmethod
@@ -126,6 +139,11 @@ class MatrixSettings(Part):
     device_id: str | None = None
     #: user ids or ``:server`` suffixes allowed to answer visitors; empty = any room member but the bot
     staff: Annotated[tuple[str, ...], BeforeValidator(comma_list)] = ()
+    #: where the bot's end-to-end encryption keys live (a directory): back it up with the database
+    store_path: str = Field(default="./sitechat-matrix-store", min_length=1)
+    #: whose devices get the room keys: ``members`` (every device of the room's members, each pinned on
+    #: first use) or ``verified`` (only devices their owner has cross-signed)
+    trust: Literal["members", "verified"] = "members"
 
     @model_validator(mode="after")
     def _a_login(self) -> Self:
@@ -152,4 +170,26 @@ class EmailSettings(Part):
     def _mail_from_shape(cls, value: str) -> str:
         if "@" not in value:
             raise ValueError("must be an address, e.g. support@acme.example")
+        return value
+
+
+class WebhookSettings(Part):
+    """The site's own systems told of each closed and each rated conversation, on when
+    ``SITECHAT_WEBHOOK_URL`` is set; ``SITECHAT_WEBHOOK_SECRET`` signs every request."""
+
+    url: str
+    secret: SecretStr
+
+    @field_validator("url")
+    @classmethod
+    def _url_shape(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL, e.g. https://crm.acme.example/hooks/sitechat")
+        return value
+
+    @field_validator("secret")
+    @classmethod
+    def _secret_strength(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value().strip()) < 16:
+            raise ValueError("use at least 16 random characters, e.g. the output of `openssl rand -hex 32`")
         return value

@@ -6,12 +6,14 @@ proxy that is not an address or a misspelt name is a problem at start, never lat
 
 ====================  ==========================================================================
 ``Settings``          database_url, note_prefix, inactivity_close_minutes,
-                      first_response_alert_seconds, snippets (name → text), sites (id → SiteConfig)
+                      first_response_alert_seconds, snippets (name → text), sites (id → SiteConfig),
+                      retention_days
 ``.widget``           WidgetSettings: host, port, public_url, conversations_per_hour,
                       messages_per_minute, sockets_per_address, trusted_proxies (networks)
 ``.slack``            SlackSettings | None: bot_token, signing_secret, app_token, api_url
 ``.matrix``           MatrixSettings | None: homeserver, user_id, password, access_token, device_id, staff
 ``.email``            EmailSettings | None: smtp_url, mail_from
+``.webhook``          WebhookSettings | None: url, secret
 ====================  ==========================================================================
 """
 
@@ -28,7 +30,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from config.parts import EmailSettings, MatrixSettings, SlackSettings, WidgetSettings
+from config.parts import EmailSettings, MatrixSettings, SlackSettings, WebhookSettings, WidgetSettings
 from config.sites import SiteConfig, TopicConfig
 from config.snippets import load_snippets
 from config.variables import ContractVariables, compose
@@ -40,6 +42,7 @@ __all__ = [
     "SiteConfig",
     "SlackSettings",
     "TopicConfig",
+    "WebhookSettings",
     "WidgetSettings",
 ]
 
@@ -69,11 +72,14 @@ class Settings(BaseSettings):
     #: saved replies for ``!s NAME``, read from SITECHAT_SNIPPETS_FILE
     snippets: Annotated[dict[str, str], BeforeValidator(_snippets)] = Field(default_factory=dict)
     sites: dict[str, SiteConfig] = Field(default_factory=dict)
+    #: closed conversations are erased this many days after they closed; None keeps them
+    retention_days: float | None = Field(default=None, gt=0)
 
     widget: WidgetSettings = Field(default_factory=WidgetSettings)
     slack: SlackSettings | None = None
     matrix: MatrixSettings | None = None
     email: EmailSettings | None = None
+    webhook: WebhookSettings | None = None
 
     @classmethod
     def settings_customise_sources(

@@ -47,6 +47,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("SITECHAT_FIRST_RESPONSE_ALERT_SECONDS", None, "first_response_alert_seconds", "60"),
     Variable("SITECHAT_SNIPPETS_FILE", None, "snippets", "/etc/sitechat/snippets.toml"),
     Variable("SITECHAT_SHUTDOWN_SECONDS", None, "shutdown_seconds", "10"),
+    Variable("SITECHAT_RETENTION_DAYS", None, "retention_days", "365"),
     Variable("SITECHAT_HOST", "widget", "host", "127.0.0.1"),
     Variable("SITECHAT_PORT", "widget", "port", "8080"),
     Variable("SITECHAT_PUBLIC_URL", "widget", "public_url", "https://chat.acme.example"),
@@ -54,8 +55,11 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("SITECHAT_RATE_MESSAGES_PER_MINUTE", "widget", "messages_per_minute", "30"),
     Variable("SITECHAT_RATE_SOCKETS_PER_ADDRESS", "widget", "sockets_per_address", "20"),
     Variable("SITECHAT_TRUSTED_PROXIES", "widget", "trusted_proxies", "127.0.0.1,10.0.0.0/8"),
+    Variable("SITECHAT_GEOIP_DB", "widget", "geoip_db", "/var/lib/GeoIP/GeoLite2-City.mmdb"),
     Variable("SITECHAT_SMTP_URL", "email", "smtp_url"),
     Variable("SITECHAT_MAIL_FROM", "email", "mail_from", "support@acme.example"),
+    Variable("SITECHAT_WEBHOOK_URL", "webhook", "url", "https://crm.acme.example/hooks/sitechat"),
+    Variable("SITECHAT_WEBHOOK_SECRET", "webhook", "secret"),
     Variable("SLACK_BOT_TOKEN", "slack", "bot_token", "xoxb-1234-5678-abcd"),
     Variable("SLACK_SIGNING_SECRET", "slack", "signing_secret"),
     Variable("SLACK_APP_TOKEN", "slack", "app_token", "xapp-1-A0123-4567-abcd"),
@@ -67,13 +71,21 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("MATRIX_ACCESS_TOKEN", "matrix", "access_token"),
     Variable("MATRIX_DEVICE_ID", "matrix", "device_id"),
     Variable("MATRIX_STAFF", "matrix", "staff", "@alice:example.org,:example.org"),
+    Variable("MATRIX_STORE_PATH", "matrix", "store_path", "/var/lib/sitechat/matrix-store"),
+    Variable("MATRIX_TRUST", "matrix", "trust", "members"),
 )
 BY_NAME = {v.name: v for v in VARIABLES}
 BY_KEYWORD = {v.keyword: v for v in VARIABLES}
 BY_FIELD = {(v.part, v.field): v for v in VARIABLES}
 
 #: a part is on when this field of it is set (not empty); the widget server is always on
-SWITCHES: dict[str, str | None] = {"widget": None, "slack": "bot_token", "matrix": "homeserver", "email": "smtp_url"}
+SWITCHES: dict[str, str | None] = {
+    "widget": None,
+    "slack": "bot_token",
+    "matrix": "homeserver",
+    "email": "smtp_url",
+    "webhook": "url",
+}
 
 #: ``SITECHAT_*`` variables that configure the project's tools, not the service, so a check of the
 #: service's configuration lets them be: ``sitechat demo`` (the Synapse virtualenv), the test suite and CI.
@@ -154,11 +166,17 @@ def keywords(variables: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _put(tree: dict[str, Any], path: list[str], value: str) -> None:
+    """Set ``value`` at ``path``. A name may be both a value and a block — ``…__GREETING`` (one text for
+    every language) beside ``…__GREETING__DE`` — in any order: the value is then the block's ``""`` key."""
     for key in path[:-1]:
-        if not isinstance(tree.get(key), dict):
-            tree[key] = {}
+        below = tree.get(key)
+        if not isinstance(below, dict):
+            tree[key] = {} if below is None else {"": below}
         tree = tree[key]
-    tree[path[-1]] = value
+    if isinstance(tree.get(path[-1]), dict):
+        tree[path[-1]][""] = value
+    else:
+        tree[path[-1]] = value
 
 
 def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

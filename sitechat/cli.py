@@ -1,4 +1,4 @@
-"""``sitechat run | demo | doctor | migrate``."""
+"""``sitechat run | demo | doctor | migrate | report | export``."""
 
 from __future__ import annotations
 
@@ -88,6 +88,37 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_forget(args: argparse.Namespace) -> int:
+    """GDPR erasure: one person's conversations, now, with the bridge's copies of them in team chat."""
+    from bridge.retention import forget
+    from bridge.store.notify import Notifier
+
+    address = args.email.strip()
+    if "@" not in address:
+        print(f"sitechat forget: {address!r} is not an email address (e.g. ann@example.com)", file=sys.stderr)
+        return 2
+    settings = _settings(args.env_file)
+
+    async def go() -> int:
+        db = Database(settings.database_url)
+        try:
+            await db.migrate()
+            count = await forget(db, address)
+            await Notifier(db).announce([], wake=True)  # other instances start on the removals now
+            return count
+        finally:
+            await db.close()
+
+    count = asyncio.run(go())
+    print(f"sitechat: forgot {count} conversation(s) of {address}.")
+    if count:
+        print(
+            "Their posts in Slack and Matrix are being removed by the running service (queued: a team chat "
+            "that is down delays it, never skips it); transcripts already mailed are the only copies left."
+        )
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from sitechat.doctor import run_doctor
 
@@ -98,6 +129,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from sitechat.demo import run_demo
 
     return asyncio.run(run_demo(args))
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from sitechat.insight import report
+
+    return report.run(_settings(args.env_file), args)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from sitechat.insight import export
+
+    return export.run(_settings(args.env_file), args)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,6 +154,20 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name, help=text)
         p.add_argument("--env-file", type=Path, default=None, help="env file to read (default: ./.env if present)")
         p.set_defaults(func=func)
+    from sitechat.insight import export, report
+
+    for name, func, text, arguments in (
+        ("report", cmd_report, "a period's chats as a PNG page and a text summary", report.add_arguments),
+        ("export", cmd_export, "one row per conversation, as CSV or JSON lines", export.add_arguments),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--env-file", type=Path, default=None, help="env file to read (default: ./.env if present)")
+        arguments(p)
+        p.set_defaults(func=func)
+    forget = sub.add_parser("forget", help="delete one person's conversations now (GDPR erasure)")
+    forget.add_argument("--email", required=True, help="the person's email address")
+    forget.add_argument("--env-file", type=Path, default=None, help="env file to read (default: ./.env if present)")
+    forget.set_defaults(func=cmd_forget)
     demo = sub.add_parser("demo", help="zero-config local trial with a local Matrix homeserver")
     demo.add_argument("--port", type=int, default=8080)
     demo.add_argument("--workdir", type=Path, default=Path(".demo"))

@@ -11,23 +11,28 @@ from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 import adapters.email
 import adapters.matrix
 import adapters.slack
+import adapters.webhook
 from adapters.plugin import Plugin
 from bridge.conversations import Conversations, utcnow
 from bridge.deliveries import DeliveryWorker
 from bridge.endpoint import Endpoint, StateStore
 from bridge.lifecycle import Timers
 from bridge.live import LiveHub
+from bridge.retention import Retention
 from bridge.store.database import Database
 from bridge.store.instances import Heartbeat
+from bridge.store.limits import SharedLimits
 from bridge.store.notify import Notifier
 from bridge.store.state import KeyValueState
 from config.settings import Settings
 from widget_server.app import create_app
 from widget_server.context import WidgetContext
+from widget_server.metrics import SitechatMetrics
 from widget_server.socket import close_open_sockets
 
 log = logging.getLogger("sitechat")
@@ -41,6 +46,7 @@ ADAPTERS: dict[str, Callable[[Settings, StateStore], Plugin | None]] = {
         settings.matrix, state, rooms=settings.routes_to("matrix"), note_prefix=settings.note_prefix
     ),
     "email": lambda settings, state: adapters.email.build(settings.email, state),
+    "webhook": lambda settings, state: adapters.webhook.build(settings.webhook, state),
 }
 
 
@@ -63,6 +69,8 @@ class Runtime:
     notifier: Notifier
     widget: WidgetContext
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    #: erases closed conversations after SITECHAT_RETENTION_DAYS; None keeps them
+    retention: Retention | None = None
 
     async def readiness(self) -> list[str]:
         if self.widget.draining:
@@ -97,7 +105,10 @@ def build_runtime(settings: Settings, *, plugins: Sequence[Plugin] | None = None
     notifier = Notifier(db)
     plugins = build_plugins(settings, db) if plugins is None else plugins
     endpoints: dict[str, Endpoint] = {p.endpoint.name: p.endpoint for p in plugins}
-    worker = DeliveryWorker(db, endpoints, settings.sites)
+    registry = CollectorRegistry()
+    metrics = SitechatMetrics(registry, db, settings.sites, endpoints)
+    worker = DeliveryWorker(db, endpoints, settings.sites, observer=metrics)
+    metrics.endpoint_up = lambda name: endpoint_up(name, endpoints[name], worker)
     conversations = Conversations(
         db,
         settings.sites,
@@ -108,6 +119,7 @@ def build_runtime(settings: Settings, *, plugins: Sequence[Plugin] | None = None
         snippets=settings.snippets,
         announce=notifier.announce if notifier.enabled else None,
     )
+    conversations.core.observer = metrics
     timers = Timers(
         conversations,
         inactivity=timedelta(minutes=settings.inactivity_close_minutes),
@@ -124,14 +136,25 @@ def build_runtime(settings: Settings, *, plugins: Sequence[Plugin] | None = None
         messages_per_minute=widget.messages_per_minute,
         sockets_per_address=widget.sockets_per_address,
         trusted_proxies=widget.trusted_proxies,
+        limits=SharedLimits(db),  # counted in the database, so N instances do not make them N times
         send_transcript=conversations.request_transcript if "email" in endpoints else None,
+        registry=registry,
+        metrics=metrics,
     )
     app = create_app(ctx, [route for p in plugins for route in p.routes])
     runtime = Runtime(settings, db, live, endpoints, worker, conversations, timers, app, notifier, ctx)
+    if settings.retention_days is not None:
+        runtime.retention = Retention(db, settings.retention_days, wake_deliveries=worker.wake)
     ctx.readiness = runtime.readiness
     ctx.warnings = runtime.warnings
     app.cleanup_ctx.append(lambda _app: _background(runtime))
     return runtime
+
+
+def endpoint_up(name: str, endpoint: Endpoint, worker: DeliveryWorker) -> bool:
+    """Up (``sitechat_endpoint_up`` 1) unless /readyz would name it: a problem the endpoint knows of
+    (login refused, rooms it cannot join) or one of its destinations paused by the delivery worker."""
+    return not endpoint.known_problems() and not any(key.startswith(f"{name} ") for key in worker.problems)
 
 
 async def _background(rt: Runtime) -> AsyncIterator[None]:
@@ -145,10 +168,17 @@ async def _background(rt: Runtime) -> AsyncIterator[None]:
             started.append(endpoint)
         await rt.notifier.listen(rt.live.publish, rt.worker.wake)
         heartbeat = Heartbeat(rt.db, utcnow, lambda: rt.notifier.listening)
+        try:
+            # signed in before the first socket: the others take the socket places of an instance
+            # without a row for left over by a dead one
+            await heartbeat.beat()
+        except Exception as exc:  # its loop tries again; a place or two may be freed too early meanwhile
+            log.warning("heartbeat: could not sign in yet (%s)", type(exc).__name__)
         rt.tasks = [
             asyncio.create_task(rt.worker.run(), name="deliveries"),
             asyncio.create_task(rt.timers.run(), name="timers"),
             asyncio.create_task(heartbeat.run(), name="heartbeat"),
+            *([asyncio.create_task(rt.retention.run(), name="retention")] if rt.retention else []),
         ]
         yield
     finally:

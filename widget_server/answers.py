@@ -83,13 +83,27 @@ class Topic(Answer):
     label: str
 
 
+class Invitation(Answer):
+    after_seconds: float = Field(gt=0, description="how long the visitor is on a matching page first")
+    pages: list[str] = Field(description="URL path globs (* matches anything); empty: every page")
+
+
 class SiteInfo(Answer):
     site: str
     name: str
     online: bool = Field(description="someone can answer now (else offer the offline form)")
-    greeting: str
+    greeting: str = Field(description="in the site's language, else the one the request's Accept-Language prefers")
     topics: list[Topic]
     office_hours: str | None = Field(description="e.g. Mon-Fri 09:00-17:00 Europe/Berlin")
+    language: str | SkipJsonSchema[None] = omitted(
+        "the language for every visitor of the site (en, de, fr, es); absent: the visitor's browser decides"
+    )
+    greetings: dict[str, str] = Field(
+        default_factory=dict, description="the greeting in each language the widget speaks (en, de, fr, es)"
+    )
+    invitation: Invitation | SkipJsonSchema[None] = omitted(
+        "the widget invites the visitor to chat after a while on some pages; absent: never"
+    )
 
 
 class Conversation(Answer):

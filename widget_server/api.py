@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
 import re
+from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from bridge import greeting
 from bridge.conversations import ConversationClosed, WrongState
 from bridge.model import Conversation, PageView, Status, Visitor
+from config.sites import LANGUAGES
 from widget_server import answers, schemas
 from widget_server.context import CONTEXT, WidgetContext
 from widget_server.responses import ORIGIN_REFUSED, ApiError, answer, parse_json, validation_message
+from widget_server.static_files import serve_precompressed
+from widget_server.visitor_lookup import MAX_USER_AGENT, visitor_language
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 routes = web.RouteTableDef()
+#: the widget's language packs, built by ``make widget`` beside widget.js
+TEXTS = Path(__file__).resolve().parent / "static" / "texts"
 
 _AFTER = re.compile(r"[0-9]{1,10}")
 #: what conversation ids and tokens are made of (``secrets.token_urlsafe``)
@@ -101,16 +109,43 @@ async def site_info(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     site_id = site_or_404(ctx, request)
     site = ctx.sites[site_id]
+    language = site.language or visitor_language(None, request.headers.get("Accept-Language")) or "en"
+    invitation = (
+        answers.Invitation(after_seconds=site.invite_after_seconds, pages=site.invite_pages)
+        if site.invite_after_seconds
+        else None
+    )
     return answer(
         answers.SiteInfo(
             site=site_id,
             name=site.name,
             online=ctx.site_online(site_id),
-            greeting=site.greeting,
+            greeting=greeting.greeting(site, language),
             topics=[answers.Topic(id=tid, label=t.label) for tid, t in site.topics.items()],
             office_hours=str(site.office_hours) if site.office_hours else None,
+            language=site.language,
+            greetings={lang: greeting.greeting(site, lang) for lang in LANGUAGES},
+            invitation=invitation,
         )
     )
+
+
+@routes.get("/widget-texts/{language}.json")
+async def widget_texts(request: web.Request) -> web.StreamResponse:
+    """A language's pack of widget texts (``make widget`` builds them from the catalogue): public and the
+    same for every site, so any page may fetch it."""
+    language = request.match_info["language"]
+    if language not in LANGUAGES or language == "en":
+        raise ApiError(404, "unknown_language", f"the widget speaks {', '.join(LANGUAGES)} (English is built in)")
+    response = await serve_precompressed(
+        request,
+        TEXTS / f"{language}.json",
+        content_type="application/json",
+        cache_control="public, max-age=300",
+        missing="the widget's language packs are not built: run `make widget`",
+    )
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
 
 
 @routes.post("/api/v1/sites/{site}/conversations")
@@ -127,7 +162,7 @@ async def start_conversation(request: web.Request) -> web.Response:
             raise ApiError(422, "invalid", f"topic: choose one of {sorted(site.topics)}")
         raise ApiError(409, "offline", "nobody can be reached for this site right now; leave an offline message")
     address = ctx.client_address(request)
-    rate_limited(ctx.new_conversations.hit(address), "new conversations from your address")
+    rate_limited(await ctx.new_conversation_wait(address), "new conversations from your address")
     page = PageView(body.page.url, body.page.title, body.page.referrer) if body.page else None
     visitor = Visitor(body.visitor.name, body.visitor.email, verified_identity(ctx, site_id, body.visitor))
     new = await ctx.conversations.start(
@@ -138,9 +173,28 @@ async def start_conversation(request: web.Request) -> web.Response:
         locale=body.locale,
         timezone=body.timezone,
         client_address=address,
+        **(await visitor_context(ctx, request, body, address)),
     )
     started = answers.ConversationStarted(conversation=answers.Conversation.of(new.conversation), token=new.token)
     return answer(started, 201)
+
+
+async def visitor_context(
+    ctx: WidgetContext, request: web.Request, body: schemas.StartConversation, address: str
+) -> dict[str, Any]:
+    """What the thread's root shows of the visitor besides what they sent (CONTRACT §10), and their language."""
+    user_agent = header_text(request.headers.get("User-Agent"), MAX_USER_AGENT)
+    client = await asyncio.to_thread(ctx.visitor_lookup().client_facts, user_agent, address)
+    language = visitor_language(body.locale, request.headers.get("Accept-Language"))
+    return {"user_agent": user_agent, "client": client, "language": language}
+
+
+def header_text(value: str | None, limit: int) -> str | None:
+    """A header as text the store takes: valid UTF-8 (a header may carry any bytes), no control characters."""
+    if not value:
+        return None
+    text = value.encode("utf-8", "replace").decode("utf-8")
+    return "".join(ch for ch in text if ch.isprintable())[:limit] or None
 
 
 async def accept_message(
@@ -158,7 +212,7 @@ async def accept(ctx: WidgetContext, conv: Conversation, data: schemas.PostMessa
         return answers.Message.of(known), False
     if conv.status is not Status.OPEN:
         raise ApiError(409, "closed", "this conversation is closed; start a new chat")
-    rate_limited(ctx.new_messages.hit(conv.id), "messages in this conversation")
+    rate_limited(await ctx.new_message_wait(conv.id), "messages in this conversation")
     try:
         message, created = await ctx.conversations.post_visitor_message(conv.id, data.client_msg_id, data.text)
     except ConversationClosed:
@@ -230,6 +284,6 @@ async def offline_message(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     site_id = site_or_404(ctx, request)
     body = await read_body(request, schemas.OfflineMessage)
-    rate_limited(ctx.new_conversations.hit(ctx.client_address(request)), "messages from your address")
+    rate_limited(await ctx.new_conversation_wait(ctx.client_address(request)), "messages from your address")
     await ctx.conversations.offline_message(site_id, name=body.name, email=body.email, text=body.text)
     return answer(answers.Accepted(status="received"), 202)

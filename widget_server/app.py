@@ -71,6 +71,8 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
+    if ctx.metrics is not None:
+        await ctx.metrics.refresh(sockets=len(request.app[socket.OPEN_SOCKETS]))
     return web.Response(body=generate_latest(ctx.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

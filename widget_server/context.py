@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from ipaddress import IPv4Network, IPv6Address, IPv6Network
+from pathlib import Path
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -14,7 +15,9 @@ from prometheus_client import CollectorRegistry
 from bridge.conversations import Conversations
 from bridge.live import LiveHub
 from config.settings import SiteConfig
-from widget_server.ratelimit import SlidingWindow
+from widget_server.metrics import SitechatMetrics
+from widget_server.ratelimit import NEW_CONVERSATIONS, NEW_MESSAGES, Limits, LocalLimits, SlidingWindow
+from widget_server.visitor_lookup import VisitorLookup
 
 
 @dataclass
@@ -50,20 +53,50 @@ class WidgetContext:
     #: mails a transcript; None = email is not configured
     send_transcript: Callable[[str, str], Awaitable[None]] | None = None
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
-    new_conversations: SlidingWindow = field(init=False)
-    new_messages: SlidingWindow = field(init=False)
+    #: the bridge's series in ``registry`` (None: /metrics answers the registry as it is)
+    metrics: SitechatMetrics | None = None
+    #: the contract's limits (new conversations, messages, open sockets), counted across every instance
+    #: on the database when the runtime hands in the store's; in this process only by default
+    limits: Limits = field(default_factory=LocalLimits)
+    # The windows below are counted in this process only. With N instances that is exact for
+    # ``frames`` (each socket's own, in _Session: a socket lives on one instance), but not for these:
+    # - transcripts (per conversation, per address) are HTTP requests that a load balancer spreads,
+    #   so up to N times as many mails get through (3·N per conversation, 10·N per address, an hour);
+    # - page views come over the conversation's sockets, and a visitor may hold several (tabs, up to
+    #   ``sockets_per_address``), on different instances: up to min(N, its sockets) times the limit.
+    # Neither reaches a contract limit; moving them to ``limits`` costs one transaction per use.
     transcripts: SlidingWindow = field(init=False)
     transcripts_from: SlidingWindow = field(init=False)
     page_views: SlidingWindow = field(init=False)
+    #: this instance's open sockets per client address (the limit on them is counted in ``limits``)
     sockets: dict[str, int] = field(default_factory=dict)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    #: a GeoLite2/GeoIP2 City database (SITECHAT_GEOIP_DB): where visitors are, on the thread's root
+    geoip_db: Path | None = None
+    _visitor_lookup: VisitorLookup | None = field(default=None, init=False, repr=False)
+
+    def visitor_lookup(self) -> VisitorLookup:
+        """Reads user agents and (with ``geoip_db``) client addresses; made at first use."""
+        if self._visitor_lookup is None or self._visitor_lookup.made_for != self.geoip_db:
+            self._visitor_lookup = VisitorLookup(self.geoip_db)
+        return self._visitor_lookup
 
     def __post_init__(self) -> None:
-        self.new_conversations = SlidingWindow(self.conversations_per_hour, 3600)
-        self.new_messages = SlidingWindow(self.messages_per_minute, 60)
         self.transcripts = SlidingWindow(self.transcripts_per_conversation, 3600)
         self.transcripts_from = SlidingWindow(self.transcripts_per_address, 3600)
         self.page_views = SlidingWindow(self.page_views_per_minute, 60)
+
+    async def new_conversation_wait(self, address: str) -> float | None:
+        """Count a new conversation (or offline message) from ``address``: None, or seconds to wait."""
+        return await self.limits.hit(NEW_CONVERSATIONS, address, self.conversations_per_hour, 3600, _wall_clock())
+
+    async def new_message_wait(self, conversation_id: str) -> float | None:
+        """Count a visitor message in the conversation: None, or the seconds to wait."""
+        return await self.limits.hit(NEW_MESSAGES, conversation_id, self.messages_per_minute, 60, _wall_clock())
+
+    async def take_socket_place(self, address: str) -> int | None:
+        """One of the address's open-socket places, or None when all are taken."""
+        return await self.limits.open_socket(address, self.sockets_per_address, _wall_clock())
 
     @property
     def own_origin(self) -> str:
@@ -104,6 +137,12 @@ class WidgetContext:
 
 
 CONTEXT = web.AppKey("sitechat_widget_context", WidgetContext)
+
+
+def _wall_clock() -> datetime:
+    # not ``clock`` (which a site's office hours are read by, and tests may stop): the shared windows
+    # are compared with other instances' hits, so this is the real time
+    return datetime.now(UTC)
 
 
 def _in(address: str, networks: tuple[IPv4Network | IPv6Network, ...]) -> bool:

@@ -170,13 +170,15 @@ async def live_channel(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CONTEXT]
     if ctx.draining:
         raise ApiError(503, "shutting_down", "this server is restarting; connect again", {"Retry-After": "1"})
-    address = ctx.client_address(request)
-    if ctx.sockets.get(address, 0) >= ctx.sockets_per_address:
-        raise ApiError(429, "rate_limited", "too many open chats from your address", {"Retry-After": "30"})
     ws = web.WebSocketResponse(heartbeat=ctx.heartbeat_seconds, max_msg_size=MAX_FRAME, compress=False, autoping=True)
     if not ws.can_prepare(request).ok:
         raise ApiError(400, "websocket_expected", "this is the live channel: connect with a WebSocket upgrade")
-    # counted before the handshake's await: concurrent handshakes from one address cannot slip past the cap
+    address = ctx.client_address(request)
+    # taken before the handshake, in one transaction serialised per address across the instances:
+    # concurrent handshakes from one address, on any instances, cannot slip past the cap
+    place = await ctx.take_socket_place(address)
+    if place is None:
+        raise ApiError(429, "rate_limited", "too many open chats from your address", {"Retry-After": "30"})
     ctx.sockets[address] = ctx.sockets.get(address, 0) + 1
     open_sockets = request.app[OPEN_SOCKETS]
     open_sockets.add(ws)
@@ -185,13 +187,18 @@ async def live_channel(request: web.Request) -> web.StreamResponse:
         return await _serve(ctx, request, ws)
     finally:
         open_sockets.discard(ws)
-        ctx.sockets[address] -= 1
-        if not ctx.sockets[address]:
-            del ctx.sockets[address]
         if ws.close_code == WSCloseCode.ABNORMAL_CLOSURE and request.transport is not None:
             # a peer that stopped answering (no pong) may also have stopped reading: a graceful close
             # would wait for it to take what is still buffered, so drop the connection instead
             request.transport.abort()
+        try:
+            # the place first, then this instance's count: whoever sees the count drop finds it free;
+            # shielded, so a handler cancelled at shutdown still gives it back
+            await asyncio.shield(ctx.limits.close_socket(place))
+        finally:
+            ctx.sockets[address] -= 1
+            if not ctx.sockets[address]:
+                del ctx.sockets[address]
 
 
 async def _serve(ctx: WidgetContext, request: web.Request, ws: web.WebSocketResponse) -> web.WebSocketResponse:

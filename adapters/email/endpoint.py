@@ -19,7 +19,7 @@ import aiosmtplib
 from bridge.endpoint import Inbox, Outgoing, Sent
 from bridge.errors import DestinationUnavailable, RetryLater
 from bridge.model import EndpointName
-from bridge.outbound import Deletion, Edit, Line, Notice, OpenThread, RootState, Transcript
+from bridge.outbound import Deletion, Edit, Erase, Line, Notice, OpenThread, RootState, Transcript, WebhookEvent
 
 log = logging.getLogger(__name__)
 
@@ -73,13 +73,18 @@ class EmailEndpoint:
             return [f"email: cannot use the SMTP server {self.hostname}:{self.port} ({exc}); check SITECHAT_SMTP_URL"]
         return []
 
+    async def describe(self, destinations: Sequence[str]) -> list[str]:
+        return []
+
     async def deliver(self, batch: Sequence[Outgoing]) -> Sequence[Sent]:
         item = batch[0]
         match item.what:
             case Transcript(text, to, html) if to:
                 return await self._mail(item, to, text, html)
-            case OpenThread() | Line() | RootState() | Transcript() | Notice() | Edit() | Deletion():
-                return [Sent(item.delivery_id)]  # nothing else goes by email
+            case OpenThread() | Line() | RootState() | Transcript() | Notice() | Edit() | Deletion() | Erase():
+                return [Sent(item.delivery_id)]  # nothing else goes by email (a mail sent cannot be taken back)
+            case WebhookEvent():
+                return [Sent(item.delivery_id)]
             case _:
                 assert_never(item.what)
 

@@ -18,6 +18,7 @@ def build(matrix: MatrixSettings | None, state: StateStore, *, rooms: Sequence[s
     if matrix is None:
         return None
     from adapters.matrix.endpoint import MatrixEndpoint
+    from adapters.matrix.trust import Trust
 
     return Plugin(
         MatrixEndpoint(
@@ -29,6 +30,8 @@ def build(matrix: MatrixSettings | None, state: StateStore, *, rooms: Sequence[s
             staff=matrix.staff,
             rooms=rooms,
             state=state,
+            store_path=matrix.store_path,
+            trust=Trust(matrix.trust),
             note_prefix=note_prefix,
         )
     )

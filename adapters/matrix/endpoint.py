@@ -1,10 +1,14 @@
-"""The Matrix endpoint: matrix-nio for both directions, one bot device kept across restarts.
+"""The Matrix endpoint: matrix-nio for both directions, one bot device kept across restarts, end-to-end
+encryption where a room has it.
 
-Three parts share one :class:`MatrixSession` (the client, the login, the rooms):
+The parts, all sharing one :class:`MatrixSession` (the client, the login, the store, the rooms):
 
-- :class:`SyncLoop` (``inbound.py``) turns the rooms' events into the core's events;
-- :class:`Sender` (``outbound.py``) turns deliveries into thread events, idempotently;
-- the session itself (``session.py``) logs in, keeps the device, and knows what is wrong.
+- :class:`SessionHolder` (``holder.py``) runs the session only on the instance holding the Matrix lock;
+- :class:`SyncLoop` (``inbound.py``) syncs, and :class:`Intake` (``intake.py``) turns the rooms' events
+  into the core's events (with ``undecryptable.py`` for what nobody could decrypt);
+- :class:`Sender` (``outbound.py``) turns deliveries into thread events, idempotently, encrypted where
+  the room is (``crypto.py`` and ``trust.py`` decide who gets the room keys);
+- ``health.py`` says what is wrong and what an admin should know; ``media.py`` reads media.
 
 This class only wires them together and is what the rest of the code knows as the Matrix endpoint.
 """
@@ -15,9 +19,15 @@ from collections.abc import Sequence
 
 import nio
 
+from adapters.matrix import health
+from adapters.matrix.holder import SessionHolder
 from adapters.matrix.inbound import SyncLoop
+from adapters.matrix.intake import Intake
+from adapters.matrix.media import MediaReader
 from adapters.matrix.outbound import Sender
 from adapters.matrix.session import MatrixSession
+from adapters.matrix.trust import Trust
+from adapters.matrix.undecryptable import Undecryptable
 from bridge.endpoint import Inbox, Outgoing, Sent, StateStore
 from bridge.model import EndpointName
 
@@ -38,6 +48,8 @@ class MatrixEndpoint:
         staff: Sequence[str],
         rooms: Sequence[str],
         state: StateStore,
+        store_path: str,
+        trust: Trust = Trust.MEMBERS,
         note_prefix: str = "//",
         poll_seconds: float = 30.0,
     ) -> None:
@@ -49,19 +61,23 @@ class MatrixEndpoint:
             device_id=device_id,
             rooms=rooms,
             state=state,
+            store_path=store_path,
+            trust=trust,
         )
         # thread ref → newest event in it: the sender adds the threads it posts in, the sync loop
         # keeps them current, and every line's reply fallback points at it
         last_in_thread: dict[str, str] = {}
-        self.sync = SyncLoop(
+        self.intake = Intake(
             self.session,
-            state,
             name=self.name,
             staff=staff,
-            poll_ms=int(poll_seconds * 1000),
             last_in_thread=last_in_thread,
+            undecryptable=Undecryptable(state),
         )
-        self.sender = Sender(self.session, note_prefix=note_prefix, last_in_thread=last_in_thread)
+        self.sync = SyncLoop(self.session, state, self.intake, poll_ms=int(poll_seconds * 1000))
+        self.holder = SessionHolder(state, self.session, self.sync)
+        self.sender = Sender(self.session, self.holder, note_prefix=note_prefix, last_in_thread=last_in_thread)
+        self.media = MediaReader(self.session.homeserver, self.session.current_token)
 
     @property
     def homeserver(self) -> str:
@@ -82,14 +98,15 @@ class MatrixEndpoint:
 
     @property
     def encrypted_rooms(self) -> frozenset[str]:
-        """Rooms seen to be end-to-end encrypted: the bridge posts nothing there."""
+        """Rooms seen to be end-to-end encrypted."""
         return self.session.encrypted
 
     async def start(self, inbox: Inbox) -> None:
-        await self.sync.start(inbox)
+        await self.holder.start(inbox)
 
     async def stop(self) -> None:
-        await self.sync.stop()
+        await self.holder.stop()
+        await self.media.close()
         await self.session.close()
 
     async def ready(self, destination: str) -> None:
@@ -102,7 +119,10 @@ class MatrixEndpoint:
         return []
 
     def known_problems(self) -> list[str]:
-        return self.session.known_problems()
+        return health.known_problems(self.session)
 
     async def check(self, destinations: Sequence[str]) -> list[str]:
-        return await self.session.check(destinations)
+        return await health.check(self.session, destinations)
+
+    async def describe(self, destinations: Sequence[str]) -> list[str]:
+        return await health.describe_facts(self.session, destinations)

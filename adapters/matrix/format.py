@@ -22,6 +22,7 @@ import nh3
 
 from bridge.model import Conversation
 from bridge.transcript import split_text
+from bridge.visitor_context import visitor_facts
 
 THREAD = "m.thread"
 REPLACE = "m.replace"
@@ -123,6 +124,7 @@ def root_fields(conv: Conversation, site_name: str, topic_label: str | None) -> 
     where = " · ".join(x for x in (conv.locale, conv.timezone) if x)
     if where:
         fields.append(("Locale", where))
+    fields.extend(visitor_facts(conv))
     fields.append(("Status", conv.state_label))
     return [(label, _cut(value)) for label, value in fields]
 

@@ -12,60 +12,38 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
-from collections.abc import Sequence
 from typing import Any
 
 import nio
 
-from adapters.matrix.format import PERSON_TYPES, is_staff, localpart, media_url, staff_text, thread_ref
+from adapters.matrix.intake import Intake
 from adapters.matrix.responses import TOKEN_ERRORS, describe, describe_response, is_transient
 from adapters.matrix.session import MatrixSession
-from adapters.matrix.timeline import sync_filter, thread_message, turns_on_encryption
+from adapters.matrix.timeline import sync_filter, turns_on_encryption
 from bridge.endpoint import Inbox, StateStore
-from bridge.events import MessageReceived, Rejected
-from bridge.model import EndpointName, Participant, RemoteId, Role, ThreadRef
 
 log = logging.getLogger(__name__)
 
 BACKFILL_PAGE = 100
 BACKFILL_MAX_PAGES = 50
-SEEN_MAX = 5000
 START_WAIT = 15.0  # seconds start() tries to log in and sync before leaving it to the sync loop
 
 
 class SyncLoop:
-    def __init__(
-        self,
-        session: MatrixSession,
-        state: StateStore,
-        *,
-        name: EndpointName,
-        staff: Sequence[str],
-        poll_ms: int,
-        last_in_thread: dict[str, str],
-    ) -> None:
+    def __init__(self, session: MatrixSession, state: StateStore, intake: Intake, *, poll_ms: int) -> None:
         self._session = session
         self._state = state
-        self._name = name
-        self._staff = list(staff)
+        self._intake = intake
         self._poll_ms = poll_ms
-        #: thread ref → newest event in it; shared with the sender, which keeps only threads it posted in
-        self._last_in_thread = last_in_thread
-        self._inbox: Inbox | None = None
         self._task: asyncio.Task[None] | None = None
         #: the last sync token whose events the core has
         self._token: str | None = None
         #: the session's login count at the last full-state sync: after a (re)login nio knows no
         #: room state, so the next sync asks for all of it
         self._state_of_login = 0
-        self._seen: set[str] = set()
-        self._seen_order: deque[str] = deque()
-        #: (room, staff member) → the thread they last answered in: where their typing is shown
-        self._answering: dict[tuple[str, str], str] = {}
 
     async def start(self, inbox: Inbox) -> None:
-        self._inbox = inbox
+        self._intake.inbox = inbox
         self._session.open()
         try:
             # a homeserver that does not answer must not hold up the widget server's start
@@ -91,6 +69,7 @@ class SyncLoop:
 
     async def _log_in(self) -> None:
         await self._session.ensure_logged_in()
+        await self._intake.undecryptable.load()
         if self._token is None:
             self._token = await self._state.get("next_batch")
 
@@ -108,6 +87,7 @@ class SyncLoop:
             response = await client.sync(timeout=0, sync_filter=sync_filter(self._session.rooms, 1), full_state=True)
         if not isinstance(response, nio.SyncResponse):
             raise self._sync_failed(response)
+        await self._session.encryption.maintain(client)
         await self._take_state(response)
         await self._state.put("next_batch", response.next_batch)
         self._token = response.next_batch
@@ -138,20 +118,30 @@ class SyncLoop:
         # our own deadline: nio leaves requests with timeout 0 unbounded
         async with asyncio.timeout(self._poll_ms / 1000 + 30):
             response = await client.sync(
-                timeout=0 if full_state else self._poll_ms,
+                timeout=0 if full_state else self._poll_timeout_ms(),
                 since=self._token,
                 sync_filter=sync_filter(self._session.rooms),
                 full_state=True if full_state else None,
             )
         if not isinstance(response, nio.SyncResponse):
             raise self._sync_failed(response)
+        # what the batch brought for encryption (device changes, one-time key counts, keys to request)
+        await self._session.encryption.maintain(client)
         await self._take_state(response)
         await self._take_events(client, response, self._token)
+        await self._intake.after_batch(client)
         self._state_of_login = self._session.logins
         if response.next_batch != self._token:
             # only now: the batch's events are with the core, so a crash replays rather than loses
             await self._state.put("next_batch", response.next_batch)
             self._token = response.next_batch
+
+    def _poll_timeout_ms(self) -> int:
+        """The long poll, cut short when an unreadable event is due to be told to its thread."""
+        due = self._intake.undecryptable.seconds_to_next_give_up()
+        if due is None:
+            return self._poll_ms
+        return max(100, min(self._poll_ms, int(due * 1000) + 100))
 
     def _sync_failed(self, response: Any) -> Exception:
         if getattr(response, "status_code", None) in TOKEN_ERRORS:
@@ -182,12 +172,11 @@ class SyncLoop:
             events = [e.source for e in info.timeline.events]
             if info.timeline.limited and was_joined and since and info.timeline.prev_batch:
                 events = await self._backfill(client, room_id, info.timeline.prev_batch, since) + events
-            room = client.rooms.get(room_id)
             for source in events:
-                await self._take_event(room_id, room, source)
+                await self._intake.take(client, room_id, source)
             for ephemeral in info.ephemeral:
                 if isinstance(ephemeral, nio.TypingNoticeEvent):
-                    await self._take_typing(room_id, room, ephemeral.users)
+                    await self._intake.take_typing(client, room_id, ephemeral.users)
 
     async def _backfill(self, client: nio.AsyncClient, room_id: str, start: str, until: str) -> list[dict[str, Any]]:
         """The events of a gap, oldest first (from the timeline's start back to our last token)."""
@@ -215,60 +204,3 @@ class SyncLoop:
         found.reverse()
         log.info("Matrix: backfilled %d event(s) of a sync gap in %s", len(found), room_id)
         return found
-
-    # -- events → the core ----------------------------------------------------------------------
-
-    async def _take_event(self, room_id: str, room: nio.MatrixRoom | None, source: dict[str, Any]) -> None:
-        message = thread_message(source)
-        if message is None or message.event_id in self._seen:
-            return
-        ref = thread_ref(room_id, message.root)
-        if ref in self._last_in_thread:  # only threads this process posted in: the map stays small
-            self._last_in_thread[ref] = message.event_id
-        sender, content = message.sender, message.content
-        if sender == self._session.user_id or content.get("msgtype") not in PERSON_TYPES:
-            return  # our own echo, or another bot's notice
-        text = staff_text(content, self._session.homeserver)
-        if not text:
-            return
-        author = self._participant(room, sender)
-        inbox = self._inbox
-        if inbox is None:
-            return
-        thread, remote_id = ThreadRef(ref), RemoteId(message.event_id)
-        if is_staff(sender, self._staff):
-            self._answering[(room_id, sender)] = ref
-            await inbox.handle(
-                MessageReceived(endpoint=self._name, thread=thread, remote_id=remote_id, author=author, text=text)
-            )
-        else:
-            reason = f"{sender} is not on the staff list (MATRIX_STAFF); the visitor did not see that"
-            await inbox.handle(
-                Rejected(endpoint=self._name, thread=thread, remote_id=remote_id, author=author, reason=reason)
-            )
-        self._remember(message.event_id)
-
-    async def _take_typing(self, room_id: str, room: nio.MatrixRoom | None, users: list[str]) -> None:
-        """Matrix says who types in a room, not in which thread: a staff member is taken to be typing
-        in the conversation they last answered in this room (where a visitor would expect them)."""
-        if self._inbox is None:
-            return
-        for user in users:
-            ref = self._answering.get((room_id, user))
-            if ref is not None and user != self._session.user_id and is_staff(user, self._staff):
-                await self._inbox.typing(self._name, ThreadRef(ref), self._participant(room, user))
-
-    def _participant(self, room: nio.MatrixRoom | None, sender: str) -> Participant:
-        user = room.users.get(sender) if room is not None else None
-        # the plain display name: the visitor needs no disambiguating user id
-        name = (user.display_name if user is not None else None) or localpart(sender)
-        homeserver = self._session.homeserver
-        avatar = media_url(homeserver, user.avatar_url) if user is not None and user.avatar_url else None
-        return Participant(Role.AGENT, name, avatar, f"matrix:{sender}")
-
-    def _remember(self, event_id: str) -> None:
-        # bounded: the core dedupes for good; this only spares it the replays of recent batches
-        self._seen.add(event_id)
-        self._seen_order.append(event_id)
-        if len(self._seen_order) > SEEN_MAX:
-            self._seen.discard(self._seen_order.popleft())

@@ -3,6 +3,12 @@
 Every send carries a transaction id derived from the delivery id, so a resend after a crash or a
 timeout is a no-op on the homeserver (same device, same txn id → the first event back). A refused
 send becomes the ``DeliveryError`` the delivery workers act on (wait, retry, or pause the room).
+
+In an encrypted room nio encrypts every event (root, lines, transcript, notices, edits) and keeps
+the ``m.relates_to`` outside the ciphertext, where Element reads threads and edits; the room's
+members and the trust in their devices are settled first (``crypto.py``). Nothing is ever sent
+into an encrypted room that the client does not know to be encrypted: that would be plaintext.
+Only the instance holding the Matrix lock sends (``holder.py``).
 """
 
 from __future__ import annotations
@@ -25,12 +31,25 @@ from adapters.matrix.format import (
     visitor_content,
     visitor_contents,
 )
+from adapters.matrix.holder import SessionHolder
 from adapters.matrix.responses import Refusal, classify_refusal, describe, refusal_error
-from adapters.matrix.session import ENCRYPTED_PROBLEM, MatrixSession
+from adapters.matrix.session import MatrixSession
 from bridge.endpoint import Outgoing, Sent
 from bridge.errors import DeliveryError, DestinationUnavailable, RetryLater
 from bridge.model import RemoteId, ThreadRef
-from bridge.outbound import Deletion, Edit, Line, Notice, OpenThread, RootState, Transcript
+from bridge.outbound import Deletion, Edit, Erase, Line, Notice, OpenThread, RootState, Transcript, WebhookEvent
+
+#: how long a lane picked up where the session does not run waits for the lock (see holder.py)
+HANDOVER_WAIT = 10.0
+#: what nio raises when it cannot encrypt yet (members or devices not known, a key not shared)
+ENCRYPTION_ERRORS = (
+    nio.OlmUnverifiedDeviceError,
+    nio.EncryptionError,
+    nio.GroupEncryptionError,
+    nio.MembersSyncError,
+    nio.LocalProtocolError,
+    nio.SendRetryError,
+)
 
 
 def txn_id(salt: str, delivery_id: int, part: int | str) -> str:
@@ -39,8 +58,11 @@ def txn_id(salt: str, delivery_id: int, part: int | str) -> str:
 
 
 class Sender:
-    def __init__(self, session: MatrixSession, *, note_prefix: str, last_in_thread: dict[str, str]) -> None:
+    def __init__(
+        self, session: MatrixSession, holder: SessionHolder, *, note_prefix: str, last_in_thread: dict[str, str]
+    ) -> None:
         self._session = session
+        self._holder = holder
         self._note_prefix = note_prefix
         #: thread ref → newest event in it, for the reply fallback of clients without threads
         self._last_in_thread = last_in_thread
@@ -50,6 +72,8 @@ class Sender:
         self._blocked_until: dict[str, float] = {}
 
     async def ready(self, destination: str) -> None:
+        # standing by: let the holder send it (it usually has, when this returns), or take over
+        await self._holder.wait_until_holding(HANDOVER_WAIT)
         loop = asyncio.get_running_loop()
         wait = self._blocked_until.get(destination, 0.0) - loop.time()
         if wait > 0:
@@ -71,6 +95,8 @@ class Sender:
     async def _deliver_one(self, item: Outgoing) -> Sent:
         session = self._session
         client = session.client
+        if not self._holder.holding:
+            raise RetryLater("another instance runs the Matrix session (it holds the Matrix lock) and sends this")
         if session.login_problem is not None:
             raise DestinationUnavailable(session.login_problem)  # shown by /readyz until fixed
         if client is None or not session.logged_in:
@@ -109,21 +135,29 @@ class Sender:
                 if copy is not None:
                     # a copy is one event: a line that took several keeps only its first one current
                     new = visitor_content(message.author.name, message.text[:MESSAGE_CHUNK])
-                    await self._send(client, room, edit_content(copy, new), item, 0)
+                    edit = await self._send(client, room, edit_content(copy, new), item, 0)
+                    return Sent(item.delivery_id, more=(RemoteId(edit),))  # holds the text too: erased with it
                 return Sent(item.delivery_id)
             case Deletion(_, copy):
                 if copy is not None:
                     await self._redact(client, room, copy, item)
                 return Sent(item.delivery_id)
+            case Erase(copy):
+                # the conversation was erased: our event goes (``copy`` None: the thread's root)
+                await self._redact(client, room, copy or root, item)
+                return Sent(item.delivery_id)
+            case WebhookEvent():
+                return Sent(item.delivery_id)  # not for a team chat
             case _:
                 assert_never(item.what)
-        first = ""
+        events: list[RemoteId] = []
         for part, content in enumerate(contents):
             content["m.relates_to"] = thread_relation(root, self._last_in_thread.get(ref, root))
             event_id = await self._send(client, room, content, item, part)
             self._last_in_thread[ref] = event_id
-            first = first or event_id
-        return Sent(item.delivery_id, RemoteId(first))
+            events.append(RemoteId(event_id))
+        # the first event is the copy (edits go to it); the others are kept for an erasure
+        return Sent(item.delivery_id, events[0] if events else None, more=tuple(events[1:]))
 
     def _root_content(self, item: Outgoing) -> dict[str, Any]:
         return root_content(item.conversation, item.site_name, item.topic_label, self._note_prefix)
@@ -136,14 +170,30 @@ class Sender:
                 raise self.refused(room, response, what=f"cannot join room {room}")
             session.joined.add(room)
             await session.refresh_encryption(room)
-        if session.is_encrypted(room):
-            raise DestinationUnavailable(ENCRYPTED_PROBLEM.format(room=room))
+        known = client.rooms.get(room)
+        if known is not None and known.encrypted:
+            session.mark_encrypted(room)
+        if room not in session.encrypted:
+            return
+        refusal = session.refusal(room)
+        if refusal is not None:
+            raise DestinationUnavailable(refusal)  # shown by /readyz until the store opens
+        if known is None or not known.encrypted:
+            # the client would send plaintext: wait for the sync that tells it the room is encrypted
+            raise RetryLater(f"room {room} is encrypted and the client has not synced it yet")
+        try:
+            await session.encryption.prepare_room(client, room)
+        except (*ENCRYPTION_ERRORS, RuntimeError) as exc:
+            raise RetryLater(f"cannot encrypt for room {room} yet ({describe(exc)})") from exc
 
     async def _send(
         self, client: nio.AsyncClient, room: str, content: dict[str, Any], item: Outgoing, part: int
     ) -> str:
         tx_id = txn_id(self._session.txn_salt, item.delivery_id, part)
-        response = await client.room_send(room, "m.room.message", content, tx_id=tx_id)
+        try:
+            response = await client.room_send(room, "m.room.message", content, tx_id=tx_id)
+        except ENCRYPTION_ERRORS as exc:
+            raise RetryLater(f"cannot encrypt for room {room} yet ({describe(exc)})") from exc
         if isinstance(response, nio.RoomSendResponse):
             return str(response.event_id)
         raise self.refused(room, response, what=f"cannot post in room {room}")

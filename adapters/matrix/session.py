@@ -1,13 +1,12 @@
-"""The bot's presence on the homeserver: its nio client, its login, the rooms it is in and which of
-them are encrypted. Shared by the sync loop (inbound) and the sender (outbound).
+"""The bot's presence on the homeserver: its nio client, its login and device, its encryption store,
+the rooms it is in and which of them are encrypted. Shared by the sync loop (inbound) and the sender
+(outbound); ``health.py`` reports on it.
 
-The device must survive restarts: every send carries a transaction id derived from the delivery id,
-and only the same device with the same txn id gets the same event back (a resend after a crash is
-then a no-op). So a password login is stored and restored, not redone; a refused stored token is
-replaced by a new password login that names the same device.
-
-Plain nio cannot encrypt and would post plaintext into an encrypted room; such rooms are refused
-and reported until someone points MATRIX_ROOM at an unencrypted one.
+The device must survive restarts (``login.py``): the txn ids of resends and the encryption keys both
+belong to it. The encryption store is opened after the login, for that device, only by the instance
+that runs the session (``use_encryption``): ``sitechat doctor`` logs in with a plain client and only
+reads the store. When the store cannot be opened, the bridge keeps working in unencrypted rooms and
+refuses encrypted ones — loudly, and /readyz says why — rather than post plaintext into them.
 """
 
 from __future__ import annotations
@@ -15,19 +14,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import sqlite3
 from collections.abc import Sequence
 
 import nio
+from nio.store import SqliteStore
 
-from adapters.matrix.responses import TOKEN_ERRORS, LoginFailed, describe, describe_response, login_error
+from adapters.matrix.crypto import Encryption, StoreUnusable
+from adapters.matrix.login import Credentials, log_in, log_in_as_new_device
+from adapters.matrix.responses import LoginFailed, describe, describe_response
+from adapters.matrix.trust import Trust
 from bridge.endpoint import StateStore
 
 log = logging.getLogger(__name__)
-
-ENCRYPTED_PROBLEM = (
-    "room {room} is end-to-end encrypted; the bridge cannot encrypt, so it posts nothing there "
-    "(encryption cannot be turned off: create an unencrypted room and set MATRIX_ROOM to it)"
-)
 
 
 class MatrixSession:
@@ -41,15 +40,18 @@ class MatrixSession:
         device_id: str | None,
         rooms: Sequence[str],
         state: StateStore,
+        store_path: str,
+        trust: Trust = Trust.MEMBERS,
     ) -> None:
         self.homeserver = homeserver.rstrip("/")
         self.user_id = user_id
-        self._password = password
-        self._access_token = access_token
-        self._configured_device = device_id
+        self.credentials = Credentials(user_id, password, access_token, device_id)
         #: the rooms the bridge is configured to serve (it accepts invites to these only)
         self.rooms = frozenset(rooms)
-        self._state = state
+        self.state = state
+        self.encryption = Encryption(store_path, trust)
+        #: open the encryption store at login: only where the session runs (never in doctor)
+        self.use_encryption = False
         self.client: nio.AsyncClient | None = None
         self.device_id: str | None = None
         #: True between a login that worked and a refused token (which makes the sync loop log in again)
@@ -64,19 +66,27 @@ class MatrixSession:
         #: rooms the bot is in, as far as it knows; updated by syncs, joins and refused sends
         self.joined: set[str] = set()
         self._encrypted: set[str] = set()
-        self._join_problems: dict[str, str] = {}
+        self.join_problems: dict[str, str] = {}
 
     @property
     def fixed_token(self) -> bool:
         """Logged in with a configured MATRIX_ACCESS_TOKEN: the bridge cannot renew it by itself."""
-        return bool(self._access_token)
+        return bool(self.credentials.access_token)
 
     @property
     def encrypted(self) -> frozenset[str]:
         return frozenset(self._encrypted)
 
-    def is_encrypted(self, room: str) -> bool:
-        return room in self._encrypted
+    @property
+    def can_encrypt(self) -> bool:
+        return Encryption.loaded(self.client)
+
+    def refusal(self, room: str) -> str | None:
+        """Why nothing may be posted into ``room`` now: it is encrypted and the bot cannot encrypt."""
+        if room not in self._encrypted or self.can_encrypt:
+            return None
+        why = self.encryption.problem or "the encryption store is not open yet"
+        return f"room {room} is end-to-end encrypted and {why}"
 
     def open(self) -> nio.AsyncClient:
         """The client, created on first use (start() and check() may each come first)."""
@@ -87,17 +97,27 @@ class MatrixSession:
                 max_limit_exceeded=0,
                 max_timeouts=0,
                 request_timeout=30,
-                encryption_enabled=False,
+                encryption_enabled=True,
+                # one SQLite file per device, trust included (no plaintext trust files beside it)
+                store=SqliteStore,
                 store_sync_tokens=False,
             )
-            self.client = nio.AsyncClient(self.homeserver, self.user_id, config=config)
+            # no store path yet: the store is opened after the login, for the device it gave
+            self.client = nio.AsyncClient(self.homeserver, self.user_id, store_path="", config=config)
         return self.client
 
     async def close(self) -> None:
         if self.client is not None:
+            self.encryption.close(self.client)
             await self.client.close()  # else aiohttp warns about an unclosed session
             self.client = None
         self.logged_in = False
+
+    async def current_token(self) -> str | None:
+        """The bot's access token, on any instance (media can be read where the session does not run)."""
+        if self.client is not None and self.logged_in and self.client.access_token:
+            return str(self.client.access_token)
+        return self.credentials.access_token or await self.state.get("access_token")
 
     def token_refused(self) -> None:
         """The homeserver no longer takes our token: the sync loop logs in again (same device)."""
@@ -112,56 +132,57 @@ class MatrixSession:
             client = self.client
             assert client is not None
             try:
-                await self._log_in(client)
+                self.device_id = await log_in(client, self.state, self.credentials)
             except LoginFailed as exc:
                 self.login_problem = f"cannot log in as {self.user_id} on {self.homeserver}: {exc}"
                 raise
             self.login_problem = None
-            salt = await self._state.get("txn_salt")
+            if self.use_encryption:
+                await self._open_store(client)
+            salt = await self.state.get("txn_salt")
             if salt is None:
                 salt = secrets.token_hex(4)
-                await self._state.put("txn_salt", salt)
+                await self.state.put("txn_salt", salt)
             self.txn_salt = salt
             await self._enter_rooms(client)
             self.logged_in = True
             self.logins += 1
 
-    async def _log_in(self, client: nio.AsyncClient) -> None:
-        if self._access_token:
-            client.restore_login(self.user_id, self._configured_device or "", self._access_token)
-            who = await client.whoami()
-            if not isinstance(who, nio.WhoamiResponse):
-                raise login_error("MATRIX_ACCESS_TOKEN", who)
-            if who.user_id != self.user_id:
-                raise LoginFailed(f"MATRIX_ACCESS_TOKEN belongs to {who.user_id}, not MATRIX_USER_ID {self.user_id}")
-            client.device_id = self._configured_device or who.device_id or ""
-            self.device_id = client.device_id
+    async def _open_store(self, client: nio.AsyncClient) -> None:
+        if self.can_encrypt:
+            return  # a new login of the same device: the store stays open
+        assert self.device_id is not None
+        encryption = self.encryption
+        try:
+            held = encryption.stored_keys(self.user_id, self.device_id)
+            if (held is None or not held.account) and await encryption.device_keys_on_server(
+                client, self.user_id, self.device_id
+            ):
+                await self._replace_device(client)
+            encryption.load(client)
+        except StoreUnusable as exc:
+            encryption.problem = str(exc)
+        except (OSError, sqlite3.Error) as exc:
+            encryption.problem = (
+                f"the encryption store MATRIX_STORE_PATH={encryption.store_path} cannot be read ({describe(exc)}); "
+                "the bridge posts nothing into encrypted rooms until it can"
+            )
+        if encryption.problem is not None:
+            log.error("Matrix: %s", encryption.problem)  # loud: staff in encrypted rooms see no visitor
             return
-        assert self._password is not None  # Settings requires one of the two
-        stored_user = await self._state.get("user_id")
-        stored_device = await self._state.get("device_id")
-        stored_token = await self._state.get("access_token")
-        if stored_user == self.user_id and stored_device and stored_token:
-            client.restore_login(self.user_id, stored_device, stored_token)
-            who = await client.whoami()
-            if isinstance(who, nio.WhoamiResponse):
-                self.device_id = stored_device
-                return
-            if who.status_code not in TOKEN_ERRORS:
-                raise login_error("the stored login", who)
-            log.warning("Matrix: the stored access token was refused; logging in again on device %s", stored_device)
-            client.access_token = ""
-            client.device_id = stored_device  # a password login naming the device keeps it
-        else:
-            client.device_id = self._configured_device or ""
-        response = await client.login(self._password, device_name="sitechat-bridge")
-        if not isinstance(response, nio.LoginResponse):
-            raise login_error("MATRIX_PASSWORD", response)
-        await self._state.put("user_id", self.user_id)
-        await self._state.put("device_id", response.device_id)
-        await self._state.put("access_token", response.access_token)
-        self.device_id = response.device_id
-        log.info("Matrix: logged in as %s, device %s (kept for later starts)", self.user_id, response.device_id)
+        await encryption.maintain(client)  # publish the device's keys before anyone needs them
+
+    async def _replace_device(self, client: nio.AsyncClient) -> None:
+        """The homeserver knows keys for our device that the store does not hold (a lost or swapped
+        store): those keys cannot be made again, so the bot starts over on a new device."""
+        lost = f"MATRIX_STORE_PATH={self.encryption.store_path} holds no keys for device {self.device_id}, which used "
+        if self.fixed_token:
+            raise StoreUnusable(
+                lost + "encryption before: restore the store from its backup, or create a new access token (a new "
+                "device) for MATRIX_ACCESS_TOKEN and MATRIX_DEVICE_ID"
+            )
+        log.warning("Matrix: %sencryption before (store lost?); logging in on a new device", lost)
+        self.device_id = await log_in_as_new_device(client, self.state, self.credentials)
 
     # -- rooms ----------------------------------------------------------------------------------
 
@@ -181,64 +202,39 @@ class MatrixSession:
         response = await self.client.join(room)
         if isinstance(response, nio.JoinResponse):
             self.joined.add(room)
-            self._join_problems.pop(room, None)
+            self.join_problems.pop(room, None)
             log.info("Matrix: joined %s", room)
             return True
         problem = f"the bot {self.user_id} is not in room {room} and cannot join it ({describe_response(response)})"
-        if self._join_problems.get(room) != problem:
+        if self.join_problems.get(room) != problem:
             log.warning("Matrix: %s; invite it to the room (it accepts invites to configured rooms)", problem)
-        self._join_problems[room] = problem
+        self.join_problems[room] = problem
         return False
 
-    async def refresh_encryption(self, room: str) -> None:
+    async def encryption_of(self, room: str) -> str | None:
+        """The room's encryption algorithm, None when it is not encrypted (asked of the homeserver)."""
         assert self.client is not None
         response = await self.client.room_get_state_event(room, "m.room.encryption")
-        if isinstance(response, nio.RoomGetStateEventResponse) and response.content.get("algorithm"):
-            self.mark_encrypted(room)
+        if isinstance(response, nio.RoomGetStateEventResponse):
+            algorithm = response.content.get("algorithm")
+            return str(algorithm) if algorithm else None
+        if getattr(response, "status_code", None) == "M_NOT_FOUND":
+            return None
+        raise RuntimeError(f"cannot read the encryption of {room} ({describe_response(response)})")
+
+    async def refresh_encryption(self, room: str) -> None:
+        try:
+            if await self.encryption_of(room):
+                self.mark_encrypted(room)
+        except RuntimeError as exc:
+            log.warning("Matrix: %s", exc)
 
     def mark_encrypted(self, room: str) -> None:
-        if room not in self._encrypted:
-            self._encrypted.add(room)
+        if room in self._encrypted:
+            return
+        self._encrypted.add(room)
+        if self.use_encryption and not self.can_encrypt:
             # loud on purpose: staff in that room see no visitor until someone acts
-            log.error("Matrix: REFUSING TO BRIDGE: %s", ENCRYPTED_PROBLEM.format(room=room))
-
-    # -- health ---------------------------------------------------------------------------------
-
-    def known_problems(self) -> list[str]:
-        """What the session already knows is wrong, without asking the homeserver (cheap enough
-        for a readiness probe): a refused login, rooms it cannot join, encrypted rooms."""
-        problems = [f"Matrix: {self.login_problem}"] if self.login_problem else []
-        problems += [f"Matrix: {problem}" for problem in self._join_problems.values()]
-        problems += [f"Matrix: {ENCRYPTED_PROBLEM.format(room=room)}" for room in sorted(self._encrypted)]
-        return problems
-
-    async def check(self, destinations: Sequence[str]) -> list[str]:
-        client = self.open()
-        try:
-            await self.ensure_logged_in()
-        except LoginFailed:
-            return [f"Matrix: {self.login_problem}; check MATRIX_PASSWORD / MATRIX_ACCESS_TOKEN"]
-        except Exception as exc:
-            return [f"Matrix: {self.homeserver} cannot be reached ({describe(exc)}); check MATRIX_HOMESERVER"]
-        try:
-            return await self._check_rooms(client, destinations)
-        except Exception as exc:
-            return [f"Matrix: {self.homeserver} stopped answering ({describe(exc)})"]
-
-    async def _check_rooms(self, client: nio.AsyncClient, destinations: Sequence[str]) -> list[str]:
-        who = await client.whoami()
-        if not isinstance(who, nio.WhoamiResponse):
-            return [f"Matrix: the bot's login no longer works ({describe_response(who)})"]
-        joined = await client.joined_rooms()
-        if not isinstance(joined, nio.JoinedRoomsResponse):
-            return [f"Matrix: cannot list the bot's rooms ({describe_response(joined)})"]
-        problems = []
-        for room in destinations:
-            if room not in joined.rooms:
-                reason = self._join_problems.get(room) or f"the bot {self.user_id} is not in room {room}"
-                problems.append(f"Matrix: {reason}; invite {self.user_id} to it (it joins by itself)")
-                continue
-            await self.refresh_encryption(room)
-            if room in self._encrypted:
-                problems.append(f"Matrix: {ENCRYPTED_PROBLEM.format(room=room)}")
-        return problems
+            log.error("Matrix: REFUSING TO BRIDGE: %s", self.refusal(room))
+        else:
+            log.info("Matrix: room %s is end-to-end encrypted: the bridge encrypts what it posts there", room)

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.matrix.format import reply_target
+from adapters.matrix.format import REPLACE, reply_target
 
 #: events per room per sync; a longer gap is backfilled with /messages
 TIMELINE_LIMIT = 20
@@ -64,3 +64,57 @@ def thread_message(source: dict[str, Any]) -> ThreadMessage | None:
     if root is None:
         return None
     return ThreadMessage(event_id, sender, content, root)
+
+
+@dataclass(frozen=True)
+class Change:
+    """A person changing an earlier event: an ``m.replace`` edit (``content``: the new content) or a
+    redaction (``content`` None)."""
+
+    event_id: str
+    sender: str
+    original: str
+    content: dict[str, Any] | None
+
+
+def change_of(source: dict[str, Any]) -> Change | None:
+    """The event as an edit or a redaction of an earlier one, or None."""
+    event_id, sender, content = source.get("event_id"), source.get("sender"), source.get("content")
+    if not isinstance(event_id, str) or not isinstance(sender, str) or not isinstance(content, dict):
+        return None
+    if source.get("type") == "m.room.redaction":
+        # room versions up to 10 carry it at the top; 11 and later in the content
+        redacts = content.get("redacts") or source.get("redacts")
+        return Change(event_id, sender, redacts, None) if isinstance(redacts, str) and redacts else None
+    if source.get("type") != "m.room.message":
+        return None
+    relation = content.get("m.relates_to")
+    new = content.get("m.new_content")
+    if not isinstance(relation, dict) or relation.get("rel_type") != REPLACE or not isinstance(new, dict):
+        return None
+    original = relation.get("event_id")
+    return Change(event_id, sender, original, new) if isinstance(original, str) and original else None
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """An ``m.room.encrypted`` event as it came, readable or not: who sent it and what it answers (a
+    thread relation stays outside the ciphertext, so the thread is known even when the text is not)."""
+
+    event_id: str
+    sender: str
+    #: the thread root (or replied-to event) it answers; None for an edit, a reaction or nothing
+    root: str | None
+
+
+def sealed(source: dict[str, Any]) -> Sealed | None:
+    """The event as an encrypted one (not decrypted by the client), or None."""
+    event_id, sender, content = source.get("event_id"), source.get("sender"), source.get("content")
+    if (
+        source.get("type") != "m.room.encrypted"
+        or not isinstance(event_id, str)
+        or not isinstance(sender, str)
+        or not isinstance(content, dict)
+    ):
+        return None
+    return Sealed(event_id, sender, reply_target(content))

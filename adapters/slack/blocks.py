@@ -6,6 +6,7 @@ from typing import Any
 
 from adapters.slack.posts import fit_escaped
 from bridge.model import Conversation, Status
+from bridge.visitor_context import visitor_facts
 
 CLAIM = "sitechat_claim"
 CLOSE = "sitechat_close"
@@ -50,6 +51,7 @@ def root_blocks(conv: Conversation, site_name: str, topic_label: str | None) -> 
     where = " · ".join(x for x in (conv.locale, conv.timezone) if x)
     if where:
         fields.append(f"Locale\n{where}")
+    fields.extend(f"{label}\n{value}" for label, value in visitor_facts(conv))
     kind = "Offline message" if conv.kind == "offline" else "New chat"
     # each field gets its share of what the budget leaves (a site name or topic label may be long too)
     field_limit = min(FIELD_LIMIT, (BLOCKS_TEXT_BUDGET - 3 * SECTION_LIMIT - 200) // max(1, len(fields[:10])))

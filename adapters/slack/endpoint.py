@@ -73,6 +73,9 @@ class SlackEndpoint:
     async def check(self, destinations: Sequence[str]) -> list[str]:
         return await self.session.check(destinations) + await self.inbound.rate_limits.recorded_problems()
 
+    async def describe(self, destinations: Sequence[str]) -> list[str]:
+        return []
+
     def known_problems(self) -> list[str]:
         return self.session.known_problems()
 

@@ -19,7 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack.events import split_ref
 from adapters.slack.posts import part_count
 from bridge.endpoint import Outgoing
-from bridge.outbound import Deletion, Edit, Line, OpenThread, RootState
+from bridge.outbound import Deletion, Edit, Erase, Line, OpenThread, RootState, WebhookEvent
 
 METADATA_TYPE = "sitechat_delivery"
 #: a look starts this long before the delivery's time: our clock and Slack's may differ a little
@@ -43,8 +43,8 @@ async def find_landed(client: AsyncWebClient, batch: Sequence[Outgoing]) -> Land
     """
     places: dict[tuple[str, str | None], list[Outgoing]] = {}
     for item in batch:
-        if not item.maybe_sent or isinstance(item.what, RootState | Edit | Deletion):
-            continue  # an update or a removal may simply be made again
+        if not item.maybe_sent or isinstance(item.what, RootState | Edit | Deletion | Erase | WebhookEvent):
+            continue  # an update or a removal may simply be made again (and a webhook is not Slack's)
         thread_ts = split_ref(item.thread)[1] if item.thread else None
         if thread_ts is None and not isinstance(item.what, OpenThread):
             continue  # no thread yet: it cannot have been posted

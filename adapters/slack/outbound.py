@@ -21,7 +21,7 @@ from adapters.slack.session import SlackSession
 from bridge.endpoint import Outgoing, Sent
 from bridge.errors import DeliveryError, RetryLater
 from bridge.model import RemoteId, ThreadRef
-from bridge.outbound import Deletion, Edit, Line, Notice, OpenThread, RootState, Transcript
+from bridge.outbound import Deletion, Edit, Erase, Line, Notice, OpenThread, RootState, Transcript, WebhookEvent
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,9 @@ class SlackOutbound:
         for item in batch:
             parts = landed.get(item.delivery_id, {})
             if parts and len(parts) >= part_count(item):
-                sent.extend(self._sent([item], item.destination, parts[max(parts)]))
+                last = max(parts)
+                earlier = [parts[p] for p in sorted(parts) if p != last]
+                sent.extend(self._sent([item], item.destination, parts[last], earlier))
             else:
                 # not in Slack (or only some parts of a split post): what is missing goes out now,
                 # and a line that did not land may combine with the next ones again
@@ -71,7 +73,7 @@ class SlackOutbound:
         ids = [o.delivery_id for o in group]
         channel = head.destination
         thread_ts = split_ref(head.thread)[1] if head.thread else None
-        if thread_ts is None and not isinstance(head.what, OpenThread):
+        if thread_ts is None and not isinstance(head.what, OpenThread | Erase | WebhookEvent):
             raise RetryLater("the thread's root is not posted yet", sent=sent)
         match head.what:
             case OpenThread():
@@ -98,6 +100,14 @@ class SlackOutbound:
                 if copy is not None:
                     await self._change_copy(copy, None)
                 sent.extend(Sent(i) for i in ids)
+            case Erase(copy):
+                # the conversation was erased: our post goes (``copy`` None: the thread's root)
+                target = copy or head.thread
+                if target is not None:
+                    await self._change_copy(target, None)
+                sent.extend(Sent(i) for i in ids)
+            case WebhookEvent():
+                sent.extend(Sent(i) for i in ids)  # not for a team chat
             case _:
                 assert_never(head.what)
 
@@ -117,6 +127,7 @@ class SlackOutbound:
         channel = head.destination
         thread_ts = split_ref(head.thread)[1] if head.thread else None
         by_id = {o.delivery_id: o for o in group}
+        earlier: list[str] = []  # the parts before this one of the same delivery: an erasure removes them too
         for index, post in enumerate(posts):
             ts = landed_parts.get(post.part) if post.ids == (head.delivery_id,) else None
             if ts is None:
@@ -128,14 +139,19 @@ class SlackOutbound:
                     # earlier parts of this delivery are in Slack: the retry must look for them first
                     raise as_delivery_error(exc, channel, self.pacer, sent, partly_posted=post.part > 0) from exc
             if index + 1 == len(posts) or posts[index + 1].ids != post.ids:
-                sent.extend(self._sent([by_id[i] for i in post.ids], channel, ts))
+                sent.extend(self._sent([by_id[i] for i in post.ids], channel, ts, earlier))
+                earlier = []
+            else:
+                earlier.append(ts)
 
     @staticmethod
-    def _sent(group: Sequence[Outgoing], channel: str, ts: str) -> list[Sent]:
-        """What ``group`` became: the post ``ts``; a root (posted now or found after a crash) is the thread."""
+    def _sent(group: Sequence[Outgoing], channel: str, ts: str, earlier: Sequence[str] = ()) -> list[Sent]:
+        """What ``group`` became: the post ``ts`` (after the ``earlier`` parts of a long text); a root
+        (posted now or found after a crash) is the thread."""
         ref = thread_ref(channel, ts)
+        more = tuple(RemoteId(thread_ref(channel, part)) for part in earlier)
         return [
-            Sent(o.delivery_id, RemoteId(ref), ThreadRef(ref) if isinstance(o.what, OpenThread) else None)
+            Sent(o.delivery_id, RemoteId(ref), ThreadRef(ref) if isinstance(o.what, OpenThread) else None, more)
             for o in group
         ]
 

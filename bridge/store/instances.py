@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.store.conversations import utc
 from bridge.store.database import Database, connection_lost
-from bridge.store.tables import delivery, instance
+from bridge.store.limits import forget_sockets_of, purge_hits
+from bridge.store.tables import delivery, instance, open_socket
 
 log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 10.0
@@ -42,7 +43,11 @@ class InstanceSeen:
 
 
 class Heartbeat:
-    """This instance's row in ``instance``, refreshed until ``run()`` is cancelled, then removed."""
+    """This instance's row in ``instance``, refreshed until ``run()`` is cancelled, then removed.
+
+    Each beat also tidies the shared limits (``limits.py``): the socket places of instances that are
+    gone, and the rate-limit hits older than any window.
+    """
 
     def __init__(self, db: Database, clock: Callable[[], datetime], listening: Callable[[], bool]) -> None:
         self.db = db
@@ -61,6 +66,18 @@ class Heartbeat:
             if not changed.rowcount:
                 row = {"id": self.db.instance, "host": socket.gethostname()[:200], "pid": os.getpid()}
                 await conn.execute(insert(instance).values(**row, started_at=self.started_at, **values))
+            await self._forget_gone_sockets(conn)
+            await purge_hits(conn, self.clock())
+
+    async def _forget_gone_sockets(self, conn: AsyncConnection) -> None:
+        """The socket places held by instances that are gone: killed (no heartbeat for ``GONE_AFTER``,
+        by the database's clock) or signed off (no row). SQLite is one instance: every place not ours
+        is left over from an earlier run."""
+        if self.db.is_sqlite:
+            await conn.execute(delete(open_socket).where(open_socket.c.instance_id != self.db.instance))
+            return
+        alive = select(instance.c.id).where(instance.c.seen_at > func.now() - GONE_AFTER)
+        await conn.execute(delete(open_socket).where(open_socket.c.instance_id.not_in(alive)))
 
     async def run(self) -> None:
         try:
@@ -77,6 +94,7 @@ class Heartbeat:
     async def _leave(self) -> None:
         try:
             async with self.db.write() as conn:
+                await forget_sockets_of(conn, self.db.instance)
                 await conn.execute(delete(instance).where(instance.c.id == self.db.instance))
         except Exception as exc:  # gone in a while anyway (GONE_AFTER)
             log.info("heartbeat: could not sign off (%s)", type(exc).__name__)

@@ -25,6 +25,8 @@ class PendingDelivery:
     attempts: int
     in_doubt: bool
     next_attempt_at: datetime
+    #: when it was accepted (the delivery-lag metric measures from here)
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,7 @@ async def lane_head(conn: AsyncConnection, lane: Lane, limit: int) -> list[Pendi
             r.attempts,
             bool(r.in_doubt),
             utc(r.next_attempt_at),
+            utc(r.created_at),
         )
         for r in rows
     ]
@@ -130,12 +133,24 @@ async def mark_attempt(conn: AsyncConnection, ids: Sequence[int], leased_until: 
     )
 
 
-async def mark_done(conn: AsyncConnection, did: int, now: datetime, remote_id: str | None) -> None:
-    await conn.execute(
+async def mark_done(
+    conn: AsyncConnection, did: int, now: datetime, remote_id: str | None, more: Sequence[str] = ()
+) -> bool:
+    """Sent: ``remote_id`` (and ``more``, the other posts it became) are what an erasure removes later.
+    False when the delivery is gone: its conversation was erased while the send was on its way."""
+    done = await conn.execute(
         update(delivery)
         .where(delivery.c.id == did)
-        .values(done=True, done_at=now, remote_id=remote_id, in_doubt=False, last_error=None)
+        .values(
+            done=True,
+            done_at=now,
+            remote_id=remote_id,
+            remote_parts=list(more) or None,
+            in_doubt=False,
+            last_error=None,
+        )
     )
+    return bool(done.rowcount)
 
 
 async def set_aside(conn: AsyncConnection, did: int, now: datetime, why: str) -> None:

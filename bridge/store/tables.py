@@ -59,7 +59,16 @@ conversation = Table(
     Column("rating_score", Integer),
     Column("rating_comment", Text),
     Column("rated_at", TS),
+    # migration 0005: who the visitor is, as the root shows it, and the conversation craft of CONTRACT §10
+    Column("user_agent", String(500)),
+    #: browser, OS, device, country and city found at the start (``bridge.model.ClientFacts``)
+    Column("client_facts", JSON),
+    Column("language", String(8)),
+    #: when the automatic greeting went out: set once, by a conditional UPDATE (``bridge/store/craft.py``)
+    Column("greeted_at", TS),
     Index("ix_conversation_open_activity", "status", "last_activity_at"),
+    #: retention: the closed conversations older than the cut-off
+    Index("ix_conversation_closed_at", "closed_at"),
     Index("ix_conversation_site_external", "site_id", "visitor_external_id"),
 )
 
@@ -103,6 +112,8 @@ message_link = Table(
     Column("message_id", String(64), ForeignKey("message.id")),
     Column("conversation_id", String(64), ForeignKey("conversation.id")),
     Column("created_at", TS, nullable=False),
+    #: a conversation's links, for erasure
+    Index("ix_message_link_conversation", "conversation_id"),
 )
 
 # The outbox: written in the same transaction as what it delivers.
@@ -110,7 +121,9 @@ delivery = Table(
     "delivery",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("conversation_id", String(64), ForeignKey("conversation.id"), nullable=False),
+    # the lane: a conversation's id, or an erasure lane's (``erased-…``) that outlives its conversation,
+    # so no foreign key (migration 0004); a conversation's deliveries are deleted with it
+    Column("conversation_id", String(64), nullable=False),
     Column("endpoint", String(32), nullable=False),
     Column("kind", String(32), nullable=False),
     Column("message_id", String(64), ForeignKey("message.id")),
@@ -122,9 +135,13 @@ delivery = Table(
     Column("next_attempt_at", TS, nullable=False),
     Column("last_error", Text),
     Column("remote_id", String(300)),
+    #: the other posts it became (``Sent.more``): with ``remote_id``, every copy an erasure removes
+    Column("remote_parts", JSON),
     Column("created_at", TS, nullable=False),
     Column("done_at", TS),
     Index("ix_delivery_pending", "done", "endpoint", "conversation_id", "id"),
+    #: a conversation's deliveries, for erasure
+    Index("ix_delivery_conversation", "conversation_id"),
 )
 
 sync_state = Table(
@@ -149,4 +166,30 @@ instance = Table(
     Column("seen_at", TS, nullable=False),
     #: whether it hears the other instances (its LISTEN connection works)
     Column("listening", Boolean, nullable=False),
+)
+
+#: one row per counted use of a shared limit (``bridge/store/limits.py``): a sliding window is the rows
+#: of its (bucket, key) younger than the window. A refused use is not counted.
+rate_hit = Table(
+    "rate_hit",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("bucket", String(32), nullable=False),
+    Column("key", String(100), nullable=False),
+    Column("at", TS, nullable=False),
+    Index("ix_rate_hit_bucket_key_at", "bucket", "key", "at"),
+    #: the periodic purge of old hits, whatever their key
+    Index("ix_rate_hit_at", "at"),
+)
+
+#: the widget sockets open right now, by client address, each held by one instance (which removes its
+#: rows as its sockets close and when it stops; the others remove the rows of an instance that is gone)
+open_socket = Table(
+    "open_socket",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("instance_id", String(32), nullable=False),
+    Column("address", String(100), nullable=False),
+    Column("opened_at", TS, nullable=False),
+    Index("ix_open_socket_address", "address"),
 )

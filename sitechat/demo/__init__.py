@@ -1,5 +1,9 @@
 """``sitechat demo``: zero configuration. A local Synapse on loopback is the team chat, SQLite the store,
-and ``/demo`` a page with the widget. Everything lives in one work folder, kept across runs."""
+and ``/demo`` a page with the widget. Everything lives in one work folder, kept across runs.
+
+``--encrypted`` puts the conversations in an end-to-end encrypted room instead (a room of its own, kept
+across runs like the other), as staff who use Element usually have it; the bot's keys live in the
+work folder's ``matrix-store``."""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from config.settings import Settings, SiteConfig
-from sitechat.demo.local_homeserver import LocalSynapse
+from sitechat.demo.local_homeserver import LocalSynapse, RegisteredUser
 from sitechat.runtime import build_runtime, serve
 
 STAFF_USER = "staff"
@@ -58,6 +62,34 @@ def _has_python(venv: Path) -> bool:
     return (venv / "bin" / "python").exists()
 
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``sitechat demo``."""
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--workdir", type=Path, default=Path(".demo"))
+    parser.add_argument(
+        "--encrypted", action="store_true", help="answer from an end-to-end encrypted room (try it with Element)"
+    )
+
+
+async def provision(homeserver: LocalSynapse, state: dict[str, Any], *, encrypted: bool) -> tuple[RegisteredUser, str]:
+    """The bot, the staff member and the support room (made once, kept in ``state``): (bot, room id)."""
+    bot = await homeserver.register("sitechat", state["bot_password"], admin=True, displayname="Website chat")
+    staff = await homeserver.register(STAFF_USER, STAFF_PASSWORD, displayname="Sam from Support")
+    await homeserver.lift_ratelimit(bot.access_token, bot.user_id)
+    key = "encrypted_room_id" if encrypted else "room_id"
+    if key not in state:
+        state[key] = await homeserver.create_room(
+            bot.access_token,
+            name="Website chat (encrypted)" if encrypted else "Website chat",
+            topic="Visitors of the demo shop",
+            invite=[staff.user_id],
+            power_users={staff.user_id: 50},
+            encrypted=encrypted,
+        )
+        await homeserver.join(staff.access_token, state[key])
+    return bot, str(state[key])
+
+
 async def run_demo(args: argparse.Namespace) -> int:
     workdir: Path = args.workdir.absolute()
     venv = _synapse_venv()
@@ -78,18 +110,8 @@ async def run_demo(args: argparse.Namespace) -> int:
     print("sitechat demo: starting the local Matrix homeserver…", flush=True)
     await homeserver.start()
     try:
-        bot = await homeserver.register("sitechat", state["bot_password"], admin=True, displayname="Website chat")
-        staff = await homeserver.register(STAFF_USER, STAFF_PASSWORD, displayname="Sam from Support")
-        await homeserver.lift_ratelimit(bot.access_token, bot.user_id)
-        if "room_id" not in state:
-            state["room_id"] = await homeserver.create_room(
-                bot.access_token,
-                name="Website chat",
-                topic="Visitors of the demo shop",
-                invite=[staff.user_id],
-                power_users={staff.user_id: 50},
-            )
-            await homeserver.join(staff.access_token, state["room_id"])
+        encrypted = bool(getattr(args, "encrypted", False))
+        bot, room_id = await provision(homeserver, state, encrypted=encrypted)
         state["synapse_port"] = homeserver.port
         _save_state(workdir, state)
 
@@ -103,15 +125,19 @@ async def run_demo(args: argparse.Namespace) -> int:
             matrix_homeserver=homeserver.base_url,
             matrix_user_id=bot.user_id,
             matrix_password=state["bot_password"],
+            matrix_store_path=str(workdir / "matrix-store"),
             sites={
-                "demo": SiteConfig(
-                    name="Demo Shop",
-                    origins=[public_url],
-                    matrix_room=state["room_id"],
-                    greeting="Hi! This is the sitechat demo. Ask anything — staff answer from Matrix.",
+                "demo": SiteConfig.model_validate(
+                    {
+                        "name": "Demo Shop",
+                        "origins": [public_url],
+                        "matrix_room": room_id,
+                        "greeting": "Hi! This is the sitechat demo. Ask anything — staff answer from Matrix.",
+                    }
                 )
             },
         )
+        room_name = "Website chat (encrypted)" if encrypted else "Website chat"
         runtime = build_runtime(settings)
         runner = await serve(runtime, settings.widget.host, settings.widget.port)
         print(
@@ -122,7 +148,7 @@ async def run_demo(args: argparse.Namespace) -> int:
                     f"  Visitor: open {public_url}/demo and click “Open chat”.",
                     f"  Staff:   log in to the Matrix homeserver {homeserver.base_url} with any Matrix client",
                     f"           (e.g. Element: custom homeserver) as {STAFF_USER} / {STAFF_PASSWORD}",
-                    f"           and answer in the thread in the room “Website chat” ({state['room_id']}).",
+                    f"           and answer in the thread in the room “{room_name}” ({room_id}).",
                     "           Start a reply with // for a note the visitor never sees; !help lists commands.",
                     f"  Data:    {workdir}",
                     "Press Ctrl-C to stop.",

@@ -122,9 +122,14 @@ class HomeserverAPI:
         topic: str | None = None,
         power_users: Mapping[str, int] | None = None,
         preset: Literal["private_chat", "public_chat"] = "private_chat",
+        encrypted: bool = False,
     ) -> str:
-        """Create an unencrypted room (the bridge's nio client cannot encrypt); returns its id."""
+        """Create a room (end-to-end encrypted with ``encrypted``, Megolm as Element does it); its id."""
         body: dict[str, Any] = {"name": name, "preset": preset, "invite": list(invite)}
+        if encrypted:
+            body["initial_state"] = [
+                {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}
+            ]
         if topic is not None:
             body["topic"] = topic
         if power_users:

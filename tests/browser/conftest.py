@@ -96,7 +96,13 @@ def widget_build() -> Path:
             "(it builds widget/src/ with esbuild; `make test` does it by itself).",
             pytrace=False,
         )
-    sources = [*(ROOT / "widget" / "src").iterdir(), ROOT / "widget" / "build.mjs"]
+    sources = [
+        *(ROOT / "widget" / "src").iterdir(),
+        ROOT / "widget" / "build.mjs",
+        ROOT / "widget" / "catalogue.mjs",
+        # the language packs are built from the catalogue with the widget
+        *(ROOT / "bridge" / "texts").glob("*/LC_MESSAGES/*.po"),
+    ]
     newer = [p.relative_to(ROOT) for p in sources if p.stat().st_mtime > WIDGET_BUILD.stat().st_mtime]
     if newer:
         pytest.fail(

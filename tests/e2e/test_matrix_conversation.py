@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import nio
@@ -19,6 +21,7 @@ import pytest_asyncio
 from adapters.matrix.endpoint import MatrixEndpoint
 from adapters.matrix.format import thread_relation
 from bridge.errors import DestinationUnavailable, RetryLater
+from bridge.store.state import SingleInstanceLease
 from sitechat.demo.local_homeserver import LocalSynapse, RegisteredUser
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.synapse import new_bot, new_user
@@ -109,6 +112,7 @@ class MatrixSide:
     bot: RegisteredUser
     staff: Staff
     room_id: str
+    store: Path
 
     def settings(self, **site: Any) -> dict[str, Any]:
         """make_bridge overrides routing the acme site (no topics unless given) to this room."""
@@ -116,6 +120,7 @@ class MatrixSide:
             "matrix_homeserver": self.synapse.base_url,
             "matrix_user_id": self.bot.user_id,
             "matrix_password": self.bot.password,
+            "matrix_store_path": str(self.store),
             "site": {"matrix_room": self.room_id, "topics": {}, **site},
         }
 
@@ -148,7 +153,7 @@ class MatrixSide:
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def matrix(synapse: LocalSynapse) -> AsyncIterator[MatrixSide]:
+async def matrix(synapse: LocalSynapse, tmp_path: Path) -> AsyncIterator[MatrixSide]:
     """A fresh bot, a staff member (power 100, so they may turn encryption on) and their room."""
     bot = await new_bot(synapse)
     person = await new_user(synapse, "staff", displayname=STAFF_NAME)
@@ -158,7 +163,7 @@ async def matrix(synapse: LocalSynapse) -> AsyncIterator[MatrixSide]:
     await synapse.join(person.access_token, room_id)
     staff = Staff(synapse, person, room_id)
     await staff.sync(timeout_ms=0)
-    yield MatrixSide(synapse, bot, staff, room_id)
+    yield MatrixSide(synapse, bot, staff, room_id, tmp_path / "matrix-store")
     await staff.close()
 
 
@@ -374,7 +379,12 @@ async def test_reply_from_outside_the_staff_list_is_not_relayed(make_bridge: Bri
         await visitor.close()
 
 
-async def test_encrypted_room_gets_no_visitor_text(make_bridge: BridgeFactory, matrix: MatrixSide) -> None:
+async def test_a_store_that_cannot_be_opened_keeps_encrypted_rooms_plaintext_free(
+    make_bridge: BridgeFactory, matrix: MatrixSide
+) -> None:
+    """The one way left to refuse an encrypted room: no store for the keys. Loud, in /readyz, and
+    nothing posted there in plaintext; unencrypted rooms keep working meanwhile."""
+    matrix.store.write_text("a file where the store directory should be")
     bridge = await make_bridge(**matrix.settings())
     visitor = Visitor(bridge.url)
     try:
@@ -383,18 +393,18 @@ async def test_encrypted_room_gets_no_visitor_text(make_bridge: BridgeFactory, m
         await visitor.say("before encryption")
         await matrix.in_thread(root, lambda b: b == "Ann: before encryption", "the first line")
 
+        async def not_ready(word: str) -> list[str]:
+            status, payload, _ = await visitor.request("GET", "/readyz")
+            return [p for p in payload["problems"] if word in p] if status == 503 else []
+
+        problems = await wait_until(lambda: not_ready("MATRIX_STORE_PATH"), what="/readyz to report the store")
+        assert str(matrix.store) in problems[0] and "cannot be opened" in problems[0]
+
         await matrix.staff.put_state("m.room.encryption", {"algorithm": "m.megolm.v1.aes-sha2"})
         endpoint = _endpoint(bridge)
         await wait_until(lambda: matrix.room_id in endpoint.encrypted_rooms, what="the bridge to notice encryption")
-
         await visitor.say("my secret address")
-
-        async def not_ready() -> list[str]:
-            status, payload, _ = await visitor.request("GET", "/readyz")
-            return [p for p in payload["problems"] if "encrypted" in p] if status == 503 else []
-
-        problems = await wait_until(not_ready, what="/readyz to report the encrypted room")
-        assert matrix.room_id in problems[0]
+        await wait_until(lambda: not_ready("is end-to-end encrypted"), what="/readyz to report the room")
         assert any("encrypted" in p for p in await endpoint.check([matrix.room_id]))
         await matrix.staff.sync(timeout_ms=0)
         assert not [e for e in matrix.staff.events if "secret" in str(e.get("content"))]
@@ -417,6 +427,10 @@ class MemoryState:
     async def put(self, key: str, value: str) -> None:
         self.values[key] = value
 
+    @asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[SingleInstanceLease]:
+        yield SingleInstanceLease()  # one process: always held
+
 
 class NoInbox:
     async def handle(self, event: object) -> bool:
@@ -427,7 +441,7 @@ class NoInbox:
 
 
 def _bare_endpoint(
-    hs: LocalSynapse, bot: RegisteredUser, room_id: str, state: MemoryState, **kw: Any
+    hs: LocalSynapse, bot: RegisteredUser, room_id: str, state: MemoryState, store: Path, **kw: Any
 ) -> MatrixEndpoint:
     values: dict[str, Any] = dict(
         homeserver=hs.base_url,
@@ -438,24 +452,25 @@ def _bare_endpoint(
         staff=[],
         rooms=[room_id],
         state=state,
+        store_path=str(store),
     )
     values.update(kw)
     return MatrixEndpoint(**values)
 
 
-async def test_check_says_what_is_wrong_and_invites_are_accepted(synapse: LocalSynapse) -> None:
+async def test_check_says_what_is_wrong_and_invites_are_accepted(synapse: LocalSynapse, tmp_path: Path) -> None:
     bot = await new_bot(synapse)
     owner = await new_user(synapse, "owner")
     room_id = await synapse.create_room(owner.access_token, name="Not yet shared")
 
-    wrong = _bare_endpoint(synapse, bot, room_id, MemoryState(), password="not the password")
+    wrong = _bare_endpoint(synapse, bot, room_id, MemoryState(), tmp_path, password="not the password")
     try:
         problems = await wrong.check([room_id])
     finally:
         await wrong.stop()
     assert len(problems) == 1 and "cannot log in" in problems[0] and "MATRIX_PASSWORD" in problems[0], problems
 
-    endpoint = _bare_endpoint(synapse, bot, room_id, MemoryState())
+    endpoint = _bare_endpoint(synapse, bot, room_id, MemoryState(), tmp_path)
     await endpoint.start(NoInbox())
     try:
         problems = await endpoint.check([room_id])
@@ -476,18 +491,18 @@ async def _no_problems(endpoint: MatrixEndpoint, room_id: str) -> bool:
     return await endpoint.check([room_id]) == []
 
 
-async def test_login_is_stored_and_a_refused_token_keeps_the_device(synapse: LocalSynapse) -> None:
+async def test_login_is_stored_and_a_refused_token_keeps_the_device(synapse: LocalSynapse, tmp_path: Path) -> None:
     bot = await new_bot(synapse)
     room_id = await synapse.create_room(bot.access_token, name="Support")
     state = MemoryState()
 
-    first = _bare_endpoint(synapse, bot, room_id, state)
+    first = _bare_endpoint(synapse, bot, room_id, state, tmp_path)
     await first.start(NoInbox())
     await first.stop()
     device, token = state.values["device_id"], state.values["access_token"]
     assert first.device_id == device and state.values["next_batch"]
 
-    again = _bare_endpoint(synapse, bot, room_id, state)
+    again = _bare_endpoint(synapse, bot, room_id, state, tmp_path)
     await again.start(NoInbox())
     await again.stop()
     assert again.device_id == device and state.values["access_token"] == token  # restored, no new login
@@ -499,7 +514,7 @@ async def test_login_is_stored_and_a_refused_token_keeps_the_device(synapse: Loc
         assert isinstance(await gone.logout(), nio.LogoutResponse)
     finally:
         await gone.close()
-    third = _bare_endpoint(synapse, bot, room_id, state)
+    third = _bare_endpoint(synapse, bot, room_id, state, tmp_path)
     await third.start(NoInbox())
     try:
         assert third.device_id == device and state.values["access_token"] != token
@@ -508,10 +523,10 @@ async def test_login_is_stored_and_a_refused_token_keeps_the_device(synapse: Loc
         await third.stop()
 
 
-async def test_refused_sends_map_to_retry_or_pause(synapse: LocalSynapse) -> None:
+async def test_refused_sends_map_to_retry_or_pause(synapse: LocalSynapse, tmp_path: Path) -> None:
     """nio's own error responses, as the homeserver's answers become them, mapped for the workers."""
     bot = await new_bot(synapse)
-    endpoint = _bare_endpoint(synapse, bot, "!room:localhost", MemoryState())
+    endpoint = _bare_endpoint(synapse, bot, "!room:localhost", MemoryState(), tmp_path)
     session, sender = endpoint.session, endpoint.sender
     session.joined.add("!room:localhost")
 

@@ -22,6 +22,8 @@ async def test_site_info(slack_bridge: RunningBridge, visitor: Visitor) -> None:
         "greeting": "Hi! Ask us anything.",
         "topics": [{"id": "sales", "label": "Sales"}, {"id": "support", "label": "Support"}],
         "office_hours": None,
+        # the site's one greeting in every language (CONTRACT §10: no per-language texts set)
+        "greetings": dict.fromkeys(("en", "de", "fr", "es"), "Hi! Ask us anything."),
     }
     assert headers["Access-Control-Allow-Origin"] == "https://acme.example"
     status, body, _ = await visitor.request("GET", "/api/v1/sites/nope")

@@ -9,8 +9,9 @@ synapse_staff  # noqa: F401``):
 - ``synapse_staff`` (per test): a fresh, uniquely named ordinary user.
 
 Helpers: :func:`new_user` (a uniquely named user; pass ``admin=True`` for an admin),
-:func:`new_bot` (a fresh admin with lifted rate limits, for tests that want their own bot) and
-:func:`synapse_venv`.
+:func:`new_bot` (a fresh admin with lifted rate limits, for tests that want their own bot),
+:func:`synapse_venv`; for encrypted rooms :class:`EncryptingClient` (a person whose client encrypts),
+:func:`room_timeline` (the raw events, as stored) and :func:`cross_sign` (verify a session).
 
 NOTE FOR TEST MODULES (checked with pytest-asyncio 1.5.0, ``asyncio_mode = "auto"``,
 ``asyncio_default_fixture_loop_scope = "function"``): these fixtures live in the *session* event loop
@@ -37,14 +38,22 @@ Synapse is never skipped: when its virtualenv is missing the fixture *fails*, te
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
+import aiohttp
+import nio
 import pytest
 import pytest_asyncio
+import vodozemac
+from nio.store import SqliteStore
 
+from adapters.matrix.trust import canonical_json
 from sitechat.demo.local_homeserver import LocalSynapse, RegisteredUser
 
 SYNAPSE_VENV_ENV = "SITECHAT_SYNAPSE_VENV"
@@ -114,3 +123,142 @@ async def synapse_bot(synapse: LocalSynapse) -> RegisteredUser:
 @pytest_asyncio.fixture(loop_scope="session")
 async def synapse_staff(synapse: LocalSynapse) -> RegisteredUser:
     return await new_user(synapse, "staff", displayname="Staff Member")
+
+
+# -- people whose clients encrypt, as staff in Element do ---------------------------------------------
+
+Event = dict[str, Any]
+
+
+class EncryptingClient:
+    """A person's Matrix client with end-to-end encryption (nio with its own store, like a session in
+    Element): it decrypts what it syncs, keeps its keys moving, and encrypts what it sends.
+
+    ``events`` holds every event of the room synced so far, oldest first: decrypted where the client
+    could (``source`` is then the decrypted event), still ``m.room.encrypted`` where it could not."""
+
+    def __init__(self, hs: LocalSynapse, user: RegisteredUser, room_id: str, store: Path) -> None:
+        store.mkdir(parents=True, exist_ok=True)
+        config = nio.AsyncClientConfig(encryption_enabled=True, store=SqliteStore, store_sync_tokens=True)
+        self.client = nio.AsyncClient(hs.base_url, user.user_id, user.device_id, str(store), config=config)
+        self.client.restore_login(user.user_id, user.device_id, user.access_token)
+        self.user = user
+        self.room_id = room_id
+        self.events: list[nio.Event] = []
+
+    async def sync(self, timeout_ms: int = 300) -> None:
+        response = await self.client.sync(timeout=timeout_ms, sync_filter={"room": {"timeline": {"limit": 500}}})
+        assert isinstance(response, nio.SyncResponse), response
+        joined = response.rooms.join.get(self.room_id)
+        if joined is not None:
+            self.events.extend(joined.timeline.events)
+        await self.keys()
+
+    async def keys(self) -> None:
+        """What nio's sync_forever would do between syncs: publish, query, claim, send to devices."""
+        client = self.client
+        if client.should_upload_keys:
+            assert isinstance(await client.keys_upload(), nio.KeysUploadResponse)
+        if client.should_query_keys:
+            assert isinstance(await client.keys_query(), nio.KeysQueryResponse)
+        if client.should_claim_keys:
+            await client.keys_claim(client.get_users_for_key_claiming())
+        await client.send_to_device_messages()
+
+    def decrypted(self) -> list[Event]:
+        return [e.source for e in self.events if getattr(e, "decrypted", False)]
+
+    def undecrypted(self) -> list[nio.MegolmEvent]:
+        return [e for e in self.events if isinstance(e, nio.MegolmEvent)]
+
+    async def wait_for(self, predicate: Callable[[Event], bool], what: str, timeout: float = 15.0) -> Event:
+        """The first decrypted event matching ``predicate``, syncing until it is there."""
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    found = [e for e in self.decrypted() if predicate(e)]
+                    if found:
+                        return found[0]
+                    await self.sync()
+        except TimeoutError:
+            raise AssertionError(f"{self.user.user_id} never read {what}") from None
+
+    async def send(self, content: Event) -> str:
+        """An encrypted ``m.room.message`` (to every device of the room: nobody verified anyone here)."""
+        await self.sync(timeout_ms=0)  # the bot's device, if new, is known before the room key goes out
+        response = await self.client.room_send(
+            self.room_id, "m.room.message", content, tx_id=secrets.token_hex(8), ignore_unverified_devices=True
+        )
+        assert isinstance(response, nio.RoomSendResponse), response
+        return str(response.event_id)
+
+    async def reply(self, root: str, text: str) -> str:
+        relation = {
+            "rel_type": "m.thread",
+            "event_id": root,
+            "is_falling_back": True,
+            "m.in_reply_to": {"event_id": root},
+        }
+        return await self.send({"msgtype": "m.text", "body": text, "m.mentions": {}, "m.relates_to": relation})
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+async def room_timeline(hs: LocalSynapse, token: str, room_id: str) -> list[Event]:
+    """Every event of the room as the homeserver stores it (raw, oldest first), read with ``/messages``."""
+    url = f"{hs.base_url}/_matrix/client/v3/rooms/{quote(room_id, safe='')}/messages"
+    params = {"dir": "f", "limit": "1000"}
+    found: list[Event] = []
+    async with aiohttp.ClientSession() as http:
+        while True:
+            async with http.get(url, params=params, headers={"Authorization": f"Bearer {token}"}) as r:
+                page = await r.json()
+                assert r.status == 200, page
+            found.extend(page.get("chunk", []))
+            if not page.get("chunk") or "end" not in page:
+                return found
+            params["from"] = page["end"]
+
+
+async def cross_sign(hs: LocalSynapse, user: RegisteredUser, device_id: str) -> None:
+    """Give ``user`` a cross-signing identity and sign their ``device_id`` with it: what verifying a new
+    session from an old one does in Element (vodozemac accounts serve as the Ed25519 key pairs)."""
+    master, self_signing, user_signing = vodozemac.Account(), vodozemac.Account(), vodozemac.Account()
+
+    def key(account: vodozemac.Account, usage: str) -> Event:
+        public = account.ed25519_key.to_base64()
+        return {"user_id": user.user_id, "usage": [usage], "keys": {f"ed25519:{public}": public}}
+
+    def sign(signer: vodozemac.Account, value: Event) -> Event:
+        public = signer.ed25519_key.to_base64()
+        signature = signer.sign(canonical_json(value)).to_base64()
+        return {**value, "signatures": {user.user_id: {f"ed25519:{public}": signature}}}
+
+    body = {
+        "master_key": key(master, "master"),
+        "self_signing_key": sign(master, key(self_signing, "self_signing")),
+        "user_signing_key": sign(master, key(user_signing, "user_signing")),
+    }
+    headers = {"Authorization": f"Bearer {user.access_token}"}
+    async with aiohttp.ClientSession(base_url=hs.base_url, headers=headers) as http:
+        async with http.post("/_matrix/client/v3/keys/device_signing/upload", json=body) as r:
+            answer = await r.json()
+        if r.status == 401:  # user-interactive auth: the password again
+            auth = {
+                "type": "m.login.password",
+                "identifier": {"type": "m.id.user", "user": user.user_id},
+                "password": user.password,
+                "session": answer.get("session"),
+            }
+            async with http.post("/_matrix/client/v3/keys/device_signing/upload", json={**body, "auth": auth}) as r:
+                answer = await r.json()
+        assert r.status == 200, answer
+        async with http.post("/_matrix/client/v3/keys/query", json={"device_keys": {user.user_id: [device_id]}}) as r:
+            device = (await r.json())["device_keys"][user.user_id][device_id]
+        device = {k: v for k, v in device.items() if k not in ("signatures", "unsigned")}
+        async with http.post(
+            "/_matrix/client/v3/keys/signatures/upload", json={user.user_id: {device_id: sign(self_signing, device)}}
+        ) as r:
+            answer = await r.json()
+        assert r.status == 200 and not answer.get("failures"), answer

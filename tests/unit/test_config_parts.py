@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from operator import attrgetter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ import adapters.email
 import adapters.matrix
 import adapters.slack
 from config.loading import ConfigError, load_settings
-from config.settings import EmailSettings, MatrixSettings, Settings, SlackSettings, WidgetSettings
+from config.settings import EmailSettings, MatrixSettings, Settings, SlackSettings, WebhookSettings, WidgetSettings
 from config.variables import VARIABLES
 
 
@@ -35,8 +36,12 @@ CONTRACT: dict[str, tuple[str, str, Any]] = {
     "SITECHAT_RATE_MESSAGES_PER_MINUTE": ("6", "widget.messages_per_minute", 6),
     "SITECHAT_RATE_SOCKETS_PER_ADDRESS": ("7", "widget.sockets_per_address", 7),
     "SITECHAT_TRUSTED_PROXIES": ("10.0.0.0/8", "widget.trusted_proxies", (ipaddress.ip_network("10.0.0.0/8"),)),
+    "SITECHAT_GEOIP_DB": (__file__, "widget.geoip_db", Path(__file__)),  # any file that is there
     "SITECHAT_SMTP_URL": ("smtp://u:p@mail.example:587", "email.smtp_url", "smtp://u:p@mail.example:587"),
     "SITECHAT_MAIL_FROM": ("help@acme.example", "email.mail_from", "help@acme.example"),
+    "SITECHAT_WEBHOOK_URL": ("https://crm.example/hook", "webhook.url", "https://crm.example/hook"),
+    "SITECHAT_WEBHOOK_SECRET": ("0123456789abcdef0123", "webhook.secret", "0123456789abcdef0123"),
+    "SITECHAT_RETENTION_DAYS": ("0.5", "retention_days", 0.5),
     "SLACK_BOT_TOKEN": ("xoxb-9-9-9", "slack.bot_token", "xoxb-9-9-9"),
     "SLACK_SIGNING_SECRET": ("shh", "slack.signing_secret", "shh"),
     "SLACK_APP_TOKEN": ("xapp-1-A-2-b", "slack.app_token", "xapp-1-A-2-b"),
@@ -48,9 +53,12 @@ CONTRACT: dict[str, tuple[str, str, Any]] = {
     "MATRIX_ACCESS_TOKEN": ("syt_x", "matrix.access_token", "syt_x"),
     "MATRIX_DEVICE_ID": ("DEV1", "matrix.device_id", "DEV1"),
     "MATRIX_STAFF": ("@a:example.org, :example.org", "matrix.staff", ("@a:example.org", ":example.org")),
+    "MATRIX_STORE_PATH": ("/var/lib/sitechat/store", "matrix.store_path", "/var/lib/sitechat/store"),
+    "MATRIX_TRUST": ("verified", "matrix.trust", "verified"),
 }
 NEEDS = {  # what a part needs besides the variable under test, to be on at all
     "email": {"SITECHAT_SMTP_URL": "smtp://mail.example", "SITECHAT_MAIL_FROM": "a@acme.example"},
+    "webhook": {"SITECHAT_WEBHOOK_URL": "https://crm.example/h", "SITECHAT_WEBHOOK_SECRET": "0123456789abcdef"},
     "matrix": {"MATRIX_HOMESERVER": "https://m.example", "MATRIX_USER_ID": "@b:m.example", "MATRIX_PASSWORD": "x"},
 }
 
@@ -72,6 +80,7 @@ def test_the_table_names_every_field_once() -> None:
         "slack": SlackSettings,
         "matrix": MatrixSettings,
         "email": EmailSettings,
+        "webhook": WebhookSettings,
     }
     places = [(v.part, v.field) for v in VARIABLES]
     assert len(places) == len(set(places))

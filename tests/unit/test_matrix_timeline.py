@@ -9,7 +9,16 @@ import pytest
 
 from adapters.matrix.format import thread_relation
 from adapters.matrix.outbound import txn_id
-from adapters.matrix.timeline import ThreadMessage, sync_filter, thread_message, turns_on_encryption
+from adapters.matrix.timeline import (
+    Change,
+    Sealed,
+    ThreadMessage,
+    change_of,
+    sealed,
+    sync_filter,
+    thread_message,
+    turns_on_encryption,
+)
 
 REPLY = {"msgtype": "m.text", "body": "Hi", "m.relates_to": thread_relation("$root", "$last")}
 
@@ -54,6 +63,67 @@ ENCRYPTION: dict[str, tuple[dict[str, Any], bool]] = {
 @pytest.mark.parametrize(("source", "expected"), ENCRYPTION.values(), ids=list(ENCRYPTION))
 def test_turns_on_encryption(source: dict[str, Any], expected: bool) -> None:
     assert turns_on_encryption(source) is expected
+
+
+# -- edits and redactions → the change they make ---------------------------------------------------
+
+NEW = {"msgtype": "m.text", "body": "Hi!"}
+EDIT = {
+    "msgtype": "m.text",
+    "body": "* Hi!",
+    "m.new_content": NEW,
+    "m.relates_to": {"rel_type": "m.replace", "event_id": "$e0"},
+}
+CHANGES: dict[str, tuple[dict[str, Any], Change | None]] = {
+    "an edit": (event(content=EDIT), Change("$e", "@sam:hs", "$e0", NEW)),
+    "an edit without new content": (
+        event(content={"body": "* x", "m.relates_to": {"rel_type": "m.replace", "event_id": "$e0"}}),
+        None,
+    ),
+    "an edit of nothing": (event(content={**EDIT, "m.relates_to": {"rel_type": "m.replace"}}), None),
+    "a thread reply": (event(), None),
+    "a redaction (room v11)": (
+        {"type": "m.room.redaction", "event_id": "$r", "sender": "@mod:hs", "content": {"redacts": "$e0"}},
+        Change("$r", "@mod:hs", "$e0", None),
+    ),
+    "a redaction (up to v10)": (
+        {"type": "m.room.redaction", "event_id": "$r", "sender": "@mod:hs", "redacts": "$e0", "content": {}},
+        Change("$r", "@mod:hs", "$e0", None),
+    ),
+    "a redaction of nothing": ({"type": "m.room.redaction", "event_id": "$r", "sender": "@m:hs", "content": {}}, None),
+    "a reaction": (event(type="m.reaction"), None),
+    "no sender": (event(content=EDIT, sender=None), None),
+}
+
+
+@pytest.mark.parametrize(("source", "expected"), CHANGES.values(), ids=list(CHANGES))
+def test_change_of(source: dict[str, Any], expected: Change | None) -> None:
+    assert change_of(source) == expected
+
+
+# -- an encrypted event nobody decrypted → who sent it, and which thread it answers ------------------
+
+ENVELOPE = {"algorithm": "m.megolm.v1.aes-sha2", "ciphertext": "AwgA", "session_id": "s", "sender_key": "k"}
+SEALED: dict[str, tuple[dict[str, Any], Sealed | None]] = {
+    "a thread reply": (
+        event(type="m.room.encrypted", content={**ENVELOPE, "m.relates_to": thread_relation("$root", "$last")}),
+        Sealed("$e", "@sam:hs", "$root"),
+    ),
+    "no relation outside": (event(type="m.room.encrypted", content=ENVELOPE), Sealed("$e", "@sam:hs", None)),
+    "an edit": (
+        event(
+            type="m.room.encrypted", content={**ENVELOPE, "m.relates_to": {"rel_type": "m.replace", "event_id": "$x"}}
+        ),
+        Sealed("$e", "@sam:hs", None),
+    ),
+    "decrypted already": (event(), None),
+    "no event id": (event(type="m.room.encrypted", content=ENVELOPE, event_id=3), None),
+}
+
+
+@pytest.mark.parametrize(("source", "expected"), SEALED.values(), ids=list(SEALED))
+def test_sealed(source: dict[str, Any], expected: Sealed | None) -> None:
+    assert sealed(source) == expected
 
 
 def test_sync_filter_asks_only_for_the_rooms_timelines_and_typing() -> None:

@@ -17,6 +17,7 @@ from bridge.outbound import (
     ABOUT_A_MESSAGE,
     Deletion,
     Edit,
+    Erase,
     Line,
     Notice,
     OpenThread,
@@ -24,6 +25,7 @@ from bridge.outbound import (
     RootState,
     Transcript,
     UndecodableDelivery,
+    WebhookEvent,
     decode,
     encode,
 )
@@ -60,6 +62,12 @@ ROUND_TRIPS: dict[str, tuple[Outbound, RemoteId | None]] = {
     "an edit with no copy on this endpoint": (Edit(MESSAGE, None), None),
     "a deletion of a copy": (Deletion(MESSAGE, COPY), COPY),
     "a deletion with no copy on this endpoint": (Deletion(MESSAGE, None), None),
+    "a webhook event with its export row": (
+        WebhookEvent("conversation.closed", {"id": "c1", "agents": ["Alice"], "rating": None}, "d1"),
+        None,
+    ),
+    "an erasure of a copy": (Erase(COPY), None),
+    "an erasure of a thread's root": (Erase(None), None),
 }
 
 
@@ -137,6 +145,17 @@ outbounds: st.SearchStrategy[tuple[Outbound, Message | None, RemoteId | None]] =
     st.tuples(st.builds(Notice, texts), st.none(), st.none()),
     messages.map(lambda m: (Line(m), m, None)),
     st.tuples(messages, copies, st.sampled_from([Edit, Deletion])).map(lambda t: (t[2](t[0], t[1]), t[0], t[1])),
+    st.tuples(st.builds(Erase, copies), st.none(), st.none()),
+    st.tuples(
+        st.builds(
+            WebhookEvent,
+            st.sampled_from(["conversation.closed", "conversation.rated"]),
+            st.dictionaries(texts, st.none() | st.integers() | texts | st.lists(texts), max_size=5),
+            st.uuids().map(lambda u: u.hex),
+        ),
+        st.none(),
+        st.none(),
+    ),
 )
 
 

@@ -1,6 +1,6 @@
 // What the embedding page told us, read once from our own <script> tag.
 
-import { textsFor } from './texts.js';
+import { pageTexts } from './texts.js';
 
 const DEFAULT_COLOR = '#1d4ed8';
 
@@ -24,7 +24,8 @@ export function readConfig(script) {
     requireName: isSet(script, 'data-require-name'),
     requireEmail: isSet(script, 'data-require-email'),
     color: brandColor(script.dataset.color),
-    texts: textsFor(script),
+    // texts the page sets itself: they win over every language (texts.js)
+    pageTexts: pageTexts(script),
   };
 }
 

@@ -14,8 +14,10 @@
  *   data-require-name   "true" (or present and empty) = the pre-chat Name field is required
  *   data-require-email  "true" (or present and empty) = the pre-chat Email field is required
  *                       (both optional by default; the offline form always requires Email)
- *   data-texts          JSON overriding keys of TEXTS (texts.js), e.g. data-texts='{"open":"Chat öffnen"}'
+ *   data-texts          JSON overriding keys of TEXTS (texts.js) in every language, e.g. data-texts='{"open":"Hi"}'
  * window.SitechatTexts = {...} set before this script loads overrides TEXTS too (data-texts wins).
+ * Language: the site's (LANGUAGE setting), else the first of navigator.languages the widget speaks
+ * (en, de, fr, es), else English; another language's texts are fetched as a small pack (language.js).
  *
  * Page API (window.Sitechat):
  *   open(), close(), identify({id, name, email, hash}), on("message"|"open"|"close", fn) → off()
@@ -25,16 +27,20 @@
  *   <script>window.Sitechat=window.Sitechat||{q:[]};["open","close","identify","on"].forEach(function(m){
  *     Sitechat[m]=Sitechat[m]||function(){Sitechat.q.push([m].concat([].slice.call(arguments)))}})</script>
  *
- * Storage: localStorage "sitechat:{site}" = {id, token, lastSeq, status, queue, rated, visitor}.
+ * Storage: localStorage "sitechat:{site}" = {id, token, lastSeq, status, queue, rated, visitor};
+ * sessionStorage "sitechat:{site}:invited" once the chat invitation has been shown in this visit.
  */
 
 import { findOwnScript, readConfig } from './config.js';
 import { subscribe } from './events.js';
 import { callApi, sitePath } from './http.js';
+import { scheduleInvitation } from './invitation.js';
+import { loadTexts } from './language.js';
 import { reconnectNow, reportPage } from './live.js';
 import { restoreQueue } from './outbox.js';
 import { render } from './panel.js';
 import { restoreState, saveState, state } from './state.js';
+import { textsIn } from './texts.js';
 import { closePanel, openPanel, prefill } from './views.js';
 
 // a site that is down or restarting: try again, ever more slowly, for a few minutes
@@ -55,7 +61,7 @@ function main() {
     return;
   }
   state.config = config;
-  state.texts = config.texts;
+  state.texts = textsIn({}, config.pageTexts); // English until the site's settings say otherwise
   restoreQueue(restoreState());
   installPageApi();
   trackPages();
@@ -101,12 +107,17 @@ function trackPages() {
     const original = history[method];
     history[method] = function (...args) {
       const result = original.apply(this, args);
-      setTimeout(() => reportPage()); // after the page's own handlers have set the new title
+      setTimeout(pageChanged); // after the page's own handlers have set the new title
       return result;
     };
   }
-  window.addEventListener('popstate', () => reportPage());
-  window.addEventListener('hashchange', () => reportPage());
+  window.addEventListener('popstate', pageChanged);
+  window.addEventListener('hashchange', pageChanged);
+}
+
+function pageChanged() {
+  reportPage();
+  if (state.root) scheduleInvitation(); // the time counts on the page the visitor is on now
 }
 
 /**
@@ -131,6 +142,7 @@ async function boot() {
     return;
   }
   state.site = answer.body;
+  await loadTexts();
   if (document.body) render();
   else document.addEventListener('DOMContentLoaded', render);
 }

@@ -2,6 +2,8 @@
 // page tests reach in), its markup, the site's name, greeting and topics, and the launcher.
 
 import { wireForms } from './forms.js';
+import { scheduleInvitation, wireInvitation } from './invitation.js';
+import { siteGreeting } from './language.js';
 import { catchUp, connect } from './live.js';
 import { drawQueued } from './outbox.js';
 import { byId, setText, state } from './state.js';
@@ -17,12 +19,12 @@ export function render() {
   state.root = root;
   const fallbackStyle = applyStyles(root, config.color);
   // eslint-disable-next-line no-restricted-properties -- the one template: our markup, every text escaped
-  root.innerHTML = fallbackStyle + widgetHtml(texts, config);
+  root.innerHTML = fallbackStyle + widgetHtml(texts, config, state.language);
 
   const siteName = site.name || config.siteId;
   byId('panel').setAttribute('aria-label', format(texts.dialog, { site: siteName }));
   setText('title', siteName);
-  setText('greeting', site.greeting);
+  setText('greeting', siteGreeting());
   addTopics(Array.isArray(site.topics) ? site.topics : []);
   wireLauncher();
   wireForms();
@@ -44,6 +46,8 @@ export function render() {
   }
   prefill();
   if (state.openWhenRendered) openPanel();
+  wireInvitation();
+  scheduleInvitation();
 }
 
 function addTopics(topics) {

@@ -10,9 +10,11 @@ import { parseJson } from './util.js';
 export const state = {
   /** the script tag's settings (config.js) */
   config: null,
-  /** the texts in the page's language (texts.js) */
+  /** the texts in the visitor's language (texts.js, language.js) */
   texts: null,
-  /** GET /api/v1/sites/{site}: {name, greeting, online, topics, office_hours} */
+  /** the visitor's language: the site's, else the first of the browser's the widget speaks */
+  language: 'en',
+  /** GET /api/v1/sites/{site}: {name, greeting, greetings, language, online, topics, office_hours, invitation} */
   site: null,
   /** who the visitor is, as far as they told us (forms, identify()): {name, email, id, hash} */
   visitor: {},

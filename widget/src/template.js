@@ -21,7 +21,7 @@ const CHAT_ICON = '<path class="icon-open" d="M21 12a8 8 0 0 1-11.6 7.1L4 20.5l1
 const CHEVRON_ICON = '<path class="icon-close" d="m6 9 6 6 6-6"/>';
 const CROSS_ICON = '<path d="M6 6l12 12M18 6 6 18"/>';
 
-export function widgetHtml(texts, config) {
+export function widgetHtml(texts, config, language) {
   const t = key => escapeHtml(texts[key]);
   const label = (id, key) => `<label for="${id}">${t(key)}</label>`;
   const input = (id, key, attributes) => `${label(id, key)}<input id="${id}" ${attributes}>`;
@@ -37,7 +37,11 @@ export function widgetHtml(texts, config) {
     stars.push(`<button type="button" class="star" value="${n}" aria-pressed="false" aria-label="${starName}">★</button>`);
   }
 
-  return `<div class="widget">
+  return `<div class="widget" lang="${escapeHtml(language)}">
+<div class="invitation" id="invitation" role="dialog" aria-label="${t('invitation')}" hidden>
+<button type="button" class="invitation-text" id="invitation-open"></button>
+<button type="button" class="icon-button" id="invitation-dismiss" aria-label="${t('dismiss')}">${icon(CROSS_ICON)}</button>
+</div>
 <button class="launcher" id="launcher" type="button" aria-expanded="false" aria-label="${t('open')}">
 ${icon(CHAT_ICON + CHEVRON_ICON)}
 <span class="bd" id="badge" aria-hidden="true" hidden></span>
