@@ -85,7 +85,8 @@ node: node_modules/.installed
 # widget.js.gz and widget.js.br beside it. Generated, never committed; rebuilt when its sources change.
 WIDGET_JS := widget_server/static/widget.js
 
-$(WIDGET_JS): node_modules/.installed widget/build.mjs $(wildcard widget/src/*)
+$(WIDGET_JS): node_modules/.installed widget/build.mjs widget/catalogue.mjs $(wildcard widget/src/*) \
+		$(wildcard bridge/texts/*/LC_MESSAGES/*.po)
 	node widget/build.mjs
 
 widget: $(WIDGET_JS)

@@ -80,12 +80,16 @@ class Timers:
     async def _greet_due(self, now: datetime) -> None:
         """Greet the visitors nobody has answered in their site's time; a greeting that would come more
         than ``GREETING_LATE`` late (the service was down) is left out."""
+        greetings = self._greetings()
+        if not greetings:
+            return
         core = self.conversations.core
-        for site_id, after in self._greetings().items():
-            async with core.db.read() as conn:
-                due = await craft_store.due_for_greeting(
-                    conn, site_id, wrote_before=now - after, wrote_after=now - after - GREETING_LATE
-                )
-            for cid in due:
+        async with core.db.read() as conn:
+            waiting = await craft_store.waiting_ungreeted(
+                conn, list(greetings), wrote_after=now - max(greetings.values()) - GREETING_LATE
+            )
+        for cid, site_id, wrote_at in waiting:
+            after = greetings[site_id]
+            if now - after - GREETING_LATE < wrote_at <= now - after:
                 async with core.work() as work:
                     await craft.greet(core, work, cid)

@@ -62,6 +62,13 @@ class ClientFacts:
     country: str | None = None
     city: str | None = None
 
+    @classmethod
+    def stored(cls, value: object) -> ClientFacts:
+        """As the store keeps them (a JSON object); anything else is no facts."""
+        if not isinstance(value, dict):
+            return cls()
+        return cls(**{k: v for k, v in value.items() if k in cls.__dataclass_fields__ and isinstance(v, str) and v})
+
 
 @dataclass(frozen=True)
 class Message:

@@ -51,7 +51,7 @@ class Transcript:
 
 @dataclass(frozen=True)
 class Notice:
-    """A line from the bridge itself: a rating, help, a reminder, an offline message."""
+    """A line from the bridge itself: a rating, help, an offline message (a reminder is ``Reminder``)."""
 
     KIND: ClassVar[str] = "notice"
     text: str
@@ -98,7 +98,32 @@ class Erase:
     copy: RemoteId | None
 
 
-Outbound = OpenThread | Line | RootState | Transcript | Notice | Edit | Deletion | WebhookEvent | Erase
+@dataclass(frozen=True)
+class Reminder:
+    """A visitor waits for an answer: a line from the bridge that calls the team's attention. ``mention``
+    is ``SITECHAT_REMINDER_MENTION`` (``here``, ``channel``, ``none``, a member ``U…`` or a group ``S…``):
+    the one place where the bridge's text may notify people, so an adapter renders it as a real mention
+    and escapes ``text`` as ever (it holds the visitor's name)."""
+
+    KIND: ClassVar[str] = "reminder"
+    text: str
+    mention: str = "here"
+
+
+@dataclass(frozen=True)
+class Invite:
+    """``!invite USER``: bring someone into the thread with a post that mentions them, so they are notified.
+    ``who`` is the person as the team chat where the command was typed writes them (Slack ``<@U…>`` or a
+    display name; Matrix ``@user:server``): that endpoint resolves it. ``by`` asked."""
+
+    KIND: ClassVar[str] = "invite"
+    who: str
+    by: str
+
+
+Outbound = (
+    OpenThread | Line | RootState | Transcript | Notice | Edit | Deletion | WebhookEvent | Erase | Reminder | Invite
+)
 
 #: kinds whose delivery is about one stored message (the outbox keeps its id, not its text)
 ABOUT_A_MESSAGE: frozenset[str] = frozenset({Line.KIND, Edit.KIND, Deletion.KIND})
@@ -128,6 +153,10 @@ def encode(what: Outbound) -> Encoded:
             return Encoded(what.KIND, None, {"event": event, "conversation": dict(conversation), "id": delivery})
         case Erase(copy):
             return Encoded(what.KIND, None, {"copy": copy} if copy else {})
+        case Reminder(text, mention):
+            return Encoded(what.KIND, None, {"text": text, "mention": mention})
+        case Invite(who, by):
+            return Encoded(what.KIND, None, {"who": who, "by": by})
 
 
 class UndecodableDelivery(ValueError):
@@ -163,4 +192,8 @@ def decode(
         case Erase.KIND:
             copy = data.get("copy")
             return Erase(RemoteId(str(copy)) if copy else None)
+        case Reminder.KIND:
+            return Reminder(str(data.get("text", "")), str(data.get("mention", "none")))
+        case Invite.KIND:
+            return Invite(str(data.get("who", "")), str(data.get("by", "")))
     raise UndecodableDelivery(f"unknown delivery kind {kind!r}")

@@ -6,8 +6,8 @@ proxy that is not an address or a misspelt name is a problem at start, never lat
 
 ====================  ==========================================================================
 ``Settings``          database_url, note_prefix, inactivity_close_minutes,
-                      first_response_alert_seconds, snippets (name → text), sites (id → SiteConfig),
-                      retention_days
+                      first_response_alert_seconds, reminder_max, reminder_mention, snippets (name → text),
+                      sites (id → SiteConfig), retention_days
 ``.widget``           WidgetSettings: host, port, public_url, conversations_per_hour,
                       messages_per_minute, sockets_per_address, trusted_proxies (networks)
 ``.slack``            SlackSettings | None: bot_token, signing_secret, app_token, api_url
@@ -19,6 +19,7 @@ proxy that is not an address or a misspelt name is a problem at start, never lat
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Self
 
@@ -69,6 +70,11 @@ class Settings(BaseSettings):
     #: how long a SIGTERM may take: hand over sockets and finish the deliveries in flight, then stop
     shutdown_seconds: float = Field(default=10, gt=0, le=600)
     first_response_alert_seconds: float = Field(default=60, gt=0)
+    #: reminders at most while a visitor waits for an answer (the first after first_response_alert_seconds,
+    #: then after twice the time before); 0: none
+    reminder_max: int = Field(default=3, ge=0, le=20)
+    #: whom a Slack reminder mentions: ``here``, ``channel``, ``none``, a member (``U…``) or a user group (``S…``)
+    reminder_mention: str = "here"
     #: saved replies for ``!s NAME``, read from SITECHAT_SNIPPETS_FILE
     snippets: Annotated[dict[str, str], BeforeValidator(_snippets)] = Field(default_factory=dict)
     sites: dict[str, SiteConfig] = Field(default_factory=dict)
@@ -105,6 +111,19 @@ class Settings(BaseSettings):
         if isinstance(value, dict):
             return {str(k).lower(): v for k, v in value.items()}
         return value
+
+    @field_validator("reminder_mention")
+    @classmethod
+    def _mention_shape(cls, value: str) -> str:
+        value = value.strip()
+        if value.lower() in ("here", "channel", "none"):
+            return value.lower()
+        if re.fullmatch(r"[UWS][A-Z0-9]{2,}", value):
+            return value
+        raise ValueError(
+            "use here, channel, none, a member id like U0123ABCD or a user group id like S0123ABCD "
+            "(Slack shows ids in a profile's or group's menu: Copy member ID)"
+        )
 
     @field_validator("database_url")
     @classmethod

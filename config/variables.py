@@ -45,6 +45,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("SITECHAT_NOTE_PREFIX", None, "note_prefix", "//"),
     Variable("SITECHAT_INACTIVITY_CLOSE_MINUTES", None, "inactivity_close_minutes", "30"),
     Variable("SITECHAT_FIRST_RESPONSE_ALERT_SECONDS", None, "first_response_alert_seconds", "60"),
+    Variable("SITECHAT_REMINDER_MAX", None, "reminder_max", "3"),
+    Variable("SITECHAT_REMINDER_MENTION", None, "reminder_mention", "here"),
     Variable("SITECHAT_SNIPPETS_FILE", None, "snippets", "/etc/sitechat/snippets.toml"),
     Variable("SITECHAT_SHUTDOWN_SECONDS", None, "shutdown_seconds", "10"),
     Variable("SITECHAT_RETENTION_DAYS", None, "retention_days", "365"),

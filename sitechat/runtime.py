@@ -136,6 +136,7 @@ def build_runtime(settings: Settings, *, plugins: Sequence[Plugin] | None = None
         messages_per_minute=widget.messages_per_minute,
         sockets_per_address=widget.sockets_per_address,
         trusted_proxies=widget.trusted_proxies,
+        geoip_db=widget.geoip_db,
         limits=SharedLimits(db),  # counted in the database, so N instances do not make them N times
         send_transcript=conversations.request_transcript if "email" in endpoints else None,
         registry=registry,

@@ -16,7 +16,6 @@ import geoip2.database
 import geoip2.errors
 import ua_parser
 from babel import negotiate_locale
-from maxminddb import InvalidDatabaseError
 
 from bridge.model import ClientFacts
 from config.sites import LANGUAGES
@@ -65,7 +64,7 @@ class VisitorLookup:
             if self._reader is None:
                 try:
                     self._reader = geoip2.database.Reader(str(self.geoip_db), locales=["en"])
-                except (OSError, InvalidDatabaseError, ValueError) as exc:
+                except (OSError, RuntimeError, ValueError) as exc:  # RuntimeError: maxminddb's InvalidDatabaseError
                     log.error("SITECHAT_GEOIP_DB %s cannot be read (%s): no locations", self.geoip_db, exc)
                     self.geoip_db = None
                     return None

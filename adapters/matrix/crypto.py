@@ -70,7 +70,7 @@ class Encryption:
             client.olm = None
             raise StoreUnusable(
                 f"the encryption store MATRIX_STORE_PATH={self.store_path} cannot be opened ({describe(exc)}); "
-                "the bridge posts nothing into encrypted rooms until it can"
+                "the bridge posts nothing into encrypted rooms until it can (fix it, then restart sitechat)"
             ) from exc
         self.problem = None
         log.info("Matrix: encryption store %s open for device %s", self.store_path, client.device_id)

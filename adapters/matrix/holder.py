@@ -7,8 +7,9 @@ take every reply). So the session runs inside ``StateStore.exclusive("session")`
 advisory lock on a connection of its own; on SQLite there is one instance and the lock is always
 granted. The holder looks at its lease every couple of seconds and stops the session at once when
 the lock's connection is gone; a new holder waits longer than that before it starts, so the two never
-overlap. An instance without the lock stands by and tries again every few seconds: when the holder
-stops (a rolling restart, a crash), one of the others takes over.
+overlap — unless the last holder said it stopped cleanly (a rolling restart, a plain start), when
+there is nothing to wait for. An instance without the lock stands by and tries again every few
+seconds: when the holder stops (a rolling restart, a crash), one of the others takes over.
 
 Deliveries follow the lock: a lane picked up on an instance that stands by first waits a little for
 the lock (``ready``); by then the holder, which sees the same outbox, has usually sent the lane's
@@ -34,6 +35,8 @@ LOCK_NAME = "session"
 STANDBY_SECONDS = 5.0
 #: how often the holder makes sure it still holds it (shorter than any takeover wait)
 CHECK_SECONDS = 2.0
+#: in the endpoint's state: whether the last holder stopped cleanly (then nobody waits to take over)
+MARKER, HELD, RELEASED = "session_holder", "held", "released"
 
 
 class SessionHolder:
@@ -97,10 +100,16 @@ class SessionHolder:
         self._settled.set()
 
     async def _hold(self, inbox: Inbox, lease: ExclusiveLease) -> None:
-        if lease.takeover_seconds:
-            # the previous holder may not have noticed yet that its lock is gone: let it stop first
+        shared = lease.takeover_seconds > 0  # several instances may be running
+        if shared and await self._state.get(MARKER) == HELD:
+            # the previous holder did not say it stopped: it may not have noticed yet that its lock
+            # is gone (a cut connection), so it gets the time to stop first
             log.info("Matrix: took the Matrix lock; starting the session in %.0f s", lease.takeover_seconds)
             await asyncio.sleep(lease.takeover_seconds)
+        if shared:
+            await self._state.put(MARKER, HELD)
+            if not await lease.still_held():
+                return
         self._standing_by = False
         await self._session.close()  # a plain client left by a check (doctor) must not be reused
         self._session.use_encryption = True
@@ -115,6 +124,14 @@ class SessionHolder:
             self._session.use_encryption = False
             await self._sync.stop()
             await self._session.close()
+            if shared:
+                await self._say_released(lease)
+
+    async def _say_released(self, lease: ExclusiveLease) -> None:
+        """A clean stop, said while still holding the lock: the next holder need not wait."""
+        with contextlib.suppress(Exception):
+            if await lease.still_held():
+                await self._state.put(MARKER, RELEASED)
 
 
 async def _until_lost(lease: ExclusiveLease) -> None:

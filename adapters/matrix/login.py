@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import nio
 
-from adapters.matrix.responses import TOKEN_ERRORS, LoginFailed, login_error
+from adapters.matrix.responses import TOKEN_ERRORS, LoginFailed, describe_response, login_error
 from bridge.endpoint import StateStore
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,12 @@ def _restore(client: nio.AsyncClient, user_id: str, device_id: str, token: str) 
 
 
 async def log_in_as_new_device(client: nio.AsyncClient, state: StateStore, creds: Credentials) -> str:
-    """A password login on a device the homeserver makes anew (kept for later starts); its id."""
+    """A password login on a device the homeserver makes anew (kept for later starts); its id. The
+    old device is logged out first: its token (and its published keys) must not outlive it."""
+    old = client.device_id
+    response = await client.logout()
+    if not isinstance(response, nio.LogoutResponse):
+        log.warning("Matrix: could not log out the old device %s (%s)", old, describe_response(response))
     client.access_token = ""
     client.device_id = ""
     return await _password_login(client, state, creds)

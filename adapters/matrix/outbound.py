@@ -40,7 +40,7 @@ from bridge.model import RemoteId, ThreadRef
 from bridge.outbound import Deletion, Edit, Erase, Line, Notice, OpenThread, RootState, Transcript, WebhookEvent
 
 #: how long a lane picked up where the session does not run waits for the lock (see holder.py)
-HANDOVER_WAIT = 10.0
+HANDOVER_WAIT = 5.0
 #: what nio raises when it cannot encrypt yet (members or devices not known, a key not shared)
 ENCRYPTION_ERRORS = (
     nio.OlmUnverifiedDeviceError,

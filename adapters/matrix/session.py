@@ -149,23 +149,34 @@ class MatrixSession:
             self.logins += 1
 
     async def _open_store(self, client: nio.AsyncClient) -> None:
-        if self.can_encrypt:
-            return  # a new login of the same device: the store stays open
+        """Open the store for the device (at each login: a new login of the same device keeps it open).
+
+        Whether the homeserver still has the device's keys decides the rest: keys there but not in
+        the store — a lost store — cannot be made again (a new device then); keys in the store but
+        no longer there — the device was logged out and has just been logged in again under its old
+        id — are published again."""
         assert self.device_id is not None
         encryption = self.encryption
         try:
-            held = encryption.stored_keys(self.user_id, self.device_id)
-            if (held is None or not held.account) and await encryption.device_keys_on_server(
-                client, self.user_id, self.device_id
-            ):
-                await self._replace_device(client)
-            encryption.load(client)
+            on_server = await encryption.device_keys_on_server(client, self.user_id, self.device_id)
+            if not self.can_encrypt:
+                held = encryption.stored_keys(self.user_id, self.device_id)
+                if (held is None or not held.account) and on_server:
+                    await self._replace_device(client)
+                    on_server = False
+                encryption.load(client)
+            assert client.olm is not None
+            if client.olm.account.shared and not on_server:
+                log.info(
+                    "Matrix: device %s lost its published keys (logged out?); publishing them again", self.device_id
+                )
+                client.olm.account.shared = False
         except StoreUnusable as exc:
             encryption.problem = str(exc)
         except (OSError, sqlite3.Error) as exc:
             encryption.problem = (
                 f"the encryption store MATRIX_STORE_PATH={encryption.store_path} cannot be read ({describe(exc)}); "
-                "the bridge posts nothing into encrypted rooms until it can"
+                "the bridge posts nothing into encrypted rooms until it can (fix it, then restart sitechat)"
             )
         if encryption.problem is not None:
             log.error("Matrix: %s", encryption.problem)  # loud: staff in encrypted rooms see no visitor

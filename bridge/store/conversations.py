@@ -59,18 +59,10 @@ def _conversation(row: Row[Any]) -> Conversation:
         rating_comment=m["rating_comment"],
         kind=m["kind"],
         user_agent=m["user_agent"],
-        client=client_facts(m["client_facts"]),
+        client=ClientFacts.stored(m["client_facts"]),
         language=m["language"] or "en",
         greeted_at=utc(m["greeted_at"]),
     )
-
-
-def client_facts(stored: Any) -> ClientFacts:
-    """The ``client_facts`` column (a JSON object) as ``ClientFacts``; anything else is no facts."""
-    if not isinstance(stored, dict):
-        return ClientFacts()
-    fields = ("browser", "os", "device", "country", "city")
-    return ClientFacts(**{k: str(v) for k, v in stored.items() if k in fields and isinstance(v, str) and v})
 
 
 def _message(row: Row[Any]) -> Message:

@@ -32,23 +32,22 @@ _waiting = and_(
 )
 
 
-async def due_for_greeting(
-    conn: AsyncConnection, site_id: str, *, wrote_before: datetime, wrote_after: datetime
-) -> Sequence[str]:
-    """The site's conversations whose visitor first wrote in ``(wrote_after, wrote_before]``, not greeted
-    and not answered. ``wrote_after`` keeps a greeting from going out long late (after an outage)."""
+async def waiting_ungreeted(
+    conn: AsyncConnection, sites: Sequence[str], *, wrote_after: datetime
+) -> list[tuple[str, str, datetime]]:
+    """(id, site, when the visitor first wrote) of the conversations on ``sites`` that wait for a first
+    answer, not greeted, whose visitor first wrote after ``wrote_after``: one query per round of timers."""
     rows = await conn.execute(
-        select(conversation.c.id).where(
+        select(conversation.c.id, conversation.c.site_id, conversation.c.awaiting_reply_since).where(
             and_(
-                conversation.c.site_id == site_id,
+                conversation.c.site_id.in_(sites),
                 conversation.c.greeted_at.is_(None),
-                conversation.c.awaiting_reply_since <= wrote_before,
                 conversation.c.awaiting_reply_since > wrote_after,
                 _waiting,
             )
         )
     )
-    return [r.id for r in rows]
+    return [(r.id, r.site_id, utc(r.awaiting_reply_since)) for r in rows]
 
 
 async def mark_greeted(conn: AsyncConnection, cid: str, now: datetime) -> bool:

@@ -66,6 +66,13 @@ conversation = Table(
     Column("language", String(8)),
     #: when the automatic greeting went out: set once, by a conditional UPDATE (``bridge/store/craft.py``)
     Column("greeted_at", TS),
+    # migration 0006: reminders while the visitor waits (``bridge/reminders.py``): how many of this wait's
+    # went out and when the next is due, each taken once by a conditional UPDATE; ``reminded_at`` (set by
+    # the first, cleared by an agent's reply) marks the wait they count for
+    Column("reminders_sent", Integer, nullable=False, default=0, server_default="0"),
+    Column("next_reminder_at", TS),
+    #: when the visitor was told that the team knows they wait (once per conversation)
+    Column("waiting_told_at", TS),
     Index("ix_conversation_open_activity", "status", "last_activity_at"),
     #: retention: the closed conversations older than the cut-off
     Index("ix_conversation_closed_at", "closed_at"),
@@ -192,4 +199,16 @@ open_socket = Table(
     Column("address", String(100), nullable=False),
     Column("opened_at", TS, nullable=False),
     Index("ix_open_socket_address", "address"),
+)
+
+#: migration 0006: a site an agent set away (``/sitechat away``) shows offline in the widget until set back;
+#: no row is a site as its office hours say. Kept in the database, so every instance answers alike.
+site_presence = Table(
+    "site_presence",
+    metadata,
+    Column("site_id", String(64), primary_key=True),
+    Column("away", Boolean, nullable=False),
+    #: who set it, as the team chat names them, and when
+    Column("set_by", String(200), nullable=False),
+    Column("set_at", TS, nullable=False),
 )

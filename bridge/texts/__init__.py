@@ -19,12 +19,14 @@ Placeholders are ``{name}``-style and stay as they are in every language.
 from __future__ import annotations
 
 import gettext
+import logging
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 from config.sites import LANGUAGES
 
+log = logging.getLogger(__name__)
 DOMAIN = "sitechat"
 LOCALE_DIR = Path(__file__).resolve().parent
 __all__ = ["DOMAIN", "LANGUAGES", "LOCALE_DIR", "Text", "text", "translate"]
@@ -47,7 +49,11 @@ def text(context: str, english: str) -> Text:
 def _catalogue(language: str) -> gettext.NullTranslations:
     if language == "en":
         return gettext.NullTranslations()
-    return gettext.translation(DOMAIN, LOCALE_DIR, languages=[language])
+    try:
+        return gettext.translation(DOMAIN, LOCALE_DIR, languages=[language])
+    except OSError:  # an install without the compiled catalogue: English beats no word at all
+        log.error("the %s catalogue is missing in %s (pybabel compile): speaking English", language, LOCALE_DIR)
+        return gettext.NullTranslations()
 
 
 def translate(entry: Text, language: str) -> str:

@@ -150,6 +150,14 @@ async def run_demo(args: argparse.Namespace) -> int:
                     f"           (e.g. Element: custom homeserver) as {STAFF_USER} / {STAFF_PASSWORD}",
                     f"           and answer in the thread in the room “{room_name}” ({room_id}).",
                     "           Start a reply with // for a note the visitor never sees; !help lists commands.",
+                    *(
+                        [
+                            "           The room is end-to-end encrypted: Element shows the bot's session as",
+                            "           unverified, and that is all right (its keys are in the Data folder).",
+                        ]
+                        if encrypted
+                        else []
+                    ),
                     f"  Data:    {workdir}",
                     "Press Ctrl-C to stop.",
                     "",

@@ -106,7 +106,8 @@ def widget_build() -> Path:
     newer = [p.relative_to(ROOT) for p in sources if p.stat().st_mtime > WIDGET_BUILD.stat().st_mtime]
     if newer:
         pytest.fail(
-            f"The widget build is older than its sources ({', '.join(map(str, newer))}): run `make widget`.",
+            f"The widget build is older than its sources ({', '.join(map(str, newer))}): run `make widget` "
+            "(or `node widget/build.mjs`).",
             pytrace=False,
         )
     return WIDGET_BUILD

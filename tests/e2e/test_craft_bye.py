@@ -48,9 +48,7 @@ async def test_bye_sends_the_closing_by_name_and_closes(make_bridge: BridgeFacto
     assert not [m for m in thread if m["text"] == "!bye"]
 
 
-async def test_bye_in_the_visitors_language_and_the_sites_own_words(
-    make_bridge: BridgeFactory, fake_slack: FakeSlack
-) -> None:
+async def test_bye_in_the_visitors_language(make_bridge: BridgeFactory, fake_slack: FakeSlack) -> None:
     frames, _ = await bye(make_bridge, fake_slack, locale="de-DE")
     assert agent_said(frames) == ["Danke, Ann! Schauen Sie gerne jederzeit wieder vorbei."]
 

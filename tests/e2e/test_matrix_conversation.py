@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import nio
 import pytest
 import pytest_asyncio
@@ -519,8 +520,26 @@ async def test_login_is_stored_and_a_refused_token_keeps_the_device(synapse: Loc
     try:
         assert third.device_id == device and state.values["access_token"] != token
         assert await third.check([room_id]) == []
+        # the logout took the device's published keys with it: the same ones are published again
+        client = third.client
+        assert client is not None and client.olm is not None
+        published = await _published_keys(synapse, bot, device)
+        assert published.get(f"ed25519:{device}") == client.olm.account.identity_keys["ed25519"]
     finally:
         await third.stop()
+
+
+async def _published_keys(hs: LocalSynapse, user: RegisteredUser, device: str) -> dict[str, str]:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{hs.base_url}/_matrix/client/v3/keys/query",
+            json={"device_keys": {user.user_id: [device]}},
+            headers={"Authorization": f"Bearer {user.access_token}"},
+        ) as r,
+    ):
+        answer = await r.json()
+    return dict(answer["device_keys"].get(user.user_id, {}).get(device, {}).get("keys", {}))
 
 
 async def test_refused_sends_map_to_retry_or_pause(synapse: LocalSynapse, tmp_path: Path) -> None:

@@ -386,5 +386,58 @@ async def test_a_lost_store_means_a_new_device_never_new_keys_for_the_old_one(
         await room.in_thread(root, lambda b: b == "Ann: after the store was lost", "a line from the new device")
         await room.staff.reply(root["event_id"], "still here")
         await wait_until(lambda: _has(visitor, "still here"), 15, "the reply, decrypted by the new device")
+        bot = nio.AsyncClient(room.synapse.base_url, room.bot.user_id)
+        bot.restore_login(room.bot.user_id, room.bot.device_id, room.bot.access_token)
+        try:
+            listed = await bot.devices()
+            assert isinstance(listed, nio.DevicesResponse), listed
+            assert old not in {d.id for d in listed.devices}  # logged out: its token and keys are gone
+        finally:
+            await bot.close()
     finally:
         await visitor.close()
+
+
+async def test_a_room_that_turns_encrypted_mid_conversation(
+    synapse: LocalSynapse, tmp_path: Path, sqlite_url: str
+) -> None:
+    bot = await new_bot(synapse)
+    person = await new_user(synapse, "staff", displayname=STAFF_NAME)
+    room_id = await synapse.create_room(
+        bot.access_token, name="Website chat", invite=[person.user_id], power_users={person.user_id: 100}
+    )
+    await synapse.join(person.access_token, room_id)
+    staff = EncryptingClient(synapse, person, room_id, tmp_path / "staff-store")
+    await staff.sync(timeout_ms=0)
+    room = EncryptedRoom(synapse, bot, staff, room_id, tmp_path / "matrix-store", tmp_path)
+    async with bridge_factory(sqlite_url) as make:
+        bridge = await make(**room.settings())
+        visitor = Visitor(bridge.url)
+        try:
+            await visitor.start(name="Ann")
+            await visitor.say("in the clear")
+            raw_root = await wait_until(lambda: _plain_root(room), 15, "the plain root")
+            await wait_until(lambda: _raw_has(room, "Ann: in the clear"), 15, "the plain line")
+
+            turned = await staff.client.room_put_state(
+                room_id, "m.room.encryption", {"algorithm": "m.megolm.v1.aes-sha2"}
+            )
+            assert isinstance(turned, nio.RoomPutStateResponse), turned
+            await wait_until(lambda: room_id in _endpoint(bridge).encrypted_rooms, 15, "the bridge to notice")
+            await visitor.say("from now on encrypted")
+            root = {"event_id": raw_root["event_id"]}
+            await room.in_thread(root, lambda b: b == "Ann: from now on encrypted", "the encrypted line")
+            assert not await _raw_has(room, "from now on encrypted")  # not in the clear anywhere
+        finally:
+            await visitor.close()
+            await staff.close()
+
+
+async def _plain_root(room: EncryptedRoom) -> Event | None:
+    return next(
+        (e for e in await room.raw() if room.bridged(e) and e["content"]["body"].startswith("Chat from Ann")), None
+    )
+
+
+async def _raw_has(room: EncryptedRoom, text: str) -> bool:
+    return any(text in str(e.get("content")) for e in await room.raw())

@@ -143,6 +143,12 @@ async def test_only_the_lock_holder_runs_the_matrix_session(synapse: LocalSynaps
         await wait_until(lambda: second.holder.holding and second.session.logged_in, 30, "the other to take over")
         assert second.device_id == device and second.session.can_encrypt  # the same device, the same store
         assert not first.holder.holding
+
+        # a clean stop (a rolling restart) hands over without the wait a cut connection needs
+        await second.stop()
+        assert await KeyValueState(first_db, "matrix", utcnow).get("session_holder") == "released"
+        await wait_until(lambda: first.holder.holding and first.session.logged_in, 15, "the first to take it back")
+        assert first.device_id == device
     finally:
         await first.stop()
         await second.stop()

@@ -31,6 +31,8 @@ CONTRACT: dict[str, tuple[str, str, Any]] = {
     "SITECHAT_NOTE_PREFIX": ("%%", "note_prefix", "%%"),
     "SITECHAT_INACTIVITY_CLOSE_MINUTES": ("0.1", "inactivity_close_minutes", 0.1),
     "SITECHAT_FIRST_RESPONSE_ALERT_SECONDS": ("2.5", "first_response_alert_seconds", 2.5),
+    "SITECHAT_REMINDER_MAX": ("5", "reminder_max", 5),
+    "SITECHAT_REMINDER_MENTION": ("S0123ABCD", "reminder_mention", "S0123ABCD"),
     "SITECHAT_SHUTDOWN_SECONDS": ("4.5", "shutdown_seconds", 4.5),
     "SITECHAT_RATE_CONVERSATIONS_PER_HOUR": ("5", "widget.conversations_per_hour", 5),
     "SITECHAT_RATE_MESSAGES_PER_MINUTE": ("6", "widget.messages_per_minute", 6),

@@ -18,10 +18,12 @@ from bridge.outbound import (
     Deletion,
     Edit,
     Erase,
+    Invite,
     Line,
     Notice,
     OpenThread,
     Outbound,
+    Reminder,
     RootState,
     Transcript,
     UndecodableDelivery,
@@ -68,6 +70,10 @@ ROUND_TRIPS: dict[str, tuple[Outbound, RemoteId | None]] = {
     ),
     "an erasure of a copy": (Erase(COPY), None),
     "an erasure of a thread's root": (Erase(None), None),
+    "a reminder that mentions the channel's active members": (Reminder("Ann has been waiting 1 min", "here"), None),
+    "a reminder that mentions a user group": (Reminder("Ann has been waiting 3 min", "S0123ABCD"), None),
+    "an invitation of a Slack member": (Invite("<@U0BOB>", "Alice"), None),
+    "an invitation by display name": (Invite("Bob Smith", "Alice"), None),
 }
 
 
@@ -146,6 +152,8 @@ outbounds: st.SearchStrategy[tuple[Outbound, Message | None, RemoteId | None]] =
     messages.map(lambda m: (Line(m), m, None)),
     st.tuples(messages, copies, st.sampled_from([Edit, Deletion])).map(lambda t: (t[2](t[0], t[1]), t[0], t[1])),
     st.tuples(st.builds(Erase, copies), st.none(), st.none()),
+    st.tuples(st.builds(Reminder, texts, st.sampled_from(["here", "channel", "none", "U0BOB", "S0TEAM"])), st.none(), st.none()),
+    st.tuples(st.builds(Invite, texts, texts), st.none(), st.none()),
     st.tuples(
         st.builds(
             WebhookEvent,
