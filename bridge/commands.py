@@ -13,6 +13,7 @@ class Command(StrEnum):
     SNIPPET = "s"
     SHOW = "show"
     BYE = "bye"
+    INVITE = "invite"
     HELP = "help"
 
 
@@ -39,7 +40,8 @@ HELP = """Commands in this thread:
 !transfer TOPIC — hand it to another topic's team
 !s NAME — send the saved reply NAME
 !show URL [text] — send the visitor a link
-!bye — say goodbye and close
+!bye [text] — say goodbye (the site's closing, or your text) and close
+!invite @person — ask someone (a specialist, your boss) to join this chat; they are mentioned here
 !help — this list
 Start a reply with {prefix} for an internal note the visitor never sees."""
 

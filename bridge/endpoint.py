@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
+from bridge.desk_answers import DeskAnswer
 from bridge.events import InboundEvent
 from bridge.model import Conversation, EndpointName, Participant, RemoteId, ThreadRef
 from bridge.outbound import Outbound
@@ -47,6 +48,21 @@ class Inbox(Protocol):
     async def typing(self, endpoint: str, thread: ThreadRef, author: Participant) -> None:
         """A person is typing in a conversation's thread (shown to the visitor, never stored)."""
         ...
+
+
+class Desk(Protocol):
+    """The team's commands outside any conversation (``/sitechat`` in Slack; CONTRACT §8), as typed answers."""
+
+    async def answer(self, line: str, by: Participant, *, command: str = "/sitechat") -> DeskAnswer:
+        """The answer to ``{command} {line}`` typed by ``by`` (``open``, ``stats 7d``, ``away acme``…)."""
+        ...
+
+
+@runtime_checkable
+class ServesDesk(Protocol):
+    """An endpoint where people use the desk: the composition root hands it the core's (``use_desk``)."""
+
+    def use_desk(self, desk: Desk) -> None: ...
 
 
 class ExclusiveLease(Protocol):

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from bridge import craft
 from bridge.conversations import Conversations
-from bridge.outbound import Notice
+from bridge.reminders import Reminders
 from bridge.store import conversations as q
 from bridge.store import craft as craft_store
 from bridge.work import utcnow
@@ -33,11 +33,13 @@ class Timers:
         inactivity: timedelta,
         first_response: timedelta,
         clock: Callable[[], datetime] = utcnow,
+        reminders: Reminders | None = None,
     ) -> None:
         self.conversations = conversations
         self.inactivity = inactivity
         self.first_response = first_response
         self.clock = clock
+        self.reminders = reminders or Reminders(conversations.core, first=first_response)
         # fine enough that a 6-second test setting fires within a second, coarse enough to cost nothing
         shortest = min(inactivity, first_response, *self._greetings().values()).total_seconds()
         self.tick = max(0.2, min(5.0, shortest / 10))
@@ -55,20 +57,11 @@ class Timers:
         db = self.conversations.db
         async with db.read() as conn:
             idle = await q.open_conversations_idle_since(conn, now - self.inactivity)
-            waiting = await q.waiting_unreminded_since(conn, now - self.first_response)
         minutes = self.inactivity.total_seconds() / 60
         for cid in idle:
             await self.conversations.close(cid, reason=f"after {minutes:g} minutes without messages")
-        for cid in waiting:
-            await self._remind(cid)
+        await self.reminders.fire_due(now)
         await self._greet_due(now)
-
-    async def _remind(self, cid: str) -> None:
-        async with self.conversations.core.work() as work:
-            if not await q.mark_reminded(work.conn, cid, work.now):
-                return
-            seconds = round(self.first_response.total_seconds())
-            await work.enqueue_all(cid, Notice(f"⏰ The visitor has been waiting for a reply for {seconds} s."))
 
     # -- the automatic greeting (CONTRACT §10) ---------------------------------------------------------
 

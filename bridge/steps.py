@@ -3,7 +3,7 @@ caller's unit of work, so the change and the deliveries it causes commit togethe
 
 from __future__ import annotations
 
-from bridge import observe, webhooks
+from bridge import faces, observe, webhooks
 from bridge.live import NewMessage, RatingRequested, StatusChanged
 from bridge.model import Conversation, Participant, Status
 from bridge.outbound import Line, Notice, RootState, Transcript
@@ -37,6 +37,7 @@ async def claim(work: Work, conv: Conversation, actor: Participant, origin: str)
     if conv.claimed_by == actor.name:
         return
     await q.set_fields(work.conn, conv.id, claimed_by=actor.name)
+    await faces.show_face(work, conv, actor)
     await work.enqueue_all(conv.id, Notice(f"Claimed by {actor.name}"))
     await work.enqueue_all(conv.id, RootState())
 
@@ -46,6 +47,7 @@ async def agent_says(work: Work, conv: Conversation, author: Participant, text: 
     if conv.status is not Status.OPEN:
         await work.notice(conv.id, origin, "This conversation is closed: the visitor will not see that.")
         return None
+    await faces.show_face(work, conv, author)
     msg = await q.insert_message(work.conn, conv.id, author, storable(text), work.now, origin=origin)
     await work.enqueue_all(conv.id, Line(msg), skip=origin)
     await observe.agent_replied(work, conv, msg, origin)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from bridge import greeting, steps
+from bridge import craft, greeting, steps
 from bridge.commands import Command, CommandCall, help_text
 from bridge.events import MessageReceived
-from bridge.model import Conversation, Participant
-from bridge.outbound import Notice, OpenThread, RootState, Transcript
+from bridge.model import Conversation, Participant, Status
+from bridge.outbound import Invite, Notice, OpenThread, RootState, Transcript
 from bridge.store import conversations as q
 from bridge.store import outbox
+from bridge.texts import text, translate
 from bridge.transcript import render_transcript
 from bridge.work import Core, Work
+
+#: what the visitor is told when the chat moves to another topic's team (``{team}``: the topic's label)
+TRANSFERRED = text("transfer", "Your chat is now with our {team} team.")
 
 
 async def run_command(core: Core, work: Work, conv: Conversation, call: CommandCall, event: MessageReceived) -> None:
@@ -39,8 +43,21 @@ async def run_command(core: Core, work: Work, conv: Conversation, call: CommandC
                 await steps.agent_says(work, conv, author, f"{label.strip()} {url}".strip(), origin)
         case Command.TRANSFER:
             await transfer(core, work, conv, call.args.strip().lower(), author, origin)
+        case Command.INVITE:
+            await invite(work, conv, call.args.strip(), author, origin)
         case Command.HELP | None:
             await work.notice(conv.id, origin, help_text(core.note_prefix))
+
+
+async def invite(work: Work, conv: Conversation, who: str, by: Participant, origin: str) -> None:
+    """``!invite USER``: the team chat where it was typed mentions them in the thread (``Invite``); their
+    first reply shows the visitor that they joined (``bridge.faces``)."""
+    if not who:
+        await work.notice(conv.id, origin, "Usage: !invite @person — mention them as you would anyone here.")
+    elif conv.status is not Status.OPEN:
+        await work.notice(conv.id, origin, "This conversation is closed.")
+    else:
+        await work.enqueue(conv.id, origin, Invite(who, by.name))
 
 
 def closing(core: Core, conv: Conversation) -> str:
@@ -57,6 +74,8 @@ async def transfer(core: Core, work: Work, conv: Conversation, topic: str, actor
         return
     label = site.topics[topic].label
     await q.set_fields(work.conn, conv.id, topic=topic, claimed_by=None)
+    if conv.status is Status.OPEN:
+        await craft.say_to_visitor(core, work, conv, translate(TRANSFERRED, conv.language).replace("{team}", label))
     links = await q.thread_links(work.conn, conv.id)
     wanted = core.reachable_destinations(site, topic)
     if {endpoint: destination for endpoint, (destination, _ref) in links.items()} == wanted:

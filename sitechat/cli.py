@@ -169,8 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     forget.add_argument("--env-file", type=Path, default=None, help="env file to read (default: ./.env if present)")
     forget.set_defaults(func=cmd_forget)
     demo = sub.add_parser("demo", help="zero-config local trial with a local Matrix homeserver")
-    demo.add_argument("--port", type=int, default=8080)
-    demo.add_argument("--workdir", type=Path, default=Path(".demo"))
+    from sitechat.demo import add_arguments as demo_arguments
+
+    demo_arguments(demo)
     demo.set_defaults(func=cmd_demo)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -20,15 +20,17 @@ import adapters.webhook
 from adapters.plugin import Plugin
 from bridge.conversations import Conversations, utcnow
 from bridge.deliveries import DeliveryWorker
-from bridge.endpoint import Endpoint, StateStore
+from bridge.endpoint import Endpoint, ServesDesk, StateStore
 from bridge.lifecycle import Timers
 from bridge.live import LiveHub
+from bridge.reminders import Reminders
 from bridge.retention import Retention
 from bridge.store.database import Database
 from bridge.store.instances import Heartbeat
 from bridge.store.limits import SharedLimits
 from bridge.store.notify import Notifier
 from bridge.store.state import KeyValueState
+from bridge.team_desk import TeamDesk
 from config.settings import Settings
 from widget_server.app import create_app
 from widget_server.context import WidgetContext
@@ -120,11 +122,20 @@ def build_runtime(settings: Settings, *, plugins: Sequence[Plugin] | None = None
         announce=notifier.announce if notifier.enabled else None,
     )
     conversations.core.observer = metrics
+    first_response = timedelta(seconds=settings.first_response_alert_seconds)
+    reminders = Reminders(
+        conversations.core, first=first_response, most=settings.reminder_max, mention=settings.reminder_mention
+    )
     timers = Timers(
         conversations,
         inactivity=timedelta(minutes=settings.inactivity_close_minutes),
-        first_response=timedelta(seconds=settings.first_response_alert_seconds),
+        first_response=first_response,
+        reminders=reminders,
     )
+    desk = TeamDesk(conversations.core)
+    for endpoint in endpoints.values():
+        if isinstance(endpoint, ServesDesk):
+            endpoint.use_desk(desk)  # /sitechat (Slack)
     widget = settings.widget
     ctx = WidgetContext(
         conversations=conversations,

@@ -19,7 +19,19 @@ import aiosmtplib
 from bridge.endpoint import Inbox, Outgoing, Sent
 from bridge.errors import DestinationUnavailable, RetryLater
 from bridge.model import EndpointName
-from bridge.outbound import Deletion, Edit, Erase, Line, Notice, OpenThread, RootState, Transcript, WebhookEvent
+from bridge.outbound import (
+    Deletion,
+    Edit,
+    Erase,
+    Invite,
+    Line,
+    Notice,
+    OpenThread,
+    Reminder,
+    RootState,
+    Transcript,
+    WebhookEvent,
+)
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +95,8 @@ class EmailEndpoint:
                 return await self._mail(item, to, text, html)
             case OpenThread() | Line() | RootState() | Transcript() | Notice() | Edit() | Deletion() | Erase():
                 return [Sent(item.delivery_id)]  # nothing else goes by email (a mail sent cannot be taken back)
+            case Reminder() | Invite():
+                return [Sent(item.delivery_id)]  # for the team chats
             case WebhookEvent():
                 return [Sent(item.delivery_id)]
             case _:

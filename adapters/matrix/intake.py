@@ -98,12 +98,15 @@ class Intake:
             log.warning("Matrix: gave up on decrypting %s (it answers no thread)", locked.event_id)
             return
         author = self._participant(client, pending.room_id, locked.sender)
-        reason = (
-            f"A message from {author.name} ({locked.sender}) could not be decrypted, so the visitor did not see "
-            f"it: their Matrix client did not share its key with the bridge's device {self._session.device_id}. "
-            "Please send it again; if this keeps happening, let that client send keys to unverified sessions, "
-            "or verify the bridge's session."
-        )
+        lost = f"A message from {author.name} ({locked.sender}) could not be decrypted, so the visitor did not see it"
+        if self._session.can_encrypt:
+            reason = (
+                f"{lost}: their Matrix client did not share its key with the bridge's device "
+                f"{self._session.device_id}. Please send it again; if this keeps happening, let that client send "
+                "keys to unverified sessions, or verify the bridge's session."
+            )
+        else:
+            reason = f"{lost}: {self._session.encryption.problem or 'the bridge cannot decrypt yet'}."
         thread = ThreadRef(thread_ref(pending.room_id, locked.root))
         # its own remote id: should the key come after all, the message itself is still taken
         remote_id = RemoteId(f"{locked.event_id}#undecryptable")

@@ -37,7 +37,19 @@ from adapters.matrix.session import MatrixSession
 from bridge.endpoint import Outgoing, Sent
 from bridge.errors import DeliveryError, DestinationUnavailable, RetryLater
 from bridge.model import RemoteId, ThreadRef
-from bridge.outbound import Deletion, Edit, Erase, Line, Notice, OpenThread, RootState, Transcript, WebhookEvent
+from bridge.outbound import (
+    Deletion,
+    Edit,
+    Erase,
+    Invite,
+    Line,
+    Notice,
+    OpenThread,
+    Reminder,
+    RootState,
+    Transcript,
+    WebhookEvent,
+)
 
 #: how long a lane picked up where the session does not run waits for the lock (see holder.py)
 HANDOVER_WAIT = 5.0
@@ -128,9 +140,12 @@ class Sender:
                 return Sent(item.delivery_id, RemoteId(event_id))
             case Line(message):
                 contents = visitor_contents(message.author.name, message.text)
-            case Transcript(text) | Notice(text):
-                # the bridge speaking, long ones over several events
+            case Transcript(text) | Notice(text) | Reminder(text):
+                # the bridge speaking, long ones over several events (a reminder's @room: later, CONTRACT §8)
                 contents = notice_contents(text)
+            case Invite():
+                # later (CONTRACT §8): invite them to the room when they are not in it, and mention them
+                return Sent(item.delivery_id)
             case Edit(message, copy):
                 if copy is not None:
                     # a copy is one event: a line that took several keeps only its first one current

@@ -26,7 +26,19 @@ from adapters.webhook.signature import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_
 from bridge.endpoint import Inbox, Outgoing, Sent
 from bridge.errors import RetryLater
 from bridge.model import EndpointName
-from bridge.outbound import Deletion, Edit, Erase, Line, Notice, OpenThread, RootState, Transcript, WebhookEvent
+from bridge.outbound import (
+    Deletion,
+    Edit,
+    Erase,
+    Invite,
+    Line,
+    Notice,
+    OpenThread,
+    Reminder,
+    RootState,
+    Transcript,
+    WebhookEvent,
+)
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +104,8 @@ class WebhookEndpoint:
                 return [Sent(item.delivery_id)]
             case OpenThread() | Line() | RootState() | Transcript() | Notice() | Edit() | Deletion() | Erase():
                 return [Sent(item.delivery_id)]  # nothing else is the webhook's
+            case Reminder() | Invite():
+                return [Sent(item.delivery_id)]  # for the team chats
             case _:
                 assert_never(item.what)
 

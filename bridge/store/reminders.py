@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.model import Status
@@ -84,6 +84,7 @@ async def due(conn: AsyncConnection, now: datetime, first: timedelta, most: int)
 async def take(conn: AsyncConnection, wait: Waiting, now: datetime, next_at: datetime) -> bool:
     """Take reminder number ``wait.sent + 1`` of this wait: True for exactly one caller across instances,
     and for none once an agent has answered (or the conversation closed) meanwhile."""
+    unchanged: ColumnElement[bool]
     if wait.sent == 0:
         unchanged = conversation.c.reminded_at.is_(None)
         values = {"reminded_at": now, "reminders_sent": 1, "next_reminder_at": next_at}

@@ -21,10 +21,13 @@ DEFAULT_PREFIX: dict[str, Reply | Note | CommandCall] = {
     "!show": CommandCall(C.SHOW, "", "!show"),
     "!bye": CommandCall(C.BYE, "", "!bye"),
     "!help": CommandCall(C.HELP, "", "!help"),
+    "!invite": CommandCall(C.INVITE, "", "!invite"),
     # with arguments, trimmed; the text after the word is kept as typed inside
     "!transfer sales": CommandCall(C.TRANSFER, "sales", "!transfer sales"),
     "!transfer    sales  ": CommandCall(C.TRANSFER, "sales", "!transfer    sales"),
     "!s greeting": CommandCall(C.SNIPPET, "greeting", "!s greeting"),
+    "!invite <@U0BOB>": CommandCall(C.INVITE, "<@U0BOB>", "!invite <@U0BOB>"),
+    "!invite Bob Smith": CommandCall(C.INVITE, "Bob Smith", "!invite Bob Smith"),
     "!show https://example.org/a b c": CommandCall(
         C.SHOW, "https://example.org/a b c", "!show https://example.org/a b c"
     ),

@@ -1,0 +1,41 @@
+"""A face, not a bot (CONTRACT §8): when a team member claims a conversation or first writes in it — an
+agent, or someone brought in with ``!invite`` — the visitor sees "Alice joined the chat", once per person
+per conversation.
+
+In the widget's message JSON (CONTRACT §3's shape, nothing added) that line is a ``system`` message whose
+``author`` is the person: ``{"role": "system", "name": "Alice", "avatar_url": "https://…/alice.png"}`` with
+``text`` "Alice joined the chat" in the visitor's language — the role says it is the bridge speaking, the
+author says about whom, with their photo. It is stored like every message (its own ``seq``, replayed on
+reconnect, in the transcript), and stays with the visitor: the team's threads are not told.
+"""
+
+from __future__ import annotations
+
+from bridge.live import NewMessage
+from bridge.model import Conversation, Participant, Role, Status
+from bridge.store import conversations as q
+from bridge.store.faces import JOINED, has_appeared
+from bridge.texts import text, translate
+from bridge.work import Work
+
+JOINED_THE_CHAT = text("joined", "{name} joined the chat")
+
+
+def joined_text(name: str, language: str) -> str:
+    return translate(JOINED_THE_CHAT, language).replace("{name}", name)
+
+
+async def show_face(work: Work, conv: Conversation, person: Participant) -> None:
+    """``person`` (a team member) is in the conversation now: the visitor sees them join, the first time.
+
+    Runs in the caller's unit of work, before what the person says, so the visitor reads who joined first.
+    """
+    if person.role is not Role.AGENT or conv.status is not Status.OPEN or conv.kind != "chat":
+        return
+    # one announcement per person even when two of their replies are stored at once (PostgreSQL)
+    await q.lock_conversation(work.conn, conv.id)
+    if await has_appeared(work.conn, conv.id, person):
+        return
+    face = Participant(Role.SYSTEM, person.name, person.avatar_url, person.remote_id)
+    msg = await q.insert_message(work.conn, conv.id, face, joined_text(person.name, conv.language), work.now, origin=JOINED)
+    work.signal(conv.id, NewMessage(msg.seq))
