@@ -122,3 +122,9 @@ test: venv synapse chromium node widget
 
 clean:
 	rm -rf $(VENV) $(SYNAPSE_VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Every benchmark (bench/), then one table: figure, target, measured, met. Ratios measured in one run;
+# the suite only checks that each still runs at its tiny size (tests/test_bench_tiny.py).
+.PHONY: bench
+bench: venv
+	$(BIN)/python bench/run_all.py

@@ -2,7 +2,9 @@
 
 Starts a real `sitechat run` (subprocess, SQLite, no team chat needed beyond a fake Slack), opens N
 conversations and N live sockets that then sit idle, and prints the server's resident memory before
-and after, and per socket. Run: .venv/bin/python bench/idle_sockets.py [N]   (default 2000; try 10000)
+and after, and per socket. Issue 24, target 6: 10,000 ready sockets at most 30 KB each, all ready within 20 s
+(opened 100 at a time).
+Run: .venv/bin/python bench/idle_sockets.py [N]   (default 2000; try 10000; --tiny: 50)
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import resource
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.figures import figure
 from tests.fakes.slack_api import FakeSlack
 from tests.harness import ORIGIN, clean_environment, free_port
 
@@ -29,7 +33,7 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-async def main(n: int) -> None:
+async def main(n: int, tiny: bool = False) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 2 * n + 1000)), hard))
     async with FakeSlack() as slack:
@@ -88,16 +92,24 @@ async def main(n: int) -> None:
 
                     convs = await asyncio.gather(*(start() for _ in range(n)))
                     after_convs = rss_kib(proc.pid)
-                    sockets = []
-                    for i, (cid, token) in enumerate(convs):
+                    opening = asyncio.Semaphore(100)
+
+                    async def open_socket(i: int, cid: str, token: str) -> aiohttp.ClientWebSocketResponse:
                         visitor_address = f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}"
-                        ws = await http.ws_connect(
-                            base.replace("http", "ws") + f"/api/v1/conversations/{cid}/ws",
-                            headers={"Origin": ORIGIN, "X-Forwarded-For": visitor_address},
-                        )
-                        await ws.send_json({"type": "hello", "token": token, "after": 0})
-                        await ws.receive(timeout=30)
-                        sockets.append(ws)
+                        async with opening:
+                            ws = await http.ws_connect(
+                                base.replace("http", "ws") + f"/api/v1/conversations/{cid}/ws",
+                                headers={"Origin": ORIGIN, "X-Forwarded-For": visitor_address},
+                            )
+                            await ws.send_json({"type": "hello", "token": token, "after": 0})
+                            await ws.receive(timeout=60)
+                            return ws
+
+                    opened = time.monotonic()
+                    sockets = await asyncio.gather(
+                        *(open_socket(i, cid, token) for i, (cid, token) in enumerate(convs))
+                    )
+                    ready_seconds = time.monotonic() - opened
                     await asyncio.sleep(1)  # let the server settle before reading its memory
                     after = rss_kib(proc.pid)
                     print(f"idle sockets:            {len(sockets)}")
@@ -105,6 +117,16 @@ async def main(n: int) -> None:
                     print(f"after {n} conversations: {after_convs / 1024:.1f} MiB")
                     print(f"with {len(sockets)} open sockets:  {after / 1024:.1f} MiB")
                     print(f"per idle socket:         {(after - after_convs) / max(1, len(sockets)):.1f} KiB")
+                    print(f"all ready after:         {ready_seconds:.1f} s")
+                    per_socket = (after - after_convs) * 1.024 / max(1, len(sockets))  # KiB → KB
+                    judged = True if not tiny and n >= 10_000 else None
+                    figure(
+                        f"6. memory per idle socket ({n})",
+                        "≤ 30 KB",
+                        f"{per_socket:.1f} KB",
+                        judged and per_socket <= 30,
+                    )
+                    figure(f"6. {n} sockets ready", "≤ 20 s", f"{ready_seconds:.1f} s", judged and ready_seconds <= 20)
                     for ws in sockets:
                         await ws.close()
             finally:
@@ -113,4 +135,7 @@ async def main(n: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 2000))
+    if "--tiny" in sys.argv:
+        asyncio.run(main(50, tiny=True))
+    else:
+        asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 2000))

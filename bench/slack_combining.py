@@ -1,13 +1,20 @@
-"""How many Slack posts a burst of visitor lines costs, behind Slack's ~1 post/s per channel.
+"""Slack's real limit (issue 24, target 5): what a rush of visitors costs in posts and in time.
 
-Runs a real sitechat against the fake Slack (with its per-channel rate limit on) and prints, in one
-run: lines sent, posts made, lines per post, the largest post (Slack recommends at most 4,000 characters),
-and 429s met. Run: .venv/bin/python bench/slack_combining.py
+A real sitechat against the fake Slack with its per-channel limit on (~1 post/s, a burst of 3, then
+429 + Retry-After). 50 visitors start within 5 s and send 4 lines each; printed in one run: that every
+line reached Slack once and in order, posts per conversation (thread replies; target ≤ 1.1), 429s met,
+and the time until the last line is visible next to the ideal (every root and one reply per
+conversation, back to back at the channel's pace). Then, for context, the older burst: 200 lines in 5
+conversations, lines per post.
+
+Run: .venv/bin/python bench/slack_combining.py [--visitors 50] [--tiny]
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import re
 import sys
 import tempfile
 import time
@@ -15,42 +22,105 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.figures import figure
 from tests.fakes.slack_api import FakeSlack
-from tests.harness import RunningBridge, Visitor, acme_settings
+from tests.harness import RunningBridge, Visitor, acme_settings, wait_until
 
-CONVERSATIONS = 5
-LINES = 40
+PER_SECOND, BURST = 1.0, 3
+LINES = 4
+TOKEN = re.compile(r"\bv(\d+)l(\d+)\b")
 
 
-async def main() -> None:
+async def rush(visitors: int, within: float, tiny: bool) -> None:
     async with FakeSlack() as slack:
-        slack.rate_limit("chat.postMessage", per_second=1.0, burst=3)
+        slack.rate_limit("chat.postMessage", per_second=PER_SECOND, burst=BURST)
+        with tempfile.TemporaryDirectory() as tmp:
+            settings = acme_settings(
+                f"sqlite+aiosqlite:///{tmp}/bench.db", slack, rate_conversations_per_hour=10 * visitors
+            )
+            bridge = RunningBridge(settings)
+            await bridge.start()
+            people = [Visitor(bridge.url) for _ in range(visitors)]
+            started = time.monotonic()
+
+            async def visit(i: int, v: Visitor) -> None:
+                await asyncio.sleep(within * i / visitors)
+                await v.start(name=f"Visitor {i}")
+                for n in range(LINES):
+                    status, _ = await v.say(f"v{i}l{n}")
+                    assert status == 201, status
+
+            def visible() -> dict[int, list[int]]:
+                lines: dict[int, list[int]] = {}
+                for c in slack.calls_to("chat.postMessage"):
+                    if c.status == 200:
+                        for v, n in TOKEN.findall(str(c.params.get("text", ""))):
+                            lines.setdefault(int(v), []).append(int(n))
+                return lines
+
+            try:
+                await asyncio.gather(*(visit(i, v) for i, v in enumerate(people)))
+                await wait_until(lambda: sum(map(len, visible().values())) >= visitors * LINES, 600, "every line")
+                elapsed = time.monotonic() - started
+                await bridge.wait_idle(60)
+                calls = slack.calls_to("chat.postMessage")
+            finally:
+                for v in people:
+                    await v.close()
+                await bridge.stop()
+    lines = visible()
+    once_in_order = all(lines.get(i) == list(range(LINES)) for i in range(visitors))
+    ok = [c for c in calls if c.status == 200]
+    replies = [c for c in ok if c.params.get("thread_ts")]
+    roots = len(ok) - len(replies)
+    per_conversation = len(replies) / visitors
+    ideal = max(0.0, (2 * visitors - BURST) / PER_SECOND)
+    print(f"{visitors} visitors started within {within:g} s, {LINES} lines each, one channel at ~{PER_SECOND:g} post/s")
+    print(f"every line once, in order: {once_in_order}")
+    print(f"posts: {roots} roots + {len(replies)} replies = {per_conversation:.2f} replies per conversation")
+    print(f"429 answers: {sum(c.status == 429 for c in calls)}")
+    print(f"last line visible after {elapsed:.1f} s (ideal ≈ {ideal:.0f} s: a root and one reply each at the pace)")
+    figure("5. every line once and in order", "yes", "yes" if once_in_order else "NO", once_in_order)
+    figure("5. posts per conversation", "≤ 1.1", f"{per_conversation:.2f}", None if tiny else per_conversation <= 1.1)
+    figure("5. last line visible", f"ideal ≈ {ideal:.0f} s", f"{elapsed:.1f} s", None)
+
+
+async def burst(conversations: int = 5, per_conversation: int = 40) -> None:
+    async with FakeSlack() as slack:
+        slack.rate_limit("chat.postMessage", per_second=PER_SECOND, burst=BURST)
         with tempfile.TemporaryDirectory() as tmp:
             bridge = RunningBridge(acme_settings(f"sqlite+aiosqlite:///{tmp}/bench.db", slack))
             await bridge.start()
-            visitors = [Visitor(bridge.url) for _ in range(CONVERSATIONS)]
+            visitors = [Visitor(bridge.url) for _ in range(conversations)]
             try:
                 for i, v in enumerate(visitors):
                     await v.start(name=f"Visitor {i}")
                 await bridge.wait_idle(60)
                 before = len(slack.calls_to("chat.postMessage"))
-                started = time.monotonic()
-                await asyncio.gather(*(v.say(f"line {n}") for n in range(LINES) for v in visitors))
+                await asyncio.gather(*(v.say(f"line {n}") for n in range(per_conversation) for v in visitors))
                 await bridge.wait_idle(300)
-                elapsed = time.monotonic() - started
                 posts = [c for c in slack.calls_to("chat.postMessage")[before:] if c.status == 200]
-                limited = [c for c in slack.calls_to("chat.postMessage")[before:] if c.status == 429]
             finally:
                 for v in visitors:
                     await v.close()
                 await bridge.stop()
-    lines = CONVERSATIONS * LINES
-    print(f"visitor lines: {lines} in {CONVERSATIONS} conversations, one channel")
-    print(f"Slack posts:   {len(posts)}  ({lines / max(1, len(posts)):.1f} lines per post)")
-    print(f"largest post:  {max((len(str(c.params.get('text', ''))) for c in posts), default=0)} characters")
-    print(f"429 answers:   {len(limited)}")
-    print(f"drained in:    {elapsed:.1f} s  ({lines / elapsed:.1f} lines/s against ~1 post/s)")
+    lines = conversations * per_conversation
+    print(f"burst: {lines} lines in {conversations} conversations → {len(posts)} posts")
+    figure("5. (context) lines per post, 200-line burst", "—", f"{lines / max(1, len(posts)):.1f}", None)
+
+
+async def main(visitors: int, within: float, tiny: bool) -> None:
+    await rush(visitors, within, tiny)
+    if not tiny:
+        await burst()
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--visitors", type=int, default=50)
+    parser.add_argument("--within", type=float, default=5.0, help="seconds over which the visitors start")
+    parser.add_argument("--tiny", action="store_true", help="seconds, not a measurement: 3 visitors")
+    args = parser.parse_args()
+    if args.tiny:
+        args.visitors, args.within = 3, 0.3
+    asyncio.run(main(args.visitors, args.within, args.tiny))

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -30,6 +30,11 @@ from bridge.work import utcnow
 from config.settings import SiteConfig
 
 log = logging.getLogger(__name__)
+
+#: what one batch came to: sent (go on), the lane is empty (stop), or it must wait / is not ours (stop,
+#: and let the scheduler look again when it is due)
+SENT, EMPTY, WAIT = "sent", "empty", "wait"
+Links = Mapping[str, tuple[str, ThreadRef | None]]
 
 
 def backoff_seconds(attempts: int, *, base: float = 0.5, cap: float = 300.0) -> float:
@@ -59,6 +64,10 @@ class DeliveryWorker:
         self.observer = observer
         self._wake = asyncio.Event()
         self._lanes: dict[str, asyncio.Task[None]] = {}
+        #: lanes told of new deliveries while they were being worked: worked again when they finish
+        self._again: set[str] = set()
+        #: the scheduler runs: lanes started outside it are its to cancel at the end
+        self._running = False
         #: shutting down: lanes finish the batch they are sending and take no new one
         self._draining = False
         #: per endpoint, so one that is slow or paced (Slack's 1 post/s per channel) never starves another
@@ -68,10 +77,31 @@ class DeliveryWorker:
         self.sent_total = 0
 
     def wake(self) -> None:
+        """Rescan the outbox for ready lanes (a peer's hint, a retry, a restart)."""
         self._wake.set()
+
+    def start_lanes(self, lanes: Collection[tuple[str, str]]) -> None:
+        """Work these (conversation, endpoint) lanes now: a commit just filled them, so the outbox need
+        not be rescanned to find them (the scheduler's timer still rescans for anything else). A lane
+        already being worked is worked once more when it finishes, so nothing committed meanwhile waits."""
+        if self._draining or not self._running:
+            self.wake()
+            return
+        for cid, endpoint in lanes:
+            if endpoint not in self.endpoints:
+                self.wake()
+                continue
+            self._start(Lane(cid, endpoint))
+
+    def _start(self, lane: Lane) -> None:
+        if lane.key in self._lanes:
+            self._again.add(lane.key)
+        else:
+            self._lanes[lane.key] = asyncio.create_task(self._work_lane(lane), name=lane.key)
 
     async def run(self) -> None:
         names = list(self.endpoints)
+        self._running = True
         try:
             while True:
                 self._wake.clear()
@@ -87,8 +117,8 @@ class DeliveryWorker:
                         lanes = await outbox.ready_lanes(conn, now, names)
                         due = await outbox.next_due_at(conn, names)
                     for lane in lanes:
-                        if lane.key not in self._lanes:
-                            self._lanes[lane.key] = asyncio.create_task(self._work_lane(lane), name=lane.key)
+                        # one being worked may have read its head before this change: it looks again
+                        self._start(lane)
                     if due is not None and due > now:
                         timeout = min(timeout, (due - now).total_seconds())
                 except Exception as exc:
@@ -101,14 +131,20 @@ class DeliveryWorker:
                     async with asyncio.timeout(max(0.01, timeout)):
                         await self._wake.wait()
         finally:
+            self._running = False
             for task in self._lanes.values():
                 task.cancel()
             await asyncio.gather(*self._lanes.values(), return_exceptions=True)
 
     async def _work_lane(self, lane: Lane) -> None:
+        rescan = True  # unless the lane is known empty, the scheduler looks again once it stops
         try:
-            while not self._draining and await self._one_batch(lane):
-                pass
+            links: Links | None = None
+            while not self._draining:
+                outcome, links = await self._one_batch(lane, links)
+                if outcome != SENT:
+                    rescan = outcome != EMPTY
+                    break
         except asyncio.CancelledError:
             raise
         except LeaseLost as exc:
@@ -121,32 +157,40 @@ class DeliveryWorker:
                 log.warning("delivery lane %s: database connection lost (%s); retried", lane.key, _first_line(exc))
         finally:
             self._lanes.pop(lane.key, None)
-            self.wake()
+            if lane.key in self._again and not self._draining:
+                self._again.discard(lane.key)
+                self._start(lane)
+            elif rescan or self._draining:
+                self.wake()
 
-    async def _one_batch(self, lane: Lane) -> bool:
+    async def _one_batch(self, lane: Lane, links: Links | None) -> tuple[str, Links | None]:
         """Wait out the destination's pace (holding nothing: the lane's queue grows meanwhile, and the
-        batch combines what queued up), then send one batch holding the lane's lock; False when the
-        lane is empty, must wait, or is another instance's."""
+        batch combines what queued up), then send one batch holding the lane's lock. ``links``: the
+        thread links the previous batch read (None: read them); returns the outcome and the links read."""
         endpoint = self.endpoints[lane.endpoint]
-        async with self.db.read() as conn:
-            links = await q.thread_links(conn, lane.conversation_id)
+        if links is None:
+            async with self.db.read() as conn:
+                links = await q.thread_links(conn, lane.conversation_id)
         destination = links.get(lane.endpoint, ("", None))[0]
         await endpoint.ready(destination)
         # a bounded number of lanes send at once: each holds a pooled connection (its lock) meanwhile,
         # and the widget API must always find one free
         async with self._sending[lane.endpoint], self.db.lane_lock(lane.key) as lease:
             if lease is None:
-                return False
+                return WAIT, None
             return await self._send_next(lane, lease, endpoint, destination)
 
-    async def _send_next(self, lane: Lane, lease: LaneLease, endpoint: Endpoint, destination: str) -> bool:
-        """Send the lane's next batch; False when the lane is empty or must wait."""
+    async def _send_next(
+        self, lane: Lane, lease: LaneLease, endpoint: Endpoint, destination: str
+    ) -> tuple[str, Links | None]:
+        """Send the lane's next batch; the outcome and the thread links read for it."""
         now = self.clock()
+        limit = max(1, endpoint.max_batch)
         async with lease.reading() as conn:
-            pending = await outbox.lane_head(conn, lane, max(1, endpoint.max_batch))
+            pending = await outbox.lane_head(conn, lane, limit)
             batch = _due_prefix(pending, now)
             if not batch:
-                return False
+                return (EMPTY if not pending else WAIT), None
             # an erasure lane's conversation is gone: its deliveries carry all they need
             conv = await q.get_conversation(conn, lane.conversation_id) or lane_conversation(lane.conversation_id, now)
             links = await q.thread_links(conn, lane.conversation_id)
@@ -165,7 +209,7 @@ class DeliveryWorker:
             log.error("%s: delivery %s cannot be sent (%s); set aside", lane.key, *unreadable)
             async with lease.fenced() as conn:
                 await outbox.set_aside(conn, unreadable[0], self.clock(), unreadable[1])
-            return True
+            return SENT, None
         batch = batch[: len(items)]
 
         # fenced: only while this instance still holds the lane; the lease keeps the batch from any
@@ -186,7 +230,10 @@ class DeliveryWorker:
         if failure is None:
             if self.problems.pop(key, None) is not None:
                 log.info("%s works again: sending what was kept for it", key)
-            return True
+            if len(pending) < limit and len(sent) == len(pending) and not lease.seconds:
+                # all there was, sent: the lane is empty (what is committed after our read starts it again)
+                return EMPTY, links
+            return SENT, links
         rest = [d for d in batch if d.id not in {s.delivery_id for s in sent}]
         await self._postpone(lease, rest, failure)
         if isinstance(failure, DestinationUnavailable):
@@ -195,7 +242,7 @@ class DeliveryWorker:
             self.problems[key] = failure.reason
         else:
             log.warning("%s: delivery %s postponed: %s", key, rest[0].id if rest else "?", failure.reason)
-        return False
+        return WAIT, None
 
     async def _outgoing(
         self,

@@ -49,6 +49,11 @@ class Inbox(Protocol):
         """A person is typing in a conversation's thread (shown to the visitor, never stored)."""
         ...
 
+    async def read_by_team(self, endpoint: str, remote: RemoteId) -> None:
+        """Someone in the team has read the thread up to the event ``remote`` (a read receipt): the
+        visitor sees "Seen" under their messages up to there."""
+        ...
+
 
 class Desk(Protocol):
     """The team's commands outside any conversation (``/sitechat`` in Slack; CONTRACT §8), as typed answers."""
@@ -89,6 +94,16 @@ class StateStore(Protocol):
         block runs: a lease, or None when another instance holds it. PostgreSQL: a session advisory
         lock on a connection of its own; SQLite: always granted (it means one instance)."""
         ...
+
+
+@runtime_checkable
+class ShowsTyping(Protocol):
+    """An endpoint that can show the team that the visitor is typing (Matrix: the bot's typing notice).
+    Not durable, never through the outbox: a typing hint that comes late is worse than none."""
+
+    name: EndpointName
+
+    async def typing(self, destination: str, thread: ThreadRef) -> None: ...
 
 
 class Endpoint(Protocol):

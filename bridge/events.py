@@ -18,10 +18,12 @@ class InboundEvent:
 
 @dataclass(frozen=True)
 class MessageReceived(InboundEvent):
-    """A person wrote in the conversation's thread (already converted to plain text)."""
+    """A person wrote in the conversation's thread (already converted to plain text; ``html``: its
+    formatting as the sanitized subset of CONTRACT §7, made by the endpoint)."""
 
     author: Participant
     text: str
+    html: str | None = None
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class MessageEdited(InboundEvent):
 
     original: RemoteId
     text: str
+    html: str | None = None
 
 
 @dataclass(frozen=True)

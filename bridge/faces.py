@@ -37,5 +37,7 @@ async def show_face(work: Work, conv: Conversation, person: Participant) -> None
     if await has_appeared(work.conn, conv.id, person):
         return
     face = Participant(Role.SYSTEM, person.name, person.avatar_url, person.remote_id)
-    msg = await q.insert_message(work.conn, conv.id, face, joined_text(person.name, conv.language), work.now, origin=JOINED)
+    msg = await q.insert_message(
+        work.conn, conv.id, face, joined_text(person.name, conv.language), work.now, origin=JOINED
+    )
     work.signal(conv.id, NewMessage(msg.seq))

@@ -83,6 +83,9 @@ class Message:
     deleted: bool = False
     #: which endpoint it came from (``widget``, ``slack``…): mirroring skips the origin
     origin: str = "widget"
+    #: the team member's formatting: the sanitized HTML subset of CONTRACT §7 (``text`` is the same
+    #: message as plain text); None for plain messages, and always for the visitor's
+    html: str | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,8 @@ class Conversation:
     language: str = "en"
     #: when the automatic greeting went out (CONTRACT §10); None: not (yet)
     greeted_at: datetime | None = None
+    #: the visitor's last message someone in the team has read (0: none yet), shown as "Seen"
+    team_read_seq: int = 0
 
     @property
     def visitor_name(self) -> str:

@@ -121,12 +121,33 @@ class Invite:
     by: str
 
 
+@dataclass(frozen=True)
+class Seen:
+    """The visitor has seen an agent's message: mark the agent's own message (``copy``) where they wrote
+    it — Slack: the bot's ``eyes`` reaction; Matrix: the bot's read receipt. Queued once per message."""
+
+    KIND: ClassVar[str] = "seen"
+    message: Message
+    copy: RemoteId | None
+
+
 Outbound = (
-    OpenThread | Line | RootState | Transcript | Notice | Edit | Deletion | WebhookEvent | Erase | Reminder | Invite
+    OpenThread
+    | Line
+    | RootState
+    | Transcript
+    | Notice
+    | Edit
+    | Deletion
+    | WebhookEvent
+    | Erase
+    | Reminder
+    | Invite
+    | Seen
 )
 
 #: kinds whose delivery is about one stored message (the outbox keeps its id, not its text)
-ABOUT_A_MESSAGE: frozenset[str] = frozenset({Line.KIND, Edit.KIND, Deletion.KIND})
+ABOUT_A_MESSAGE: frozenset[str] = frozenset({Line.KIND, Edit.KIND, Deletion.KIND, Seen.KIND})
 
 
 @dataclass(frozen=True)
@@ -142,7 +163,7 @@ def encode(what: Outbound) -> Encoded:
     match what:
         case OpenThread() | RootState():
             return Encoded(what.KIND, None, None)
-        case Line(message) | Edit(message) | Deletion(message):
+        case Line(message) | Edit(message) | Deletion(message) | Seen(message):
             return Encoded(what.KIND, message.id, None)
         case Transcript(text, to, html):
             extra = ({"to": to} if to else {}) | ({"html": html} if html else {})
@@ -181,6 +202,8 @@ def decode(
             return Edit(message, copy)
         case Deletion.KIND if message is not None:
             return Deletion(message, copy)
+        case Seen.KIND if message is not None:
+            return Seen(message, copy)
         case Transcript.KIND:
             to, html = data.get("to"), data.get("html")
             return Transcript(str(data.get("text", "")), str(to) if to else None, str(html) if html else None)

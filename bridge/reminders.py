@@ -48,13 +48,13 @@ def may_remind(hours: OfficeHours | None, now: datetime) -> bool:
 
 def next_opening(hours: OfficeHours, after: datetime) -> datetime | None:
     """The first minute at or after ``after`` inside the office hours (None: they never open)."""
-    minute = after.replace(second=0, microsecond=0)
-    if minute < after:
-        minute += timedelta(minutes=1)
+    if hours.is_open(after):
+        return after
+    minute = after.replace(second=0, microsecond=0) + timedelta(minutes=1)  # hours open on whole minutes
     end = after + _LOOK_AHEAD
     while minute < end:
         if hours.is_open(minute):
-            return max(minute, after)
+            return minute
         minute += timedelta(minutes=1)
     return None
 

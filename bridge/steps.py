@@ -42,13 +42,18 @@ async def claim(work: Work, conv: Conversation, actor: Participant, origin: str)
     await work.enqueue_all(conv.id, RootState())
 
 
-async def agent_says(work: Work, conv: Conversation, author: Participant, text: str, origin: str) -> str | None:
-    """A team member's line for the visitor (and the other team chat); the id of the stored message."""
+async def agent_says(
+    work: Work, conv: Conversation, author: Participant, text: str, origin: str, html: str | None = None
+) -> str | None:
+    """A team member's line for the visitor (and the other team chat); the id of the stored message.
+    ``html``: its formatting, the sanitized subset the endpoint made (CONTRACT §7)."""
     if conv.status is not Status.OPEN:
         await work.notice(conv.id, origin, "This conversation is closed: the visitor will not see that.")
         return None
     await faces.show_face(work, conv, author)
-    msg = await q.insert_message(work.conn, conv.id, author, storable(text), work.now, origin=origin)
+    msg = await q.insert_message(
+        work.conn, conv.id, author, storable(text), work.now, origin=origin, html=storable(html) if html else None
+    )
     await work.enqueue_all(conv.id, Line(msg), skip=origin)
     await observe.agent_replied(work, conv, msg, origin)
     await q.touch(work.conn, conv.id, work.now, awaiting_reply_since=None, reminded_at=None)

@@ -31,7 +31,7 @@ from bridge.work import Core
 from config.settings import SiteConfig
 
 #: the most conversations ``open`` lists (the oldest; the rest are counted)
-OPEN_LIMIT = 30
+OPEN_LIMIT = 20
 HELP = """{command} open — the open conversations: visitor, site, how long they have waited, who claimed them, \
 a link to the thread
 {command} stats [today|7d|30d] [SITE] — conversations, first response (median, 90th percentile, share \

@@ -16,9 +16,11 @@ from bridge.events import (
     MessageReceived,
     Rejected,
 )
-from bridge.live import MessageChanged, Typing
-from bridge.model import Conversation, Participant, Status, ThreadRef
+from bridge.live import MessageChanged, Recheck, Typing
+from bridge.model import Conversation, Participant, RemoteId, Status, ThreadRef
+from bridge.outbound import Deletion, Edit
 from bridge.store import conversations as q
+from bridge.store import read_state
 from bridge.team_commands import run_command
 from bridge.work import Core, Work
 
@@ -86,23 +88,41 @@ class TeamSide:
                 await run_command(self.core, work, conv, meaning, event)
                 return None
             case Reply(text):
-                return await steps.agent_says(work, conv, event.author, text, event.endpoint)
+                return await steps.agent_says(work, conv, event.author, text, event.endpoint, event.html)
             case _:
                 assert_never(meaning)
 
     async def _agent_changes(self, work: Work, conv: Conversation, event: MessageEdited | MessageDeleted) -> None:
-        """An edit or delete of a reply the visitor has: the visitor's copy follows (same seq)."""
+        """An edit or delete of a reply the visitor has: the visitor's copy follows (same seq), and so does
+        the copy in the other team chat of a mirrored site. A note stays a note (it was never a message);
+        a reply edited into a note or a command is taken back everywhere."""
         mid = await q.message_for_remote(work.conn, event.endpoint, event.original)
         if mid is None:
             return  # a note, a command, or something never relayed: nothing the visitor has
         msg = await q.get_message(work.conn, mid)
-        if msg is None or msg.deleted:
+        if msg is None or msg.deleted or msg.conversation_id != conv.id:
             return
-        # an edit that turns a reply into a note or a command takes it back from the visitor
         text = steps.storable(event.text) if isinstance(event, MessageEdited) else ""
-        if isinstance(event, MessageDeleted) or not isinstance(interpret(text, self.core.note_prefix), Reply):
+        meaning = interpret(text, self.core.note_prefix) if isinstance(event, MessageEdited) else None
+        if not isinstance(meaning, Reply):
             await q.delete_message(work.conn, mid, work.now)
             work.signal(conv.id, MessageChanged(mid, msg.seq, removed=True))
-        elif text != msg.text:
-            await q.edit_message(work.conn, mid, text, work.now)
+            await work.enqueue_all(conv.id, Deletion(msg, None), skip=event.endpoint)
+            return
+        html = steps.storable(event.html) if isinstance(event, MessageEdited) and event.html else None
+        if text != msg.text or html != msg.html:
+            await q.edit_message(work.conn, mid, text, work.now, html)
             work.signal(conv.id, MessageChanged(mid, msg.seq))
+            await work.enqueue_all(conv.id, Edit(msg, None), skip=event.endpoint)
+
+    async def read_by_team(self, endpoint: str, remote: RemoteId) -> None:
+        """Someone in the team has read up to ``remote`` (a Matrix read receipt): the visitor's messages up
+        to there are "Seen" in the widget."""
+        async with self.core.work() as work:
+            mid = await q.message_for_remote(work.conn, endpoint, remote)
+            msg = await q.get_message(work.conn, mid) if mid else None
+            if msg is None:
+                return  # a notice, the root, something of no conversation's messages
+            seq = await read_state.visitor_seq_up_to(work.conn, msg.conversation_id, msg.seq)
+            if seq is not None and await read_state.team_read(work.conn, msg.conversation_id, seq):
+                work.signal(msg.conversation_id, Recheck())

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from bridge import craft, observe, steps, webhooks
+from bridge.endpoint import ShowsTyping
 from bridge.live import NewMessage
 from bridge.model import (
     ClientFacts,
@@ -21,13 +23,15 @@ from bridge.model import (
     Status,
     Visitor,
 )
-from bridge.outbound import Line, Notice, OpenThread, RootState, Transcript
+from bridge.outbound import Line, Notice, OpenThread, RootState, Seen, Transcript
 from bridge.store import conversations as q
+from bridge.store import read_state
 from bridge.transcript import render_transcript, render_transcript_html
 from bridge.work import Core, Work, hash_token
 from config.sites import LANGUAGES
 
 MAX_PAGES = 50
+log = logging.getLogger(__name__)
 
 
 class ConversationClosed(Exception):
@@ -46,6 +50,8 @@ class NewConversation:
 
 class VisitorSide:
     core: Core
+    #: the endpoints that can show the team the visitor typing, by name (set by the composition root)
+    typists: Mapping[str, ShowsTyping] = {}
 
     async def start(
         self,
@@ -127,6 +133,31 @@ class VisitorSide:
         async with self.core.db.read() as conn:
             return await q.message_by_client_id(conn, cid, client_msg_id)
 
+    async def visitor_typing(self, cid: str) -> None:
+        """The visitor is typing: the team chats that can show it do (never stored, never queued)."""
+        async with self.core.db.read() as conn:
+            conv = await q.get_conversation(conn, cid)
+            links = await q.thread_links(conn, cid) if conv is not None else {}
+        if conv is None or conv.status is not Status.OPEN:
+            return
+        for endpoint, (destination, thread) in links.items():
+            typist = self.typists.get(endpoint)
+            if typist is not None and thread is not None:
+                try:
+                    await typist.typing(destination, thread)
+                except Exception as exc:  # a hint only: never the visitor's problem
+                    log.info("%s: typing not shown (%s)", endpoint, type(exc).__name__)
+
+    async def visitor_saw(self, cid: str, seq: int) -> None:
+        """The visitor had the conversation on screen up to ``seq``: each agent's message up to there is
+        marked where the agent wrote it, once (the ``Seen`` delivery)."""
+        async with self.core.work() as work:
+            links = await q.thread_links(work.conn, cid)
+            for mid, origin in await read_state.mark_seen(work.conn, cid, seq, work.now):
+                message = await q.get_message(work.conn, mid) if origin in links else None
+                if message is not None:
+                    await work.enqueue(cid, origin, Seen(message, None))
+
     async def offline_message(self, site_id: str, *, name: str | None, email: str, text: str) -> None:
         """A message left outside office hours: a thread of its own, closed from the start."""
         site = self.core.sites[site_id]
@@ -157,6 +188,11 @@ class VisitorSide:
     async def messages_after(self, cid: str, after: int) -> list[Message]:
         async with self.core.db.read() as conn:
             return await q.messages_after(conn, cid, after)
+
+    async def news_after(self, cid: str, after: int) -> tuple[list[Message], Conversation | None]:
+        """What a live socket catches up on, in one read: the messages after ``after`` and the conversation."""
+        async with self.core.db.read() as conn:
+            return await q.messages_after(conn, cid, after), await q.get_conversation(conn, cid)
 
     async def visitor_viewed(self, cid: str, page: PageView) -> None:
         """The visitor moved to another page: keep the trail, refresh the thread's root."""

@@ -6,7 +6,7 @@ sockets signalled, delivery workers woken, other instances told.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,6 +42,9 @@ class Core:
     endpoints: frozenset[str]
     live: LiveHub
     wake_deliveries: Callable[[], None] = lambda: None
+    #: starts the given (conversation, endpoint) lanes at once, without a rescan of the outbox (the
+    #: delivery worker's ``start_lanes``); without it every commit with deliveries wakes the worker
+    start_lanes: Callable[[Collection[tuple[str, str]]], None] | None = None
     note_prefix: str = "//"
     snippets: Mapping[str, str] = field(default_factory=dict)
     clock: Callable[[], datetime] = utcnow
@@ -65,13 +68,18 @@ class Core:
             work = Work(conn, self.clock())
             yield work
         tell(self.observer, work.observations)
-        await self.publish(work.signals, wake=work.deliveries > 0)
+        await self.publish(work.signals, wake=work.deliveries > 0, lanes=work.lanes)
 
-    async def publish(self, signals: Sequence[tuple[str, Signal]], *, wake: bool) -> None:
+    async def publish(
+        self, signals: Sequence[tuple[str, Signal]], *, wake: bool, lanes: Collection[tuple[str, str]] = ()
+    ) -> None:
         for cid, signal in signals:
             self.live.publish(cid, signal)
         if wake:
-            self.wake_deliveries()
+            if lanes and self.start_lanes is not None:
+                self.start_lanes(lanes)  # the lanes just filled: no need to look for them
+            else:
+                self.wake_deliveries()
         if self.announce is not None:
             await self.announce(signals, wake)
 
@@ -84,6 +92,8 @@ class Work:
     now: datetime
     signals: list[tuple[str, Signal]] = field(default_factory=list)
     deliveries: int = 0
+    #: (conversation, endpoint) of each delivery enqueued here: the lanes to start once committed
+    lanes: set[tuple[str, str]] = field(default_factory=set)
     observations: list[Observation] = field(default_factory=list)
 
     def signal(self, cid: str, signal: Signal) -> None:
@@ -93,19 +103,16 @@ class Work:
         """Tell the observer once the transaction has committed (never, if it rolls back)."""
         self.observations.append(observation)
 
-    async def enqueue(
-        self, cid: str, endpoint: str, what: Outbound, *, address: tuple[str, str] | None = None
-    ) -> None:
+    async def enqueue(self, cid: str, endpoint: str, what: Outbound, *, address: tuple[str, str] | None = None) -> None:
         """One delivery to one endpoint; ``address`` (destination, thread) pins it to a thread other than
         the conversation's current one (a transfer's farewell goes to the old thread)."""
         row = encode(what)
         payload = row.payload
         if address is not None:
             payload = {**(payload or {}), "destination": address[0], "thread": address[1]}
-        await outbox.enqueue(
-            self.conn, cid, endpoint, row.kind, self.now, message_id=row.message_id, payload=payload
-        )
+        await outbox.enqueue(self.conn, cid, endpoint, row.kind, self.now, message_id=row.message_id, payload=payload)
         self.deliveries += 1
+        self.lanes.add((cid, endpoint))
 
     async def enqueue_all(self, cid: str, what: Outbound, *, skip: str | None = None) -> None:
         """The same delivery to every endpoint the conversation has a thread on (but ``skip``, its origin)."""

@@ -20,7 +20,7 @@ import adapters.webhook
 from adapters.plugin import Plugin
 from bridge.conversations import Conversations, utcnow
 from bridge.deliveries import DeliveryWorker
-from bridge.endpoint import Endpoint, ServesDesk, StateStore
+from bridge.endpoint import Endpoint, ServesDesk, ShowsTyping, StateStore
 from bridge.lifecycle import Timers
 from bridge.live import LiveHub
 from bridge.reminders import Reminders
@@ -122,6 +122,9 @@ def build_runtime(settings: Settings, *, plugins: Sequence[Plugin] | None = None
         announce=notifier.announce if notifier.enabled else None,
     )
     conversations.core.observer = metrics
+    # the visitor's typing goes straight to the team chats that can show it (never through the outbox)
+    conversations.typists = {name: e for name, e in endpoints.items() if isinstance(e, ShowsTyping)}
+    conversations.core.start_lanes = worker.start_lanes  # a commit starts the lanes it filled, no rescan
     first_response = timedelta(seconds=settings.first_response_alert_seconds)
     reminders = Reminders(
         conversations.core, first=first_response, most=settings.reminder_max, mention=settings.reminder_mention

@@ -450,10 +450,28 @@ def _web_api_methods() -> set[str]:
     return methods
 
 
+def _module_strings(tree: ast.AST) -> dict[str, str]:
+    """A module's top-level string constants (``COMMAND = "/sitechat"``), so a listener named by one counts."""
+    strings: dict[str, str] = {}
+    for node in getattr(tree, "body", []):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            target, value = node.targets[0], node.value
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+            target, value = node.target, node.value
+        else:
+            continue
+        literal = _literal(value)
+        if literal is not None:
+            strings[target.id] = literal
+    return strings
+
+
 def _listeners(kind: str) -> set[str]:
-    """The literal names given to ``app.event(...)``, ``app.command(...)``…; a catch-all pattern is no name."""
+    """The names given to ``app.event(...)``, ``app.command(...)``…, as literals or a module's string
+    constants (``app.command(COMMAND)``); a catch-all pattern is no name."""
     names: set[str] = set()
     for tree in _trees():
+        strings = _module_strings(tree)
         for node in ast.walk(tree):
             if (
                 isinstance(node, ast.Call)
@@ -463,11 +481,14 @@ def _listeners(kind: str) -> set[str]:
                 and node.func.value.id == "app"
                 and node.args
             ):
-                literal = _literal(node.args[0])
+                first = node.args[0]
+                literal = _literal(first)
+                if literal is None and isinstance(first, ast.Name):
+                    literal = strings.get(first.id)
                 if literal is not None:
                     names.add(literal)
                 elif kind == "action":
-                    names.add(ast.unparse(node.args[0]))  # blocks.CLAIM: a named action id
+                    names.add(ast.unparse(first))  # blocks.CLAIM: a named action id
     return names
 
 
@@ -544,6 +565,8 @@ def _needed_scopes() -> dict[str, set[str]]:
 def test_the_adapter_scan_finds_what_the_adapter_does() -> None:
     # a floor, so that a scan that finds nothing cannot pass: the calls sitechat cannot work without
     assert {"auth.test", "chat.postMessage", "chat.update", "users.info"} <= _web_api_methods()
+    # the desk (/sitechat answers with links to threads) and !invite (finding a person by name)
+    assert {"chat.getPermalink", "users.list"} <= _web_api_methods()
     assert "message" in _listeners("event") and "/sitechat" in _listeners("command")
     assert _scopes_of_method("chat.postMessage") == {"chat:write"}
     assert _scopes_of_method("conversations.history") == {"channels:history", "groups:history"}

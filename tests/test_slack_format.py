@@ -34,7 +34,7 @@ FROM_SLACK = {
     ":not_an_emoji_name:": ":not_an_emoji_name:",
     "a &amp; b &lt;tag&gt;": "a & b <tag>",
     "&amp;lt;": "&lt;",
-    "*bold* _it_": "*bold* _it_",
+    "*bold* _it_": "bold it",  # marks removed (CONTRACT §7)
 }
 
 

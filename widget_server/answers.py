@@ -137,6 +137,12 @@ class Message(Answer):
     conversation_id: str
     author: Author
     text: str = Field(description="plain text: show it as text, never as HTML")
+    html: str | SkipJsonSchema[None] = omitted(
+        "an agent's formatting, the same message as sanitized HTML: only p br strong em del code pre "
+        "blockquote ul ol li and a (http/https href, rel=noopener noreferrer nofollow, target=_blank). "
+        "Build it into the page from those tags yourself, never as markup; absent for plain messages "
+        "and always for the visitor's"
+    )
     created_at: Timestamp
     client_msg_id: str | SkipJsonSchema[None] = omitted()
     edited_at: Timestamp | SkipJsonSchema[None] = omitted("set when an agent edited the message")
@@ -150,6 +156,7 @@ class Message(Answer):
             conversation_id=m.conversation_id,
             author=Author(role=m.author.role, name=m.author.name, avatar_url=m.author.avatar_url or None),
             text=m.text,
+            html=m.html or None,
             created_at=m.created_at,
             client_msg_id=m.client_msg_id or None,
             edited_at=m.edited_at or None,

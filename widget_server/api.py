@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from bridge import greeting
 from bridge.conversations import ConversationClosed, WrongState
 from bridge.model import Conversation, PageView, Status, Visitor
+from bridge.team_desk import site_away
 from config.sites import LANGUAGES
 from widget_server import answers, schemas
 from widget_server.context import CONTEXT, WidgetContext
@@ -119,7 +120,7 @@ async def site_info(request: web.Request) -> web.Response:
         answers.SiteInfo(
             site=site_id,
             name=site.name,
-            online=ctx.site_online(site_id),
+            online=ctx.site_online(site_id) and not await set_away(ctx, site_id),
             greeting=greeting.greeting(site, language),
             topics=[answers.Topic(id=tid, label=t.label) for tid, t in site.topics.items()],
             office_hours=str(site.office_hours) if site.office_hours else None,
@@ -128,6 +129,17 @@ async def site_info(request: web.Request) -> web.Response:
             invitation=invitation,
         )
     )
+
+
+async def set_away(ctx: WidgetContext, site_id: str) -> bool:
+    """Whether an agent set the site away (``/sitechat away``); a database that does not answer in time
+    leaves the site as its office hours say (the chat still works without that answer)."""
+    try:
+        async with asyncio.timeout(1.0):
+            return await site_away(ctx.conversations.db, site_id)
+    except Exception as exc:
+        log.warning("site %s: away state unreadable (%s); shown by its office hours", site_id, type(exc).__name__)
+        return False
 
 
 @routes.get("/widget-texts/{language}.json")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from typing import Any, assert_never
 
@@ -26,6 +27,7 @@ from widget_server.responses import ApiError, message_json, parse_json, validati
 log = logging.getLogger(__name__)
 MAX_FRAME = 64 * 1024
 STORE_RETRIES = 6  # about 20 s of backoff before a socket gives up on the store
+TYPING_EVERY = 3.0  # seconds: the visitor's typing goes on to the team at most this often (CONTRACT §7)
 routes = web.RouteTableDef()
 
 
@@ -47,6 +49,10 @@ class _Session:
         self.last_seq = after
         self.status = conv.status
         self.rating_asked = False
+        #: the last "read" frame sent (the visitor's messages up to there are seen by the team)
+        self.read_seq = 0
+        #: when the visitor's last typing frame went on to the team (at most one every TYPING_EVERY)
+        self.typing_told = -TYPING_EVERY
         self.frames = SlidingWindow(ctx.frames_per_10_seconds, 10)
         self.flood_told = False
         self._send_lock = asyncio.Lock()
@@ -65,11 +71,15 @@ class _Session:
 
     async def catch_up(self) -> None:
         """Send whatever is after the last seq sent, then any change of status."""
-        for m in await self.ctx.conversations.messages_after(self.conv.id, self.last_seq):
+        messages, conv = await self.ctx.conversations.news_after(self.conv.id, self.last_seq)
+        for m in messages:
             if m.seq > self.last_seq:
                 await self.send({"type": "message", "message": message_json(m)})
                 self.last_seq = m.seq
-        conv = await self.ctx.conversations.get(self.conv.id)
+        if conv is not None and conv.team_read_seq > self.read_seq:
+            # the team has read the visitor's messages up to there: the widget shows "Seen"
+            self.read_seq = conv.team_read_seq
+            await self.send({"type": "read", "seq": conv.team_read_seq})
         if conv is not None and conv.status is not self.status:
             self.status = conv.status
             await self.send({"type": "status", "status": conv.status.value})
@@ -122,14 +132,27 @@ class _Session:
         try:
             if kind == "message":
                 data = schemas.PostMessage.model_validate(frame)
-                conv = await self.ctx.conversations.get(self.conv.id)
-                assert conv is not None
+                # the status as this socket last read it (every change signals it): a close it has not
+                # seen yet is still refused by the store, in the same transaction that would take it
+                conv = dataclasses.replace(self.conv, status=self.status)
                 message, created = await accept_message(self.ctx, conv, data)
                 if not created:
                     # a resend of something already stored: acknowledge it again (the widget dedupes by seq)
                     await self.send({"type": "message", "message": message})
             elif kind == "typing":
-                pass  # accepted (CONTRACT §4); Slack cannot show it and Matrix types per room, not per thread
+                # to the team chats that can show it (Matrix); at most one every few seconds, whatever
+                # the widget sends
+                now = asyncio.get_running_loop().time()
+                if now - self.typing_told >= TYPING_EVERY:
+                    self.typing_told = now
+                    await self.ctx.conversations.visitor_typing(self.conv.id)
+            elif kind == "seen":
+                # {"type": "seen", "seq": N}: the visitor had the conversation on screen up to N
+                seq = frame.get("seq")
+                if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+                    await self.send({"type": "error", "code": "invalid", "message": "seen: seq must be a number ≥ 1"})
+                else:
+                    await self.ctx.conversations.visitor_saw(self.conv.id, min(seq, self.last_seq))
             elif kind == "page":
                 page = schemas.PageFrame.model_validate(frame)
                 # every page view rewrites the thread's root in the team chat: a flood must not reach it

@@ -29,6 +29,7 @@ from bridge.outbound import (
     OpenThread,
     Reminder,
     RootState,
+    Seen,
     Transcript,
     WebhookEvent,
 )
@@ -95,7 +96,7 @@ class EmailEndpoint:
                 return await self._mail(item, to, text, html)
             case OpenThread() | Line() | RootState() | Transcript() | Notice() | Edit() | Deletion() | Erase():
                 return [Sent(item.delivery_id)]  # nothing else goes by email (a mail sent cannot be taken back)
-            case Reminder() | Invite():
+            case Reminder() | Invite() | Seen():
                 return [Sent(item.delivery_id)]  # for the team chats
             case WebhookEvent():
                 return [Sent(item.delivery_id)]

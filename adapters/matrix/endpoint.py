@@ -29,7 +29,7 @@ from adapters.matrix.session import MatrixSession
 from adapters.matrix.trust import Trust
 from adapters.matrix.undecryptable import Undecryptable
 from bridge.endpoint import Inbox, Outgoing, Sent, StateStore
-from bridge.model import EndpointName
+from bridge.model import EndpointName, ThreadRef
 
 
 class MatrixEndpoint:
@@ -114,6 +114,10 @@ class MatrixEndpoint:
 
     async def deliver(self, batch: Sequence[Outgoing]) -> Sequence[Sent]:
         return await self.sender.deliver(batch)
+
+    async def typing(self, destination: str, thread: ThreadRef) -> None:
+        """The visitor is typing: the bot types in the room (``bridge.endpoint.ShowsTyping``)."""
+        await self.sender.typing(thread)
 
     def warnings(self) -> list[str]:
         return []

@@ -18,8 +18,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import quote
 
-import nh3
-
+from adapters.html_subset import LINK_REL, has_formatting, plain_text, sanitize
 from bridge.model import Conversation
 from bridge.transcript import split_text
 from bridge.visitor_context import visitor_facts
@@ -37,6 +36,8 @@ FIELD_LIMIT = 500
 #: per event, and body + escaped formatted_body of 4,000 characters stay far below it.
 MESSAGE_CHUNK = 4000
 NOTICE_CHUNK = 8000  # body only, so twice as much fits
+#: the longest formatted_body sent with a line (far below the 64 KiB of an event)
+FORMATTED_LIMIT = 24000
 
 
 # -- thread refs -------------------------------------------------------------------------------
@@ -67,13 +68,21 @@ def thread_relation(root: str, last: str) -> dict[str, Any]:
     return {"rel_type": THREAD, "event_id": root, "is_falling_back": True, "m.in_reply_to": {"event_id": last}}
 
 
-def visitor_content(author: str, text: str, relation: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A line the bot posts on someone's behalf (a visitor, or a Slack agent): ``Ann: …``."""
+def visitor_content(
+    author: str, text: str, relation: dict[str, Any] | None = None, html_text: str | None = None
+) -> dict[str, Any]:
+    """A line the bot posts on someone's behalf (a visitor, or a Slack agent): ``Ann: …``. ``html_text``
+    is the line's formatting (a Slack agent's, already the sanitized subset); a visitor's has none."""
+    name = f"<strong>{_escape(author)}</strong>: "
+    formatted = name + _escape(text)
+    if html_text:
+        # the name goes into the first paragraph, so it reads "Alice: …" on one line
+        formatted = f"<p>{name}{html_text[3:]}" if html_text.startswith("<p>") else name + html_text
     content: dict[str, Any] = {
         "msgtype": "m.text",
         "body": f"{author}: {text}",
         "format": "org.matrix.custom.html",
-        "formatted_body": f"<strong>{_escape(author)}</strong>: {_escape(text)}",
+        "formatted_body": formatted,
         "m.mentions": {},
     }
     if relation is not None:
@@ -89,8 +98,11 @@ def notice_content(text: str, relation: dict[str, Any] | None = None) -> dict[st
     return content
 
 
-def visitor_contents(author: str, text: str) -> list[dict[str, Any]]:
-    """A person's line as the events it takes, in order (long ones over several)."""
+def visitor_contents(author: str, text: str, html_text: str | None = None) -> list[dict[str, Any]]:
+    """A person's line as the events it takes, in order (long ones over several; formatting is kept
+    when the line fits one event, a longer one goes as plain text)."""
+    if html_text and len(text) <= MESSAGE_CHUNK and len(html_text) <= FORMATTED_LIMIT:
+        return [visitor_content(author, text, html_text=html_text)]
     return [visitor_content(author, chunk) for chunk in split_text(text, MESSAGE_CHUNK)]
 
 
@@ -207,40 +219,21 @@ def _strip_reply_fallback(body: str) -> str:
     return body  # a quote the person wrote themselves, not a fallback
 
 
-_KEEP_TAGS = {"a", "br", "p", "div", "li", "blockquote", "pre", "h1", "h2", "h3", "h4", "h5", "h6", "tr"}
-_LINK = re.compile(r'<a href="([^"]*)"[^>]*>(.*?)</a>', re.S)
-_BREAK = re.compile(r"<br\s*/?>|</(?:p|div|li|blockquote|pre|h[1-6]|tr)>")
-_ITEM = re.compile(r"<li>")
-_BLANKS = re.compile(r"\n{3,}")
+_PILL = re.compile(
+    r'<a href="https://matrix\.to/#/(?:@|%40|#|%23)[^"]*" target="_blank" rel="' + LINK_REL + r'">(.*?)</a>', re.S
+)
+
+
+def subset_html(formatted: str) -> str:
+    """A ``formatted_body`` as the bridge's HTML subset: the reply quote (``mx-reply``) gone, a pill
+    (a link to ``https://matrix.to/#/@user:server``) just the person's name, the rest sanitized."""
+    # the pattern reads nh3's own normalised output; removing a link's tags leaves the subset intact
+    return _PILL.sub(r"\1", sanitize(formatted, drop={"mx-reply"}))
 
 
 def html_to_text(formatted: str) -> str:
-    """Sanitised HTML → plain text: block ends become line breaks, links keep their URL."""
-    # nh3 first: it drops the reply quote (mx-reply) and scripts with their content and leaves a
-    # tiny, normalised tag set, so the patterns below only ever see nh3's own output.
-    safe = nh3.clean(
-        formatted,
-        tags=_KEEP_TAGS,
-        clean_content_tags={"mx-reply", "script", "style"},
-        attributes={"a": {"href"}},
-        url_schemes={"http", "https", "mailto"},
-        link_rel=None,
-    )
-
-    def link(match: re.Match[str]) -> str:
-        url, label = html.unescape(match.group(1)), match.group(2)
-        label_text = html.unescape(nh3.clean(label, tags=set()))
-        if url.startswith("mailto:"):
-            url = url.removeprefix("mailto:")
-        if not url or label_text.strip() in (url, ""):
-            return html.escape(url or label_text)
-        return f"{label} ({html.escape(url)})"
-
-    text = _LINK.sub(link, safe)
-    text = _ITEM.sub("• ", text)
-    text = _BREAK.sub("\n", text)
-    text = html.unescape(nh3.clean(text, tags=set()))
-    return _BLANKS.sub("\n\n", text).strip()
+    """Sanitised HTML → plain text: blocks on lines of their own, links keep their URL."""
+    return plain_text(subset_html(formatted))
 
 
 def media_url(homeserver: str, mxc: str) -> str | None:
@@ -253,19 +246,31 @@ def media_url(homeserver: str, mxc: str) -> str | None:
     return f"{homeserver.rstrip('/')}/_matrix/media/v3/download/{quote(server, safe='')}/{quote(media_id, safe='')}"
 
 
-def staff_text(content: dict[str, Any], homeserver: str | None = None) -> str:
-    """A staff member's message as the visitor reads it (plain text). Empty = nothing to relay."""
+def staff_message(content: dict[str, Any], homeserver: str | None = None) -> tuple[str, str | None]:
+    """A staff member's message as the visitor gets it: (plain text, subset HTML or None). The HTML, when
+    the event has it, is what the person saw (``body`` may hold the Markdown they typed): the text comes
+    from it. Empty text = nothing to relay."""
     body = content.get("body")
-    text = _strip_reply_fallback(body).strip() if isinstance(body, str) else ""
     formatted = content.get("formatted_body")
-    if not text and content.get("format") == "org.matrix.custom.html" and isinstance(formatted, str):
-        text = html_to_text(formatted)
+    markup: str | None = None
+    text = ""
+    if content.get("format") == "org.matrix.custom.html" and isinstance(formatted, str):
+        markup = subset_html(formatted)
+        text = plain_text(markup)
+    if not text and isinstance(body, str):
+        text, markup = _strip_reply_fallback(body).strip(), None
     if content.get("msgtype") in FILE_TYPES:
         url = content.get("url")
         link = media_url(homeserver, url) if homeserver and isinstance(url, str) else None
         if link:
             text = f"{text} {link}".strip()
-    return text
+        markup = None
+    return text, markup if markup and has_formatting(markup) else None
+
+
+def staff_text(content: dict[str, Any], homeserver: str | None = None) -> str:
+    """A staff member's message as plain text (see :func:`staff_message`)."""
+    return staff_message(content, homeserver)[0]
 
 
 def localpart(user_id: str) -> str:

@@ -177,6 +177,8 @@ class SyncLoop:
             for ephemeral in info.ephemeral:
                 if isinstance(ephemeral, nio.TypingNoticeEvent):
                     await self._intake.take_typing(client, room_id, ephemeral.users)
+                elif isinstance(ephemeral, nio.ReceiptEvent):
+                    await self._intake.take_receipts(room_id, ephemeral.receipts)
 
     async def _backfill(self, client: nio.AsyncClient, room_id: str, start: str, until: str) -> list[dict[str, Any]]:
         """The events of a gap, oldest first (from the timeline's start back to our last token)."""

@@ -10,7 +10,7 @@ from typing import Any
 
 import nio
 
-from adapters.matrix.format import PERSON_TYPES, is_staff, localpart, media_url, staff_text, thread_ref
+from adapters.matrix.format import PERSON_TYPES, is_staff, localpart, media_url, staff_message, thread_ref
 from adapters.matrix.responses import describe_response
 from adapters.matrix.session import MatrixSession
 from adapters.matrix.timeline import Change, change_of, sealed, thread_message
@@ -70,7 +70,7 @@ class Intake:
         if sender == self._session.user_id or content.get("msgtype") not in PERSON_TYPES:
             return  # our own echo, or another bot's notice
         self._remember_reply(message.event_id, ref, sender)
-        text = staff_text(content, self._session.homeserver)
+        text, html = staff_message(content, self._session.homeserver)
         if not text or self.inbox is None:
             return
         author = self._participant(client, room_id, sender)
@@ -78,7 +78,9 @@ class Intake:
         event: InboundEvent
         if is_staff(sender, self._staff):
             self._answering[(room_id, sender)] = ref
-            event = MessageReceived(endpoint=self._name, thread=thread, remote_id=remote_id, author=author, text=text)
+            event = MessageReceived(
+                endpoint=self._name, thread=thread, remote_id=remote_id, author=author, text=text, html=html
+            )
         else:
             reason = f"{sender} is not on the staff list (MATRIX_STAFF); the visitor did not see that"
             event = Rejected(endpoint=self._name, thread=thread, remote_id=remote_id, author=author, reason=reason)
@@ -131,8 +133,10 @@ class Intake:
         if change.content is None:
             event = MessageDeleted(endpoint=self._name, thread=thread, remote_id=remote_id, original=original)
         elif change.sender == author:
-            text = staff_text(change.content, self._session.homeserver)
-            event = MessageEdited(endpoint=self._name, thread=thread, remote_id=remote_id, original=original, text=text)
+            text, html = staff_message(change.content, self._session.homeserver)
+            event = MessageEdited(
+                endpoint=self._name, thread=thread, remote_id=remote_id, original=original, text=text, html=html
+            )
         else:
             return
         await self.inbox.handle(event)
@@ -160,6 +164,15 @@ class Intake:
             ref = self._answering.get((room_id, user))
             if ref is not None and user != self._session.user_id and is_staff(user, self._staff):
                 await self.inbox.typing(self._name, ThreadRef(ref), self._participant(client, room_id, user))
+
+    async def take_receipts(self, room_id: str, receipts: Sequence[nio.Receipt]) -> None:
+        """Staff who have read the room up to an event: the visitor's messages up to it are "Seen"."""
+        if self.inbox is None:
+            return
+        for receipt in receipts:
+            user = receipt.user_id
+            if receipt.receipt_type == "m.read" and user != self._session.user_id and is_staff(user, self._staff):
+                await self.inbox.read_by_team(self._name, RemoteId(receipt.event_id))
 
     def _participant(self, client: nio.AsyncClient, room_id: str, sender: str) -> Participant:
         room = client.rooms.get(room_id)

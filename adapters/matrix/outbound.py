@@ -47,10 +47,13 @@ from bridge.outbound import (
     OpenThread,
     Reminder,
     RootState,
+    Seen,
     Transcript,
     WebhookEvent,
 )
 
+#: how long the bot's typing notice lasts: the widget tells again every 3 s while the visitor types
+TYPING_MS = 5000
 #: how long a lane picked up where the session does not run waits for the lock (see holder.py)
 HANDOVER_WAIT = 5.0
 #: what nio raises when it cannot encrypt yet (members or devices not known, a key not shared)
@@ -90,6 +93,16 @@ class Sender:
         wait = self._blocked_until.get(destination, 0.0) - loop.time()
         if wait > 0:
             await asyncio.sleep(wait)
+
+    async def typing(self, thread: ThreadRef) -> None:
+        """The bot types in the thread's room for a few seconds (Matrix shows typing per room, not per
+        thread); a hint only, so nothing is waited for or retried, and only where the session runs."""
+        client = self._session.client
+        if not self._holder.holding or client is None or not self._session.logged_in:
+            return
+        room, _ = split_ref(thread)
+        if room in self._session.joined:
+            await client.room_typing(room, True, timeout=TYPING_MS)
 
     async def deliver(self, batch: Sequence[Outgoing]) -> Sequence[Sent]:
         sent: list[Sent] = []
@@ -139,7 +152,9 @@ class Sender:
                 self._root_body[ref] = content["body"]
                 return Sent(item.delivery_id, RemoteId(event_id))
             case Line(message):
-                contents = visitor_contents(message.author.name, message.text)
+                if message.deleted:
+                    return Sent(item.delivery_id)  # taken back before it was posted: nothing to post
+                contents = visitor_contents(message.author.name, message.text, message.html)
             case Transcript(text) | Notice(text) | Reminder(text):
                 # the bridge speaking, long ones over several events (a reminder's @room: later, CONTRACT §8)
                 contents = notice_contents(text)
@@ -149,13 +164,20 @@ class Sender:
             case Edit(message, copy):
                 if copy is not None:
                     # a copy is one event: a line that took several keeps only its first one current
-                    new = visitor_content(message.author.name, message.text[:MESSAGE_CHUNK])
+                    fits = len(message.text) <= MESSAGE_CHUNK
+                    html_text = message.html if fits else None
+                    new = visitor_content(message.author.name, message.text[:MESSAGE_CHUNK], html_text=html_text)
                     edit = await self._send(client, room, edit_content(copy, new), item, 0)
                     return Sent(item.delivery_id, more=(RemoteId(edit),))  # holds the text too: erased with it
                 return Sent(item.delivery_id)
             case Deletion(_, copy):
                 if copy is not None:
                     await self._redact(client, room, copy, item)
+                return Sent(item.delivery_id)
+            case Seen(_, copy):
+                # the visitor has seen the staff member's reply: the bot's read receipt on it, once
+                if copy is not None:
+                    await self._receipt(client, room, copy, root)
                 return Sent(item.delivery_id)
             case Erase(copy):
                 # the conversation was erased: our event goes (``copy`` None: the thread's root)
@@ -212,6 +234,11 @@ class Sender:
         if isinstance(response, nio.RoomSendResponse):
             return str(response.event_id)
         raise self.refused(room, response, what=f"cannot post in room {room}")
+
+    async def _receipt(self, client: nio.AsyncClient, room: str, event_id: str, root: str) -> None:
+        response = await client.update_receipt_marker(room, event_id, thread_id=root)
+        if not isinstance(response, nio.UpdateReceiptMarkerResponse):
+            raise self.refused(room, response, what=f"cannot mark {event_id} read in room {room}")
 
     async def _redact(self, client: nio.AsyncClient, room: str, event_id: str, item: Outgoing) -> None:
         tx_id = txn_id(self._session.txn_salt, item.delivery_id, "redact")

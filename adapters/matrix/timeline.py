@@ -18,7 +18,7 @@ TIMELINE_LIMIT = 20
 
 
 def sync_filter(rooms: Iterable[str], timeline_limit: int = TIMELINE_LIMIT) -> dict[str, Any]:
-    """Only what the bridge reads: the configured rooms' timelines and typing, nothing else
+    """Only what the bridge reads: the configured rooms' timelines, typing and read receipts, nothing else
     (presence and account data would wake the long poll for nothing)."""
     return {
         "presence": {"types": []},
@@ -26,7 +26,7 @@ def sync_filter(rooms: Iterable[str], timeline_limit: int = TIMELINE_LIMIT) -> d
         "room": {
             "rooms": sorted(rooms),
             "timeline": {"limit": timeline_limit},
-            "ephemeral": {"types": ["m.typing"]},
+            "ephemeral": {"types": ["m.typing", "m.receipt"]},
             "account_data": {"types": []},
         },
     }

@@ -1,8 +1,9 @@
 """The Slack endpoint: one thread per conversation in a channel, agents answer in the thread.
 
-Composed of three parts, one per direction: the session (client, bolt app, Socket Mode or HTTP mode),
-the inbound listeners (what Slack sends, as core events) and the outbound sender (what the core asks,
-as posts). The pacer is shared with nothing else: Slack limits posts per channel.
+Composed of parts, one per direction: the session (client, bolt app, Socket Mode or HTTP mode), the
+inbound listeners (what Slack sends, as core events), the outbound sender (what the core asks, as posts)
+and the desk (``/sitechat``, answered from the core's team desk). The pacer is shared with nothing
+else: Slack limits posts per channel.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from collections.abc import Callable, Sequence
 from aiohttp import web
 
 from adapters.pacing import Pacer
+from adapters.slack.desk import SlackDesk
 from adapters.slack.inbound import SlackInbound
 from adapters.slack.outbound import SlackOutbound
 from adapters.slack.session import SlackSession
 from adapters.slack.users import UserDirectory
-from bridge.endpoint import Inbox, Outgoing, Sent, StateStore
+from bridge.endpoint import Desk, Inbox, Outgoing, Sent, StateStore
 from bridge.model import EndpointName
 
 
@@ -51,13 +53,20 @@ class SlackEndpoint:
             self.name, self.session, self.users, store_deadline=store_deadline, clock=clock, state=state
         )
         self.outbound = SlackOutbound(self.session, self.pacer)
+        self.desk = SlackDesk(self.name, self.session, self.users)
+
+    def use_desk(self, desk: Desk) -> None:
+        """``/sitechat``'s answers come from the core's desk (the composition root hands it in)."""
+        self.desk.use(desk)
 
     async def start(self, inbox: Inbox) -> None:
         app = await self.session.open()
+        self.desk.attach(app)  # before the inbound listeners' catch-alls
         self.inbound.attach(app, inbox)
         await self.session.connect()
 
     async def stop(self) -> None:
+        await self.desk.stop()
         await self.inbound.stop()
         await self.session.close()
 

@@ -17,6 +17,8 @@ class ThreadReply:
     user: str
     text: str
     files: tuple[dict[str, Any], ...] = ()
+    #: the ``rich_text`` blocks Slack's clients send beside ``text`` (what the person saw)
+    blocks: tuple[Any, ...] = ()
 
 
 def thread_reply(event: dict[str, Any], *, own_user_id: str | None, own_bot_id: str | None) -> ThreadReply | None:
@@ -37,6 +39,7 @@ def thread_reply(event: dict[str, Any], *, own_user_id: str | None, own_bot_id: 
         user=str(user),
         text=str(event.get("text") or ""),
         files=tuple(event.get("files") or ()),
+        blocks=_blocks(event),
     )
 
 
@@ -58,6 +61,7 @@ class ThreadChange:
     ts: str  # the reply's own ts
     event_ts: str  # the change's ts: one change, one id
     text: str | None
+    blocks: tuple[Any, ...] = ()
 
 
 def thread_change(event: dict[str, Any], *, own_user_id: str | None) -> ThreadChange | None:
@@ -78,4 +82,10 @@ def thread_change(event: dict[str, Any], *, own_user_id: str | None) -> ThreadCh
         ts=str(ts),
         event_ts=str(event.get("event_ts") or event.get("ts") or ""),
         text=str(inner.get("text") or "") if subtype == "message_changed" else None,
+        blocks=_blocks(inner) if subtype == "message_changed" else (),
     )
+
+
+def _blocks(message: dict[str, Any]) -> tuple[Any, ...]:
+    blocks = message.get("blocks")
+    return tuple(blocks) if isinstance(blocks, list) else ()

@@ -1,4 +1,4 @@
-"""What Slack sends us, as core events: thread replies, edits, deletions, Claim/Close, the slash command.
+"""What Slack sends us, as core events: thread replies, edits, deletions, Claim/Close (``/sitechat``: desk.py).
 
 Every event is stored before Slack gets its answer (bolt runs with ``process_before_response``), so a
 2xx always means "kept"; what cannot be stored in time is answered 503 and Slack retries it.
@@ -11,7 +11,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,7 +22,7 @@ from slack_bolt.response import BoltResponse
 from adapters.slack import blocks
 from adapters.slack.events import ThreadChange, thread_change, thread_ref, thread_reply
 from adapters.slack.failures import describe
-from adapters.slack.format import mentioned_users, to_plain
+from adapters.slack.format import agent_message, mentioned_users
 from adapters.slack.session import SlackSession
 from adapters.slack.users import UserDirectory
 from bridge.endpoint import Inbox, StateStore
@@ -33,10 +33,9 @@ log = logging.getLogger(__name__)
 
 #: matches every id and type: the listeners that acknowledge what we do not use
 ANY = re.compile(".*")
-COMMAND_HELP = (
-    "sitechat: each website chat is a thread in this channel. Reply in the thread to answer; "
-    "start with // for an internal note; !help in a thread lists the commands."
-)
+#: a reply that starts so keeps Slack's mentions as they came (``<@U…>``): the person to bring in is the
+#: Slack member mentioned, not whoever shares their name (``adapters/slack/people.py``)
+INVITE = re.compile(r"\s*!invite\b", re.IGNORECASE)
 
 
 class ThreadNotReady(Exception):
@@ -158,7 +157,6 @@ class SlackInbound:
         app.event("user_change")(self._on_user_change)
         app.action(blocks.CLAIM)(self._on_claim)
         app.action(blocks.CLOSE)(self._on_close)
-        app.command("/sitechat")(self._on_command)
         app.event(ANY)(self._ignore)
         for register in (app.action, app.view, app.view_closed, app.shortcut, app.options, app.command):
             register(ANY)(self._ack)
@@ -226,12 +224,15 @@ class SlackInbound:
         reply = thread_reply(event, own_user_id=own_user_id, own_bot_id=self._session.bot_id)
         if reply is None or self._inbox is None:
             return
-        names = {uid: await self._users.name(uid) for uid in mentioned_users(reply.text)}
-        text = to_plain(reply.text, names)
+        html: str | None = None
+        if INVITE.match(reply.text):
+            text = reply.text.strip()
+        else:
+            text, html = await self._formatted(reply.text, reply.blocks)
         for f in reply.files:
             label = f.get("name") or f.get("title") or "file"
             link = f.get("permalink_public") or f.get("url_private") or ""
-            text = f"{text}\n{label} {link}".strip()
+            text, html = f"{text}\n{label} {link}".strip(), None
         name, avatar = await self._users.lookup(reply.user)
         known = await self._store(
             MessageReceived(
@@ -240,6 +241,7 @@ class SlackInbound:
                 remote_id=RemoteId(thread_ref(reply.channel, reply.ts)),
                 author=Participant(Role.AGENT, name, avatar, f"slack:{reply.user}"),
                 text=text,
+                html=html,
             )
         )
         if not known and own_user_id and event.get("parent_user_id") == own_user_id:
@@ -259,8 +261,14 @@ class SlackInbound:
         if change.text is None:
             await self._store(MessageDeleted(self.name, thread, remote_id, original))
             return
-        names = {uid: await self._users.name(uid) for uid in mentioned_users(change.text)}
-        await self._store(MessageEdited(self.name, thread, remote_id, original, to_plain(change.text, names)))
+        text, html = await self._formatted(change.text, change.blocks)
+        await self._store(MessageEdited(self.name, thread, remote_id, original, text, html))
+
+    async def _formatted(self, text: str, blocks: Sequence[Any]) -> tuple[str, str | None]:
+        """An agent's message as plain text and the HTML subset, mentions by the people's names."""
+        names = {uid: await self._users.name(uid) for uid in mentioned_users(text, blocks)}
+        formatted = agent_message(text, blocks, names)
+        return formatted.text, formatted.html
 
     async def _on_button(self, body: dict[str, Any], action: Action) -> None:
         message = body.get("message") or body.get("container") or {}
@@ -288,9 +296,6 @@ class SlackInbound:
     async def _on_close(self, ack: Any, body: dict[str, Any]) -> None:
         await ack()
         await self._on_button(body, Action.CLOSE)
-
-    async def _on_command(self, ack: Any) -> None:
-        await ack(COMMAND_HELP)
 
 
 def _utc(seconds: float) -> str:

@@ -14,22 +14,39 @@ from adapters.pacing import Pacer
 from adapters.slack import blocks
 from adapters.slack.events import split_ref, thread_ref
 from adapters.slack.failures import as_delivery_error
-from adapters.slack.format import display_name
+from adapters.slack.format import display_name, escape
 from adapters.slack.history import find_landed, metadata
-from adapters.slack.posts import Post, fit_escaped, groups, line_posts, part_count, text_posts
+from adapters.slack.people import People, invitation, reminder_post
+from adapters.slack.posts import Post, fit_escaped, formatted_line, groups, line_posts, part_count, text_posts
 from adapters.slack.session import SlackSession
 from bridge.endpoint import Outgoing, Sent
 from bridge.errors import DeliveryError, RetryLater
 from bridge.model import RemoteId, ThreadRef
-from bridge.outbound import Deletion, Edit, Erase, Line, Notice, OpenThread, RootState, Transcript, WebhookEvent
+from bridge.outbound import (
+    Deletion,
+    Edit,
+    Erase,
+    Invite,
+    Line,
+    Notice,
+    OpenThread,
+    Reminder,
+    RootState,
+    Seen,
+    Transcript,
+    WebhookEvent,
+)
 
 log = logging.getLogger(__name__)
+#: the reaction that tells the team the visitor has seen an agent's message
+SEEN_REACTION = "eyes"
 
 
 class SlackOutbound:
     def __init__(self, session: SlackSession, pacer: Pacer) -> None:
         self._session = session
         self.pacer = pacer
+        self._people = People(session)
 
     @property
     def _client(self) -> AsyncWebClient:
@@ -84,9 +101,25 @@ class SlackOutbound:
                 await self._update_root(head)
                 sent.extend(Sent(i) for i in ids)
             case Line(message):
-                lines = [(o.delivery_id, o.what.message.text) for o in group if isinstance(o.what, Line)]
-                author = {"username": display_name(message.author.name), "icon_url": message.author.avatar_url}
-                await self._post_in_turn(group, line_posts(lines), landed_parts, sent, **author)
+                # a line taken back before it was posted (an agent's deletion) is not posted at all
+                lines = [(o, o.what.message) for o in group if isinstance(o.what, Line) and not o.what.message.deleted]
+                live = [o for o, _ in lines]
+                sent.extend(Sent(o.delivery_id) for o in group if o not in live)
+                formatted = formatted_line(lines[0][1]) if len(lines) == 1 else None
+                if formatted is not None:
+                    posts = [Post((live[0].delivery_id,), 0, formatted)]
+                else:
+                    posts = line_posts([(o.delivery_id, m.text) for o, m in lines])
+                if live:
+                    await self._post_in_turn(
+                        live,
+                        posts,
+                        landed_parts,
+                        sent,
+                        username=display_name(message.author.name),
+                        icon_url=message.author.avatar_url,
+                        mrkdwn=formatted is not None,
+                    )
             case Transcript(text) | Notice(text):
                 # the bridge speaking; a long text goes in parts, and a part that landed before a
                 # failure is not posted again: the rest follow it, in order
@@ -94,7 +127,12 @@ class SlackOutbound:
             case Edit(message, copy):
                 if copy is not None:
                     # one post is updated: a text that needs more is cut (its parts stay as they were)
-                    await self._change_copy(copy, fit_escaped(message.text))
+                    await self._change_copy(copy, formatted_line(message) or fit_escaped(message.text))
+                sent.extend(Sent(i) for i in ids)
+            case Seen(_, copy):
+                # the visitor has seen the agent's message: the bot's 👀 on it, once
+                if copy is not None:
+                    await self._react(copy, SEEN_REACTION)
                 sent.extend(Sent(i) for i in ids)
             case Deletion(_, copy):
                 if copy is not None:
@@ -106,6 +144,14 @@ class SlackOutbound:
                 if target is not None:
                     await self._change_copy(target, None)
                 sent.extend(Sent(i) for i in ids)
+            case Reminder(text, mention):
+                # the one place the bridge notifies people: a real mention, then its text escaped
+                post = Post((head.delivery_id,), 0, reminder_post(text, mention))
+                await self._post_in_turn(group, [post], landed_parts, sent, mrkdwn=True)
+            case Invite(who, by):
+                found = await self._people.resolve(who)
+                text = invitation(found, by) if isinstance(found, list) else escape(found)
+                await self._post_in_turn(group, [Post((head.delivery_id,), 0, text)], landed_parts, sent, mrkdwn=True)
             case WebhookEvent():
                 sent.extend(Sent(i) for i in ids)  # not for a team chat
             case _:
@@ -120,6 +166,7 @@ class SlackOutbound:
         *,
         username: str | None = None,
         icon_url: str | None = None,
+        mrkdwn: bool = False,
     ) -> None:
         """The posts in order; a delivery counts as sent with its last part (``landed_parts``: those of
         the group's only delivery already in Slack, found after an earlier attempt)."""
@@ -133,7 +180,14 @@ class SlackOutbound:
             if ts is None:
                 try:
                     ts = await self._post(
-                        channel, thread_ts, post.text, post.ids, part=post.part, username=username, icon_url=icon_url
+                        channel,
+                        thread_ts,
+                        post.text,
+                        post.ids,
+                        part=post.part,
+                        username=username,
+                        icon_url=icon_url,
+                        mrkdwn=mrkdwn,
                     )
                 except Exception as exc:
                     # earlier parts of this delivery are in Slack: the retry must look for them first
@@ -166,6 +220,7 @@ class SlackOutbound:
         username: str | None = None,
         icon_url: str | None = None,
         part: int = 0,
+        mrkdwn: bool = False,
     ) -> str:
         await self.pacer.take(channel)
         kwargs: dict[str, Any] = {}
@@ -179,7 +234,7 @@ class SlackOutbound:
             channel=channel,
             thread_ts=thread_ts,
             text=text,
-            mrkdwn=bool(blocks),
+            mrkdwn=mrkdwn or bool(blocks),
             unfurl_links=False,
             unfurl_media=False,
             metadata=metadata(ids, part),
@@ -201,6 +256,16 @@ class SlackOutbound:
         except SlackApiError as exc:
             if exc.response.get("error") in ("message_not_found", "cant_update_message", "edit_window_closed"):
                 log.warning("Slack: root %s cannot be updated (%s); leaving it", item.thread, exc.response.get("error"))
+                return
+            raise
+
+    async def _react(self, copy: str, name: str) -> None:
+        """The bot's reaction on a message; one that is there already, or a message gone, is fine."""
+        channel, ts = split_ref(ThreadRef(copy))
+        try:
+            await self._client.reactions_add(channel=channel, timestamp=ts, name=name)
+        except SlackApiError as exc:
+            if exc.response.get("error") in ("already_reacted", "message_not_found", "too_many_reactions"):
                 return
             raise
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from adapters.slack.format import escape
+from adapters.slack.format import escape, line_mrkdwn
 from bridge.endpoint import Outgoing
+from bridge.model import Message, Role
 from bridge.outbound import Line, Notice, RootState, Transcript
 
 MAX_POST_CHARS = 4000
@@ -103,11 +104,20 @@ def text_posts(delivery_id: int, text: str, limit: int = MAX_POST_CHARS) -> list
     return [Post((delivery_id,), part, escape(piece)) for part, piece in enumerate(split_escaped(text, limit))]
 
 
+def formatted_line(message: Message) -> str | None:
+    """A formatted line (a Matrix staff member's, CONTRACT §7) as the mrkdwn of one post; None when it has
+    no formatting or would not fit one post (then it goes as plain text, split like any)."""
+    if not message.html:
+        return None
+    text = line_mrkdwn(message.text, message.html)
+    return text if len(text) <= MAX_POST_CHARS else None
+
+
 def part_count(item: Outgoing) -> int:
     """How many posts the delivery takes on its own (a line that shares a post takes that one)."""
     match item.what:
         case Line(message):
-            return len(split_escaped(message.text))
+            return 1 if formatted_line(message) is not None else len(split_escaped(message.text))
         case Transcript(text) | Notice(text):
             return len(split_escaped(text))
         case _:
@@ -115,7 +125,10 @@ def part_count(item: Outgoing) -> int:
 
 
 def groups(batch: Sequence[Outgoing]) -> list[list[Outgoing]]:
-    """Consecutive lines by the same author go out together; root updates into one update.
+    """Consecutive lines by the same visitor go out together; root updates into one update.
+
+    An agent's line (from the other team chat) always has a post of its own: an edit or a deletion of it
+    then changes just that post, never the lines that would have shared it.
 
     A delivery in doubt stays alone: it was looked for in Slack, and what of it is there already
     (some parts of a long text) decides what is left to post.
@@ -128,6 +141,7 @@ def groups(batch: Sequence[Outgoing]) -> list[list[Outgoing]]:
             and isinstance(item.what, Line)
             and isinstance(last.what, Line)
             and item.what.message.author == last.what.message.author
+            and item.what.message.author.role is not Role.AGENT
             and not item.maybe_sent
             and not last.maybe_sent
         )

@@ -36,6 +36,7 @@ from bridge.outbound import (
     OpenThread,
     Reminder,
     RootState,
+    Seen,
     Transcript,
     WebhookEvent,
 )
@@ -104,7 +105,7 @@ class WebhookEndpoint:
                 return [Sent(item.delivery_id)]
             case OpenThread() | Line() | RootState() | Transcript() | Notice() | Edit() | Deletion() | Erase():
                 return [Sent(item.delivery_id)]  # nothing else is the webhook's
-            case Reminder() | Invite():
+            case Reminder() | Invite() | Seen():
                 return [Sent(item.delivery_id)]  # for the team chats
             case _:
                 assert_never(item.what)

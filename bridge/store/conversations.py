@@ -62,6 +62,7 @@ def _conversation(row: Row[Any]) -> Conversation:
         client=ClientFacts.stored(m["client_facts"]),
         language=m["language"] or "en",
         greeted_at=utc(m["greeted_at"]),
+        team_read_seq=m["team_read_seq"] or 0,
     )
 
 
@@ -78,6 +79,7 @@ def _message(row: Row[Any]) -> Message:
         edited_at=utc(m["edited_at"]),
         deleted=bool(m["deleted"]),
         origin=m["origin"],
+        html=None if m["deleted"] else m["html"],
     )
 
 
@@ -168,6 +170,7 @@ async def insert_message(
     *,
     origin: str,
     client_msg_id: str | None = None,
+    html: str | None = None,
 ) -> Message:
     seq = await next_seq(conn, cid)
     mid = uuid.uuid4().hex
@@ -185,9 +188,10 @@ async def insert_message(
             origin=origin,
             created_at=now,
             deleted=False,
+            html=html,
         )
     )
-    return Message(mid, ConversationId(cid), seq, author, text, now, client_msg_id, origin=origin)
+    return Message(mid, ConversationId(cid), seq, author, text, now, client_msg_id, origin=origin, html=html)
 
 
 async def message_by_client_id(conn: AsyncConnection, cid: str, client_msg_id: str) -> Message | None:
@@ -319,12 +323,14 @@ async def remote_for_message(conn: AsyncConnection, endpoint: str, mid: str) -> 
     return RemoteId(remote) if remote is not None else None
 
 
-async def edit_message(conn: AsyncConnection, mid: str, text: str, now: datetime) -> None:
-    await conn.execute(update(message).where(message.c.id == mid).values(text=text, edited_at=now))
+async def edit_message(conn: AsyncConnection, mid: str, text: str, now: datetime, html: str | None = None) -> None:
+    await conn.execute(update(message).where(message.c.id == mid).values(text=text, html=html, edited_at=now))
 
 
 async def delete_message(conn: AsyncConnection, mid: str, now: datetime) -> None:
-    await conn.execute(update(message).where(message.c.id == mid).values(text="", deleted=True, edited_at=now))
+    await conn.execute(
+        update(message).where(message.c.id == mid).values(text="", html=None, deleted=True, edited_at=now)
+    )
 
 
 async def open_conversations_idle_since(conn: AsyncConnection, cutoff: datetime) -> Sequence[str]:

@@ -52,10 +52,17 @@ async def waiting_ungreeted(
 
 async def mark_greeted(conn: AsyncConnection, cid: str, now: datetime) -> bool:
     """Take the greeting for this conversation: True for exactly one caller, across instances, and for
-    none once an agent has answered."""
+    none once an agent has answered or the visitor was already told the team knows (a first reminder)."""
     result = await conn.execute(
         update(conversation)
-        .where(and_(conversation.c.id == cid, conversation.c.greeted_at.is_(None), _waiting))
+        .where(
+            and_(
+                conversation.c.id == cid,
+                conversation.c.greeted_at.is_(None),
+                conversation.c.waiting_told_at.is_(None),
+                _waiting,
+            )
+        )
         .values(greeted_at=now)
     )
     return bool(result.rowcount)

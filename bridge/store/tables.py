@@ -73,6 +73,8 @@ conversation = Table(
     Column("next_reminder_at", TS),
     #: when the visitor was told that the team knows they wait (once per conversation)
     Column("waiting_told_at", TS),
+    #: migration 0007: the visitor's last message a staff member has read (a Matrix read receipt)
+    Column("team_read_seq", Integer),
     Index("ix_conversation_open_activity", "status", "last_activity_at"),
     #: retention: the closed conversations older than the cut-off
     Index("ix_conversation_closed_at", "closed_at"),
@@ -95,6 +97,10 @@ message = Table(
     Column("created_at", TS, nullable=False),
     Column("edited_at", TS),
     Column("deleted", Boolean, nullable=False, default=False),
+    #: migration 0007: an agent's formatting, the sanitized HTML subset (``text`` is the plain form)
+    Column("html", Text),
+    #: migration 0007: when the visitor had it on screen (an agent's message; marked in the team chat once)
+    Column("seen_at", TS),
     UniqueConstraint("conversation_id", "seq", name="uq_message_conversation_seq"),
     UniqueConstraint("conversation_id", "client_msg_id", name="uq_message_conversation_client_msg"),
 )

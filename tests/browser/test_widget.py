@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.browser.conftest import BridgeFactory, Browse, thread_root
+from tests.browser.conftest import BridgeFactory, Browse, Widget, thread_root
 from tests.fakes.slack_api import FakeSlack
 from tests.harness import RunningBridge, SlackAgent, root_of
 
@@ -28,6 +28,13 @@ BIKES = {"name": "Acme Bikes", "greeting": "Hi! We usually answer within a minut
 def visitor_lines(slack: FakeSlack, channel: str, root: dict[str, Any], text: str) -> list[dict[str, Any]]:
     """The thread's replies that relay ``text`` (as Slack stores it) from the visitor."""
     return [m for m in slack.replies(channel, root["ts"]) if m.get("text") == text]
+
+
+async def expect_joined_before(chat: Widget, first_line: str, name: str = "Alice") -> None:
+    """The team member's face (CONTRACT §8): "Alice joined the chat" once, as a notice, right before the
+    first line they wrote."""
+    await expect(chat.log.locator(".m.system")).to_have_text([f"{name} joined the chat"])
+    await expect(chat.log.locator(".m.system + .m.agent")).to_contain_text(first_line)
 
 
 async def test_visitor_and_agent_talk_through_the_widget(
@@ -75,6 +82,7 @@ async def test_visitor_and_agent_talk_through_the_widget(
     await expect(reply).to_contain_text("Alice")
     await expect(reply.get_by_role("link", name="https://acme.example/bikes/tourer-xl")).to_be_visible()
     await expect(chat.line(answer)).to_have_count(1)
+    await expect_joined_before(chat, answer)
 
     await chat.message_box.fill("Great, and can I pick it up in Berlin?")
     await screenshot(visit.page, "widget-open")
@@ -83,7 +91,7 @@ async def test_visitor_and_agent_talk_through_the_widget(
         lambda: visitor_lines(fake_slack, "C0SALES", root, "Great, and can I pick it up in Berlin?"),
         message="the second line",
     )
-    await expect(chat.log.locator(".m")).to_have_count(3)
+    await expect(chat.log.locator(".m")).to_have_count(4)  # two lines each, and Alice joining
 
 
 async def test_shift_enter_adds_a_line_and_enter_sends_once(
@@ -128,6 +136,7 @@ async def test_a_reload_keeps_the_conversation(
     await chat.open()
     await expect(chat.line("Hello from before the reload")).to_have_count(1)
     await expect(chat.line("Hi Cleo, Alice here")).to_have_count(1)
+    await expect_joined_before(chat, "Hi Cleo, Alice here")  # replayed in its place
     await expect(chat.message_box).to_be_focused()  # straight back into the conversation, no pre-chat form
     await expect(chat.textbox("Name")).to_have_count(0)
 
@@ -137,7 +146,8 @@ async def test_a_reload_keeps_the_conversation(
     assert len(roots) == 1, "the reload started a second conversation"
     await agent.reply("C0SUPPORT", root["ts"], "Still here")
     await expect(chat.line("Still here")).to_be_visible()
-    await expect(chat.log.locator(".m")).to_have_count(4)
+    await expect(chat.log.locator(".m")).to_have_count(5)  # four lines, and Alice joining once
+    await expect_joined_before(chat, "Hi Cleo, Alice here")
 
 
 async def test_the_widget_rides_out_a_server_restart(
@@ -180,7 +190,8 @@ async def test_the_widget_rides_out_a_server_restart(
     assert texts.count("Before the restart") == 1, texts
     for text in ("Before the restart", "Typed while you were down", "Back after the restart"):
         await expect(chat.line(text)).to_have_count(1)
-    await expect(chat.log.locator(".m")).to_have_count(3)
+    await expect(chat.log.locator(".m")).to_have_count(4)  # three lines, and Alice joining
+    await expect_joined_before(chat, "Back after the restart")
 
 
 async def test_ending_the_chat_and_rating_it(
@@ -302,7 +313,8 @@ async def test_agent_text_is_shown_as_text_and_only_web_links_are_links(
     await agent.reply("C0SUPPORT", root["ts"], payload)
     shown = (
         '<img src=x onerror=alert(1)> <img src=x onerror="window.__pwned=1"> '
-        "<script>alert(2)</script> javascript:alert(3) click me (javascript:alert(4)) see https://acme.example/docs"
+        # a link that is no web link is just its label (CONTRACT §7)
+        "<script>alert(2)</script> javascript:alert(3) click me see https://acme.example/docs"
     )
     await expect(chat.line(shown)).to_be_visible()
     await expect(chat.line("<img src=x onerror=\"window.__pwned='visitor'\">")).to_be_visible()
@@ -339,7 +351,8 @@ async def test_two_tabs_show_the_same_conversation(
     await agent.reply("C0SUPPORT", root["ts"], "Hello Rita")
     for tab in (first, second):
         await expect(tab.widget.line("Hello Rita")).to_be_visible()
-        await expect(tab.widget.log.locator(".m")).to_have_count(3)
+        await expect(tab.widget.log.locator(".m")).to_have_count(4)  # three lines, and Alice joining
+        await expect_joined_before(tab.widget, "Hello Rita")
 
     await slack_bridge.wait_idle()
     texts = [m["text"] for m in fake_slack.replies("C0SUPPORT", root["ts"])]
@@ -348,4 +361,5 @@ async def test_two_tabs_show_the_same_conversation(
     # a reload of either tab still shows it all, once
     await first.page.reload()
     await first.widget.open()
-    await expect(first.widget.log.locator(".m")).to_have_count(3)
+    await expect(first.widget.log.locator(".m")).to_have_count(4)
+    await expect_joined_before(first.widget, "Hello Rita")

@@ -98,7 +98,12 @@ async def test_no_greeting_when_an_agent_answered_first(make_bridge: BridgeFacto
         await wait_until(lambda: _agent_answered(visitor), 10, "the agent's answer in the widget")
         await timers_past(rounds, at(sent["message"]) + timedelta(seconds=1.6), "the greeting's time")
         messages = (await visitor.messages())["messages"]
-        assert [m["author"]["role"] for m in messages] == ["visitor", "agent"]
+        # no greeting: only the visitor, the agent's face before her answer (CONTRACT §8), and the answer
+        assert [(m["author"]["role"], m["text"]) for m in messages] == [
+            ("visitor", "Do you ship to Norway?"),
+            ("system", "Alice joined the chat"),
+            ("agent", "Yes, we do!"),
+        ]
     finally:
         await visitor.close()
         await agent.close()

@@ -54,11 +54,17 @@ async def test_whole_conversation(
         "C0SUPPORT", root["ts"], "Hi *Ann* :wave: see <https://acme.example/docs|the docs> &amp; <@UAGENT>"
     )
     assert status == 200
-    frame = await live.wait_frame(lambda f: f["type"] == "message" and f["message"]["seq"] == 2)
+    frame = await live.wait_frame(lambda f: f["type"] == "message" and f["message"]["author"]["role"] == "agent")
     reply = frame["message"]
     assert reply["author"]["role"] == "agent" and reply["author"]["name"] == "Alice"
     assert reply["author"]["avatar_url"] == "https://avatars.example/UAGENT.png"
-    assert reply["text"] == "Hi *Ann* 👋 see the docs (https://acme.example/docs) & @Alice"
+    # plain text with the marks removed, and the formatting as the sanitized HTML subset (CONTRACT §7)
+    assert reply["text"] == "Hi Ann 👋 see the docs (https://acme.example/docs) & @Alice"
+    assert reply["html"] == (
+        '<p>Hi <strong>Ann</strong> 👋 see <a href="https://acme.example/docs" target="_blank" '
+        'rel="noopener noreferrer nofollow">the docs</a> &amp; @Alice</p>'
+    )
+    assert "html" not in first["message"]  # the visitor's text stays plain
 
     status, _ = await agent.reply("C0SUPPORT", root["ts"], "// she is a VIP, be nice")
     assert status == 200
@@ -68,7 +74,7 @@ async def test_whole_conversation(
         lambda: "Claimed by Alice" in _text_of(fake_slack.message("C0SUPPORT", root["ts"])), message="root claimed"
     )
     history = await visitor.messages(after=0)
-    assert [m["seq"] for m in history["messages"]] == [1, 2]
+    assert [m["seq"] for m in history["messages"]] == [1, 2, 3]  # no second "joined" for her claim
     assert all("VIP" not in m["text"] and "!claim" not in m["text"] for m in history["messages"])
     assert (await visitor.messages(after=1))["messages"][0]["author"]["name"] == "Alice"
 
@@ -84,7 +90,7 @@ async def test_whole_conversation(
         message="the transcript",
     )
     assert len(transcript) == 1
-    assert "Ann: Hello &lt;!channel&gt;" in transcript[0]["text"] and "Alice: Hi *Ann*" in transcript[0]["text"]
+    assert "Ann: Hello &lt;!channel&gt;" in transcript[0]["text"] and "Alice: Hi Ann 👋" in transcript[0]["text"]
     assert "VIP" not in transcript[0]["text"]
 
     status, _, _ = await visitor.request(

@@ -33,7 +33,7 @@ async def test_bad_signature_and_stale_timestamp_are_refused_and_store_nothing(
     # the same payload correctly signed goes through: the refusals were about the signature alone
     body, headers = signed_json(SIGNING_SECRET, payload)
     assert (await agent.post_signed(body, headers))[0] == 200
-    texts = [m["text"] for m in (await visitor.messages())["messages"]]
+    texts = [m["text"] for m in (await visitor.messages())["messages"] if m["author"]["role"] == "agent"]
     assert texts == ["forged reply"]
 
 
@@ -61,7 +61,7 @@ async def test_retried_event_is_stored_once_and_bots_are_not_echoed(
 
 
 async def _texts(visitor: Visitor) -> list[str] | None:
-    texts = [m["text"] for m in (await visitor.messages())["messages"]]
+    texts = [m["text"] for m in (await visitor.messages())["messages"] if m["author"]["role"] == "agent"]
     return texts if len(texts) >= 2 else None
 
 
@@ -159,12 +159,14 @@ async def test_socket_mode(make_bridge: BridgeFactory, fake_slack: FakeSlack) ->
 
 
 async def _first_text(visitor: Visitor) -> str | None:
-    messages = (await visitor.messages())["messages"]
+    messages = [m for m in (await visitor.messages())["messages"] if m["author"]["role"] == "agent"]
     return messages[0]["text"] if messages else None
 
 
 async def test_inactivity_closes_and_waiting_visitor_reminds(make_bridge: BridgeFactory, fake_slack: FakeSlack) -> None:
-    bridge = await make_bridge(fake_slack, inactivity_close_minutes=0.05, first_response_alert_seconds=0.5)
+    bridge = await make_bridge(
+        fake_slack, inactivity_close_minutes=0.05, first_response_alert_seconds=0.5, reminder_max=1
+    )
     visitor = Visitor(bridge.url)
     try:
         root = await _conversation(visitor, fake_slack)
@@ -197,7 +199,7 @@ async def test_agent_edits_and_deletes_reach_the_visitor(
     for text in ("first answr", "second answer", "third answer"):
         _, payload = await agent.reply("C0SUPPORT", root["ts"], text)
         replies.append(payload["event"]["ts"])
-    await wait_until(lambda: _count(visitor, 3), what="three replies")
+    await wait_until(lambda: _count(visitor, 4), what="Alice joining and her three replies")
 
     def change(event: dict) -> tuple[bytes, dict[str, str]]:
         return signed_json(SIGNING_SECRET, event_callback(event))
@@ -212,8 +214,9 @@ async def test_agent_edits_and_deletes_reach_the_visitor(
     gone = message_deleted_event("C0SUPPORT", replies[2], "UAGENT", "third answer", thread_ts=root["ts"])
     assert (await agent.post_signed(*change(gone)))[0] == 200
 
-    messages = (await visitor.messages())["messages"]
-    assert [m["seq"] for m in messages] == [1, 2, 3]
+    joined, *messages = (await visitor.messages())["messages"]
+    assert (joined["seq"], joined["text"]) == (1, "Alice joined the chat")
+    assert [m["seq"] for m in messages] == [2, 3, 4]
     assert messages[0]["text"] == "first answer" and "edited_at" in messages[0]
     assert messages[1] == {**messages[1], "text": "", "deleted": True}
     assert messages[2]["deleted"] is True and messages[2]["text"] == ""

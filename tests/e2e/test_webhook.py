@@ -114,11 +114,13 @@ async def test_a_closed_conversation_is_posted_once_through_two_failures(
         assert (row["visitor_name"], row["visitor_email"]) == ("Ann", "ann@example.com")
         assert row["started_at"].endswith("Z") and row["closed_at"].endswith("Z")
         assert row["started_at"] <= row["closed_at"]
-        assert row["agents"] == ["Alice"] and row["messages"] == 2
+        # the visitor's line, Alice's face (CONTRACT §8: a stored message of its own) and her reply
+        assert row["agents"] == ["Alice"] and row["messages"] == 3
         assert isinstance(row["first_response_seconds"], int | float) and row["first_response_seconds"] >= 0
         assert (row["rating"], row["rating_comment"]) == (None, None)
         assert row["pages"] == ["https://acme.example/pricing"]
-        assert "Ann: Where is my order?" in row["transcript"] and "Alice: On its way!" in row["transcript"]
+        lines = [line.split("] ", 1)[-1] for line in row["transcript"].splitlines() if line.startswith("[")]
+        assert lines == ["Ann: Where is my order?", "—: Alice joined the chat", "Alice: On its way!"]
 
 
 async def test_a_rating_is_its_own_event_with_the_rating_in_the_row(

@@ -21,6 +21,12 @@ Fidelity notes (what the fake copies from Slack on purpose):
   honour ``limit`` (history at most 999, replies 1,000), ``oldest``/``latest``/``inclusive``;
   ``cap_history_pages(15)`` serves 15 a page whatever ``limit`` asks, as Slack has done since 2025
   for commercially distributed apps outside the Marketplace.
+* A slash command's ``response_url`` (``response_url()`` issues one on this server) takes a JSON message
+  (``text``/``blocks``, ``response_type`` ``ephemeral`` — the default — or ``in_channel``,
+  ``replace_original``, ``delete_original``) up to 5 times within 30 minutes, as Slack documents, and
+  answers ``ok`` (plain text, like an incoming webhook); beyond that, or for a URL it never issued, a 404
+  naming why (``used_url``, ``expired_url``, ``no_service``), for an empty message a 400 ``no_text``.
+  ``command_responses`` records what each answer said.
 """
 
 from __future__ import annotations
@@ -55,8 +61,13 @@ _FORM_ONLY_METHODS = frozenset(
         "conversations.history",
         "files.getUploadURLExternal",
         "apps.connections.open",
+        "users.list",
+        "chat.getPermalink",
     }
 )
+#: a response_url takes this many messages, within this many seconds of the command (Slack's documented limits)
+RESPONSE_URL_USES = 5
+RESPONSE_URL_SECONDS = 30 * 60
 # Parameters that travel as JSON text inside a form body or query string.
 _JSON_TEXT_PARAMS = ("blocks", "attachments", "metadata", "files")
 
@@ -277,6 +288,9 @@ class FakeSlack:
         self.socket_envelopes: list[JSON] = []  # every envelope sent to a Socket Mode client
         self.socket_acks: list[JSON] = []  # every ack received
         self.socket_connects = 0
+        #: every message posted to a response_url: {"url", "at", **the message as sent}
+        self.command_responses: list[JSON] = []
+        self._response_urls: dict[str, list[float]] = {}  # path → [issued at, uses so far]
 
         self._channels: dict[str, _Channel] = {}
         self._missing: set[str] = set()  # channels that answer channel_not_found for now
@@ -312,6 +326,7 @@ class FakeSlack:
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_post("/upload/v1/{file_id}", self._handle_upload)
         app.router.add_get("/socket-mode", self._handle_socket)
+        app.router.add_post("/commands/{team}/{command}/{secret}", self._handle_response_url)
         # shutdown_timeout: a request held by a "timeout" fault must not delay stop() by 60 s.
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
@@ -473,6 +488,7 @@ class FakeSlack:
         self.files.clear()
         self.socket_envelopes.clear()
         self.socket_acks.clear()
+        self.command_responses.clear()
         self._pending_files.clear()
         for chan in self._channels.values():
             chan.messages.clear()
@@ -842,6 +858,8 @@ class FakeSlack:
             "chat.delete": self._chat_delete,
             "reactions.add": self._reactions_add,
             "users.info": self._users_info,
+            "users.list": self._users_list,
+            "chat.getPermalink": self._chat_get_permalink,
             "conversations.info": self._conversations_info,
             "conversations.join": self._conversations_join,
             "conversations.replies": self._conversations_replies,
@@ -1135,6 +1153,39 @@ class FakeSlack:
             raise _SlackError("user_not_found")
         return {"ok": True, "user": copy.deepcopy(user)}
 
+    def _users_list(self, params: JSON) -> JSON:
+        """Every member (bots and deactivated ones too, flagged), paged like Slack's: ``limit`` and ``cursor``."""
+        members = [copy.deepcopy(user) for user in self._users.values()]
+        try:
+            limit = int(params.get("limit") or 0) or len(members) or 1
+            start = (
+                int(base64.b64decode(str(params["cursor"])).decode().removeprefix("user:"))
+                if params.get("cursor")
+                else 0
+            )
+        except (ValueError, UnicodeDecodeError):
+            raise _SlackError("invalid_cursor") from None
+        page = members[start : start + limit]
+        more = start + limit < len(members)
+        next_cursor = base64.b64encode(f"user:{start + limit}".encode()).decode() if more else ""
+        return {
+            "ok": True,
+            "members": page,
+            "cache_ts": int(time.time()),
+            "response_metadata": {"next_cursor": next_cursor},
+        }
+
+    def _chat_get_permalink(self, params: JSON) -> JSON:
+        chan = self._channel(params)
+        ts = self._required(params, "message_ts")
+        message = chan.messages.get(ts)
+        if message is None:
+            raise _SlackError("message_not_found")
+        link = f"https://{self.team_domain}.slack.com/archives/{chan.id}/p{ts.replace('.', '')}"
+        if message.get("thread_ts") not in (None, ts):
+            link += f"?thread_ts={message['thread_ts']}&cid={chan.id}"
+        return {"ok": True, "channel": chan.id, "permalink": link}
+
     def _channel_view(self, chan: _Channel) -> JSON:
         return {
             "id": chan.id,
@@ -1321,6 +1372,42 @@ class FakeSlack:
 
     def _apps_connections_open(self, params: JSON) -> JSON:
         return {"ok": True, "url": self.socket_url}
+
+    # ------------------------------------------------------------------ slash commands' response_url
+
+    def response_url(self) -> str:
+        """A new ``response_url`` on this server, as Slack puts one in each slash command it sends."""
+        path = f"/commands/{self.team_id}/{next(self._ids)}/{uuid.uuid4().hex[:24]}"
+        self._response_urls[path] = [time.monotonic(), 0]
+        return self.base_url + path
+
+    def responses_to(self, url: str) -> list[JSON]:
+        return [r for r in self.command_responses if r["url"] == url]
+
+    async def _handle_response_url(self, request: web.Request) -> web.StreamResponse:
+        issued = self._response_urls.get(request.path)
+        try:
+            if issued is None:
+                return web.Response(status=404, text="no_service")
+            if time.monotonic() - issued[0] > RESPONSE_URL_SECONDS:
+                return web.Response(status=404, text="expired_url")
+            if issued[1] >= RESPONSE_URL_USES:
+                return web.Response(status=404, text="used_url")
+            try:
+                message = json.loads(await request.read())
+            except ValueError:
+                return web.Response(status=400, text="invalid_payload")
+            if not isinstance(message, dict):
+                return web.Response(status=400, text="invalid_payload")
+            if not (message.get("text") or message.get("blocks") or _truthy(message.get("delete_original"))):
+                return web.Response(status=400, text="no_text")
+            issued[1] += 1
+            self.command_responses.append(
+                {"url": self.base_url + request.path, "at": time.monotonic(), "response_type": "ephemeral", **message}
+            )
+            return web.Response(status=200, text="ok")
+        finally:
+            self._bump()
 
     async def _handle_upload(self, request: web.Request) -> web.StreamResponse:
         file_id = request.match_info["file_id"]

@@ -25,6 +25,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
+from tests.fakes.slack_rich_text import rich_text_blocks as typed_rich_text
+
 JSON = dict[str, Any]
 
 DEFAULT_TEAM_ID = "T0TEAM"
@@ -142,14 +144,8 @@ def url_verification(challenge: str = "fake-challenge") -> JSON:
 
 
 def rich_text_blocks(text: str) -> list[JSON]:
-    """The rich_text block Slack's clients attach to a typed message."""
-    return [
-        {
-            "type": "rich_text",
-            "block_id": secrets.token_hex(2),
-            "elements": [{"type": "rich_text_section", "elements": [{"type": "text", "text": text}]}],
-        }
-    ]
+    """The rich_text block Slack's clients attach to a typed message (made from its mrkdwn ``text``)."""
+    return typed_rich_text(text)
 
 
 def message_event(
@@ -217,9 +213,12 @@ def message_changed_event(
     event_ts: str | None = None,
     bot_id: str | None = None,
 ) -> JSON:
-    """An edit: the new content is under ``event.message``, the old under ``previous_message``."""
+    """An edit: the new content is under ``event.message`` (with its rich_text blocks, as a client sends
+    them), the old under ``previous_message``."""
     event_ts = event_ts or new_ts()
     inner: JSON = {"type": "message", "user": user, "text": text, "ts": ts, "edited": {"user": user, "ts": event_ts}}
+    if bot_id is None:
+        inner["blocks"] = rich_text_blocks(text)
     previous: JSON = {"type": "message", "user": user, "text": previous_text, "ts": ts}
     if bot_id is not None:
         inner["bot_id"] = previous["bot_id"] = bot_id

@@ -129,6 +129,7 @@ def matrix_bridge(workdir: Path, room: MatrixRoom, homeserver: str | None = None
         "MATRIX_PASSWORD": room.bot.password,
         "SITECHAT_SITES__ACME__NAME": "Acme",
         "SITECHAT_SITES__ACME__ORIGINS": ORIGIN,
+        "SITECHAT_SITES__ACME__AUTO_GREETING_SECONDS": "0",  # no greeting among the lines under test
         "SITECHAT_SITES__ACME__MATRIX_ROOM": room.room_id,
     }
     values.update(extra)

@@ -34,6 +34,7 @@ def bridge_env(db_path: Path, slack: FakeSlack, port: int, **extra: str) -> dict
         "SLACK_API_URL": slack.api_url,
         "SITECHAT_SITES__ACME__NAME": "Acme",
         "SITECHAT_SITES__ACME__ORIGINS": ORIGIN,
+        "SITECHAT_SITES__ACME__AUTO_GREETING_SECONDS": "0",  # no greeting among the lines under test
         "SITECHAT_SITES__ACME__SLACK_CHANNEL": "C0SUPPORT",
         "SITECHAT_SITES__ACME__TOPICS__SALES__LABEL": "Sales",
         "SITECHAT_SITES__ACME__TOPICS__SALES__SLACK_CHANNEL": "C0SALES",

@@ -50,7 +50,7 @@ async def _deliver(agent: SlackAgent, payload: JSON, retry: int = 0) -> tuple[in
     return status, loop.time() - started
 
 
-async def _agent_texts(visitor: Visitor, count: int) -> list[str] | None:
+async def _texts(visitor: Visitor, count: int) -> list[str] | None:
     texts = [m["text"] for m in (await visitor.messages())["messages"]]
     return texts if len(texts) >= count else None
 
@@ -73,8 +73,9 @@ async def _outage_then_retry(bridge: RunningBridge, slack: FakeSlack, cut: Any, 
         for retry in (1, 2):
             status, took = await _deliver(agent, payload, retry)
             assert status == 200
-        texts = await wait_until(lambda: _agent_texts(visitor, 2), what="the messages after the outage")
-        assert texts == ["before", "while the database was away"]
+        texts = await wait_until(lambda: _texts(visitor, 3), what="the messages after the outage")
+        # Alice's face before her first line (CONTRACT §8), once; then each of her replies once
+        assert texts == ["Alice joined the chat", "before", "while the database was away"]
     finally:
         await visitor.close()
         await agent.close()
@@ -126,5 +127,5 @@ async def test_open_widget_socket_still_delivers_after_a_database_blip(
         await wait_until(lambda: proxy.refused > refused, 5, "the socket's read to meet the outage")
         proxy.restore()
         assert (await agent.reply("C0SUPPORT", root["ts"], "after"))[0] == 200
-        await live.wait_frame(lambda _: len(live.messages()) >= 2, timeout=3)
-        assert [m["text"] for m in live.messages()] == ["before", "after"]
+        await live.wait_frame(lambda _: len(live.messages()) >= 3, timeout=3)
+        assert [m["text"] for m in live.messages()] == ["Alice joined the chat", "before", "after"]

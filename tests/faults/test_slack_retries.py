@@ -19,6 +19,7 @@ from tests.faults.helpers import held_post, recorded_root
 from tests.harness import SIGNING_SECRET, LiveSocket, SlackAgent, Visitor, root_of, visitor_and_agent, wait_until
 
 JSON = dict[str, Any]
+JOINED = "Alice joined the chat"  # her face, before her first line (CONTRACT §8): a widget message of its own
 
 
 def _typed_in_slack(slack: FakeSlack, root_ts: str, text: str) -> JSON:
@@ -65,7 +66,7 @@ async def test_one_event_four_times_at_once_is_one_widget_message(
         assert statuses == [200] * 4
         later = _typed_in_slack(fake_slack, root["ts"], "and once more")
         assert await _deliver(agent, later) == 200
-        assert await _settled(visitor, live, 2) == ["hello from Slack", "and once more"]
+        assert await _settled(visitor, live, 3) == [JOINED, "hello from Slack", "and once more"]
         await live.close()
 
 
@@ -85,7 +86,7 @@ async def test_retry_arriving_after_a_later_reply(
         assert await _deliver(agent, second) == 200
         for retry in (1, 2, 3):
             assert await _deliver(agent, first, retry) == 200
-        assert await _settled(visitor, live, 2) == ["first (retried late)", "second"]  # ts order
+        assert await _settled(visitor, live, 3) == [JOINED, "first (retried late)", "second"]  # ts order
 
         # the first delivery was lost on the way: the retry is the first the bridge hears of it
         lost = _typed_in_slack(fake_slack, root["ts"], "third (first delivery lost)")
@@ -93,7 +94,8 @@ async def test_retry_arriving_after_a_later_reply(
         assert await _deliver(agent, fourth) == 200
         assert await _deliver(agent, lost, retry=1) == 200
         assert await _deliver(agent, fourth, retry=1) == 200
-        assert await _settled(visitor, live, 4) == [
+        assert await _settled(visitor, live, 5) == [
+            JOINED,  # still once: a retry does not show Alice's face again
             "first (retried late)",
             "second",
             "fourth",
@@ -116,5 +118,5 @@ async def test_reply_under_a_root_whose_ts_is_not_recorded_yet_is_not_lost(
         await bridge.wait_idle(timeout=15)  # the bridge finds its root (by metadata) and records it
         if status != 200:  # not taken now: Slack's retry comes later
             assert await _deliver(agent, payload, retry=1) == 200
-        texts = await wait_until(lambda: _texts(visitor, 1), 3, "the agent's reply in the widget")
-        assert texts == ["a quick agent"]
+        texts = await wait_until(lambda: _texts(visitor, 2), 3, "the agent's reply in the widget")
+        assert texts == [JOINED, "a quick agent"]

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bridge.model import Message
+from bridge.model import Conversation, Message
 from tests.conftest import BridgeFactory
 from tests.fakes.slack_api import FakeSlack
 from tests.faults.helpers import recorded_root, thread_lines
@@ -25,17 +25,17 @@ def _reply_during_replay(bridge: RunningBridge, commit: Callable[[], Awaitable[A
     lands between the socket's read and its sending of what it read. The seqs it read are returned."""
     assert bridge.runtime is not None
     conversations = bridge.runtime.conversations
-    original = conversations.messages_after
+    original = conversations.news_after  # the socket's catch-up read (messages and conversation in one)
     read: list[int] = []
 
-    async def messages_after(cid: str, after: int) -> list[Message]:
-        messages = await original(cid, after)
+    async def news_after(cid: str, after: int) -> tuple[list[Message], Conversation | None]:
+        messages, conv = await original(cid, after)
         if not read:
             read.extend(m.seq for m in messages)
             await commit()
-        return messages
+        return messages, conv
 
-    conversations.messages_after = messages_after  # type: ignore[method-assign]
+    conversations.news_after = news_after  # type: ignore[method-assign]
     return read
 
 
@@ -49,7 +49,13 @@ async def test_reconnect_gets_exactly_what_was_missed_even_while_replies_land(
         live = await visitor.socket()
         assert (await agent.reply("C0SUPPORT", root["ts"], "welcome"))[0] == 200
         assert (await visitor.say("hi"))[0] == 201
-        await live.wait_frame(lambda _: len(live.messages()) == 2)
+        await live.wait_frame(lambda _: len(live.messages()) == 3)
+        # Alice's face comes before her first line (CONTRACT §8), once
+        assert [(m["author"]["role"], m["text"]) for m in live.messages()] == [
+            ("system", "Alice joined the chat"),
+            ("agent", "welcome"),
+            ("visitor", "hi"),
+        ]
         last_seen = live.messages()[-1]["seq"]
         await live.close()  # the visitor's laptop goes to sleep
 

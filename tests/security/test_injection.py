@@ -149,21 +149,35 @@ async def test_agent_text_reaches_the_widget_as_plain_text(
     text = frame["message"]["text"]
     assert "<img src=x onerror=alert(1)> <b>bold</b>" in text  # the characters, unchanged: the widget shows them
     assert "help page (https://acme.example/help)" in text
-    assert "click me (javascript:alert(1))" in text  # shown as text; the widget links http(s) only
+    assert "click me help page" in text  # a link that is no web link is just its label
+    # the formatting (CONTRACT §7) is the sanitized subset: the typed markup is text in it, one web link
+    html = frame["message"]["html"]
+    assert "&lt;img src=x onerror=alert(1)&gt; &lt;b&gt;bold&lt;/b&gt;" in html
+    link = '<a href="https://acme.example/help" target="_blank" rel="noopener noreferrer nofollow">help page</a>'
+    assert link in html
+    assert "javascript" not in html and "<img" not in html and "<b>" not in html
     status, listing, headers = await visitor.request("GET", f"/api/v1/conversations/{visitor.conversation_id}/messages")
-    assert status == 200 and listing["messages"][0]["text"] == text
-    assert set(listing["messages"][0]) <= {
-        "id",
-        "seq",
-        "conversation_id",
-        "author",
-        "text",
-        "created_at",
-        "client_msg_id",
-        "edited_at",
-        "deleted",
-        "attachments",
-    }, "no HTML rendition of a message is ever served"
+    assert status == 200
+    # Alice's face first (CONTRACT §8), then what she typed
+    joined, reply = listing["messages"]
+    assert joined["author"]["role"] == "system" and joined["author"]["name"] == "Alice"
+    assert joined["text"] == "Alice joined the chat" and joined["seq"] < reply["seq"]
+    assert reply["text"] == text
+    for message in (joined, reply):
+        assert set(message) <= {
+            "id",
+            "seq",
+            "conversation_id",
+            "author",
+            "text",
+            "created_at",
+            "client_msg_id",
+            "edited_at",
+            "deleted",
+            "attachments",
+            "html",  # the sanitized subset of CONTRACT §7, only for an agent's formatting
+        }, "no other rendition of a message is ever served"
+    assert "html" not in joined
     assert headers["Content-Type"].startswith("application/json")
     assert headers["X-Content-Type-Options"] == "nosniff"
     assert "default-src 'none'" in headers["Content-Security-Policy"]

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +20,15 @@ from tests.harness import SIGNING_SECRET, RunningBridge, SlackAgent, Visitor, cl
 
 async def _texts(visitor: Visitor) -> list[str]:
     return [m["text"] for m in (await visitor.messages())["messages"]]
+
+
+JOINED = {"role": "system", "name": "Alice", "text": "Alice joined the chat"}
+
+
+def _is_joined(message: dict[str, Any]) -> bool:
+    """The line that tells the visitor who joined (CONTRACT §8), before the person's first reply."""
+    author = message["author"]
+    return (author["role"], author.get("name"), message["text"]) == (JOINED["role"], JOINED["name"], JOINED["text"])
 
 
 async def test_signatures_from_the_future_or_malformed_are_refused(
@@ -68,7 +78,7 @@ async def test_a_long_agent_message_gets_through(
     )
     assert len(body) > 64 * 1024
     assert (await agent.post_signed(body, headers))[0] == 200
-    assert await wait_until(lambda: _texts(visitor), what="the long reply") == [long_text]
+    assert await wait_until(lambda: _texts(visitor), what="the long reply") == [JOINED["text"], long_text]
 
 
 async def test_notes_and_commands_never_reach_the_visitor_even_edited_or_with_files(
@@ -130,8 +140,10 @@ async def test_notes_and_commands_never_reach_the_visitor_even_edited_or_with_fi
     everything = " ".join(str(m) for m in [*listing, *live.frames])
     assert "SECRET" not in everything, listing
     assert "F0SHOT" not in everything and "customer-card" not in everything
+    # Alice joined once, before anything she said reached the visitor
+    joined, first, last = listing
+    assert _is_joined(joined) and not any(_is_joined(m) for m in (first, last))
     # the answer edited into a note is either left as it was shown or taken back (when edits are relayed)
-    first, last = listing
     assert first["text"] == "Let me check that for you." or (first.get("deleted") and first["text"] == "")
     assert last["text"] == "Here is the answer."
     # the help the command asked for went to the thread, not to the visitor
@@ -154,7 +166,9 @@ async def test_an_edit_into_a_note_takes_the_reply_back_live(
         assert (await agent.post_signed(*signed_json(SIGNING_SECRET, event_callback(event))))[0] == 200
         replies.append(event)
         await live.wait_frame(lambda f, t=text: f["type"] == "message" and f["message"]["text"] == t)
-    ids = [m["message"]["id"] for m in live.frames if m["type"] == "message"]
+    shown = [m["message"] for m in live.frames if m["type"] == "message"]
+    assert _is_joined(shown[0]) and shown[0]["seq"] == 1  # Alice's face before her first answer
+    ids = [m["id"] for m in shown[1:]]
     thread = ThreadRef(f"C0SUPPORT:{root['ts']}")
 
     def edit(n: int, text: str, key: str) -> MessageEdited:
@@ -164,7 +178,7 @@ async def test_an_edit_into_a_note_takes_the_reply_back_live(
     await core.handle(edit(0, "First answer, corrected.", "e1"))
     updated = await live.wait_frame(lambda f: f["type"] == "message_updated")
     assert updated["message"]["id"] == ids[0] and updated["message"]["text"] == "First answer, corrected."
-    assert updated["message"]["seq"] == 1 and updated["message"]["edited_at"]
+    assert updated["message"]["seq"] == 2 and updated["message"]["edited_at"]
     await core.handle(edit(1, "// SECRET-9 they are a difficult customer", "e2"))
     deleted = await live.wait_frame(lambda f: f["type"] == "message_deleted")
     assert deleted == {"type": "message_deleted", "id": ids[1]}
@@ -173,8 +187,9 @@ async def test_an_edit_into_a_note_takes_the_reply_back_live(
     await live.wait_frame(lambda f: f["type"] == "pong")
     listing = (await visitor.messages())["messages"]
     assert [(m["seq"], m["text"], bool(m.get("deleted"))) for m in listing] == [
-        (1, "First answer, corrected.", False),
-        (2, "", True),
+        (1, JOINED["text"], False),
+        (2, "First answer, corrected.", False),
+        (3, "", True),
     ]
     assert "SECRET" not in str(live.frames) + str(listing)
     await live.close()

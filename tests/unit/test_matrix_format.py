@@ -18,6 +18,7 @@ from adapters.matrix.format import (
     reply_target,
     root_content,
     split_ref,
+    staff_message,
     staff_text,
     thread_ref,
     thread_relation,
@@ -82,10 +83,12 @@ FROM_MATRIX: list[tuple[dict[str, Any], str]] = [
     ),
     # a quote the person typed (no blank line after it) is theirs
     ({"msgtype": "m.text", "body": "> you said\nyes"}, "> you said\nyes"),
-    # body wins over HTML, and what looks like HTML in it is just text
+    # what looks like HTML in a body without formatted_body is just text
+    ({"msgtype": "m.text", "body": "use <b> & **x**"}, "use <b> & **x**"),
+    # the HTML is what the person saw (the body may hold their Markdown): the text comes from it
     (
-        {"msgtype": "m.text", "body": "use <b> & **x**", "format": "org.matrix.custom.html", "formatted_body": "x"},
-        "use <b> & **x**",
+        {"body": "use **x**", "format": "org.matrix.custom.html", "formatted_body": "use <b>x</b>"},
+        "use x",
     ),
     # HTML only: sanitised to text, links kept as URLs, reply quote and scripts gone, entities decoded
     (
@@ -121,6 +124,77 @@ FROM_MATRIX: list[tuple[dict[str, Any], str]] = [
 @pytest.mark.parametrize(("content", "expected"), FROM_MATRIX, ids=[str(i) for i in range(len(FROM_MATRIX))])
 def test_from_matrix(content: dict[str, Any], expected: str) -> None:
     assert staff_text(content, HS) == expected
+
+
+# -- from Matrix, formatted: formatted_body → (plain text, the sanitized subset or None) ----------
+
+A = 'target="_blank" rel="noopener noreferrer nofollow"'
+FORMATTED_FROM_MATRIX: dict[str, tuple[str, str | None]] = {
+    "just <b>bold</b>": ("just bold", "just <strong>bold</strong>"),
+    "<p>one</p><p>two</p>": ("one\ntwo", None),
+    "<i>it</i> <s>x</s> <del>y</del> <code>*z*</code>": (
+        "it x y *z*",
+        "<em>it</em> <del>x</del> <del>y</del> <code>*z*</code>",
+    ),
+    "<strong>all <em>nested <del>marks</del></em></strong>": (
+        "all nested marks",
+        "<strong>all <em>nested <del>marks</del></em></strong>",
+    ),
+    '<pre><code class="language-python">x = 1\n</code></pre>': ("x = 1", "<pre><code>x = 1\n</code></pre>"),
+    "<blockquote>q</blockquote><p>a</p>": ("q\na", "<blockquote>q</blockquote><p>a</p>"),
+    "<ol start='3'><li>a</li></ol><ul><li>b</li></ul>": ("1. a\n• b", "<ol><li>a</li></ol><ul><li>b</li></ul>"),
+    '<a href="https://acme.example/?a=1&amp;b=2">docs</a>': (
+        "docs (https://acme.example/?a=1&b=2)",
+        f'<a href="https://acme.example/?a=1&amp;b=2" {A}>docs</a>',
+    ),
+    # a pill is the person's name, never a link
+    '<a href="https://matrix.to/#/@alice:example.org">Alice</a>: hi': ("Alice: hi", None),
+    '<a href="https://matrix.to/#/%40bob%3Aexample.org">Bob</a> <b>hey</b>': ("Bob hey", "Bob <strong>hey</strong>"),
+    '<a href="https://matrix.to/#/#room:example.org">#room</a>': ("#room", None),
+    "<mx-reply><blockquote>quoted <b>fallback</b></blockquote></mx-reply>the <b>answer</b>": (
+        "the answer",
+        "the <strong>answer</strong>",
+    ),
+    # hostile HTML: inert
+    '<a href="javascript:alert(1)">x</a> <b>y</b>': ("x y", "x <strong>y</strong>"),
+    '<script>alert(1)</script><img src="mxc://x/y" onerror="alert(1)"><b>ok</b>': ("ok", "<strong>ok</strong>"),
+    '<p style="color:red" onclick="x()">styled</p><font color="red">font</font>': ("styled\nfont", None),
+    "<iframe src=https://evil.example>f</iframe><svg><script>1</script></svg><b>s</b>": ("fs", "f<strong>s</strong>"),
+    '<span data-mx-spoiler="">secret</span> <h1>Head</h1>': ("secret\nHead", "secret <p><strong>Head</strong></p>"),
+    "&lt;b&gt;not a tag&lt;/b&gt; <b>&amp;</b>": (
+        "<b>not a tag</b> &",
+        "&lt;b&gt;not a tag&lt;/b&gt; <strong>&amp;</strong>",
+    ),
+}
+
+
+CASES = FORMATTED_FROM_MATRIX.items()
+
+
+@pytest.mark.parametrize(("formatted", "expected"), CASES, ids=range(len(FORMATTED_FROM_MATRIX)))
+def test_formatted_from_matrix(formatted: str, expected: tuple[str, str | None]) -> None:
+    content = {"msgtype": "m.text", "body": "the body", "format": "org.matrix.custom.html", "formatted_body": formatted}
+    assert staff_message(content, HS) == expected
+
+
+# -- to Matrix, formatted: a Slack agent's line with its HTML ------------------------------------
+
+FORMATTED_TO_MATRIX: dict[tuple[str, str, str], tuple[str, str]] = {
+    ("Alice", "Hi Ann", "<p>Hi <strong>Ann</strong></p>"): (
+        "Alice: Hi Ann",
+        "<p><strong>Alice</strong>: Hi <strong>Ann</strong></p>",
+    ),
+    ("Alice", "• a", "<ul><li>a</li></ul>"): ("Alice: • a", "<strong>Alice</strong>: <ul><li>a</li></ul>"),
+    ("<b>Al</b>", "x", "<em>x</em>"): ("<b>Al</b>: x", "<strong>&lt;b&gt;Al&lt;/b&gt;</strong>: <em>x</em>"),
+}
+
+
+@pytest.mark.parametrize(("line", "expected"), FORMATTED_TO_MATRIX.items(), ids=range(len(FORMATTED_TO_MATRIX)))
+def test_formatted_to_matrix(line: tuple[str, str, str], expected: tuple[str, str]) -> None:
+    author, text, html = line
+    [content] = visitor_contents(author, text, html)
+    assert (content["body"], content["formatted_body"]) == expected
+    assert content["m.mentions"] == {} and content["format"] == "org.matrix.custom.html"
 
 
 # -- relations ----------------------------------------------------------------------------------

@@ -133,7 +133,7 @@ def test_sync_filter_asks_only_for_the_rooms_timelines_and_typing() -> None:
         "room": {
             "rooms": ["!a:hs", "!b:hs"],
             "timeline": {"limit": 1},
-            "ephemeral": {"types": ["m.typing"]},
+            "ephemeral": {"types": ["m.typing", "m.receipt"]},
             "account_data": {"types": []},
         },
     }

@@ -4,6 +4,7 @@
 import { callApi, conversationPath } from './http.js';
 import { highestSeqShown, redrawMessage, showDeleted, showMessage, showTyping } from './log.js';
 import { cancelFlush, findQueued, flush, markFailed } from './outbox.js';
+import { reportSeen, showRead } from './seen.js';
 import { setText, state } from './state.js';
 import { parseJson } from './util.js';
 import { applyStatus, showEnded, startOver } from './views.js';
@@ -153,6 +154,10 @@ function handleFrame(frame) {
       pingTimer = setInterval(() => sendFrame({ type: 'ping' }), PING_EVERY_MS);
       reportPage(true);
       flush();
+      reportSeen();
+      break;
+    case 'read':
+      showRead(frame.seq);
       break;
     case 'message':
       showMessage(frame.message);

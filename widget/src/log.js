@@ -4,6 +4,7 @@
 import { emit } from './events.js';
 import { messageElement } from './messages.js';
 import { confirmQueued } from './outbox.js';
+import { forgetSeen, showRead, teamReadUpTo, watchSeen } from './seen.js';
 import { byId, saveState, setText, state } from './state.js';
 import { format } from './texts.js';
 import { announce, updateBadge } from './views.js';
@@ -45,6 +46,8 @@ export function showMessage(message, clientMsgId) {
   shownBySeq.set(message.seq, el);
   messagesById.set(message.id, message);
   const role = (message.author || {}).role;
+  if (role === 'agent') watchSeen(el);
+  if (role === 'visitor' && message.seq <= teamReadUpTo()) showRead(message.seq);
   if (role === 'agent') showTyping(null); // whoever was typing has sent it
   if (isNew) {
     emit('message', message);
@@ -60,6 +63,7 @@ export function redrawMessage(message) {
   old.replaceWith(el);
   shownBySeq.set(message.seq, el);
   messagesById.set(message.id, message);
+  if ((message.author || {}).role === 'agent') watchSeen(el);
 }
 
 /** A message the server deleted: it keeps its place, with "Message deleted" for its text. */
@@ -91,6 +95,7 @@ export function showTyping(author) {
 
 /** Forget every message shown (a new chat). */
 export function clearLog() {
+  forgetSeen();
   highestSeq = 0;
   shownBySeq.clear();
   messagesById.clear();

@@ -38,6 +38,7 @@ import { scheduleInvitation } from './invitation.js';
 import { loadTexts } from './language.js';
 import { reconnectNow, reportPage } from './live.js';
 import { restoreQueue } from './outbox.js';
+import { reportSeen } from './seen.js';
 import { render } from './panel.js';
 import { restoreState, saveState, state } from './state.js';
 import { textsIn } from './texts.js';
@@ -65,6 +66,9 @@ function main() {
   restoreQueue(restoreState());
   installPageApi();
   trackPages();
+  // a message on screen counts as seen only while the page is visible and focused (seen.js)
+  document.addEventListener('visibilitychange', reportSeen);
+  window.addEventListener('focus', reportSeen);
   window.addEventListener('online', () => {
     if (!state.root) {
       bootAttempts = 0;

@@ -1,7 +1,9 @@
 // One message of the log as an element (CONTRACT §3's message shape). Agent text is shown as text;
-// only http/https URLs in it become links.
+// only http/https URLs in it become links. An agent's formatting (`html`, CONTRACT §7) is built from
+// the allowed tags only (rich.js).
 
 import { element, externalLink, safeUrl } from './dom.js';
+import { appendRich } from './rich.js';
 import { state } from './state.js';
 
 const URL_IN_TEXT = /https?:\/\/[^\s<>"]+/gi;
@@ -29,7 +31,10 @@ export function messageElement(message) {
   if (message.deleted) {
     body.className = 'text deleted';
     body.textContent = texts.deleted;
+  } else if (message.html && role !== 'visitor' && appendRich(body, message.html)) {
+    body.className = 'text rich';
   } else {
+    body.replaceChildren();
     appendLinkified(body, message.text || '');
   }
   bubble.append(body);

@@ -30,6 +30,8 @@ export const TEXTS = {
   sending: t('widget.sending', 'Sending…'),
   edited: t('widget.edited', '(edited)'),
   deleted: t('widget.deleted', 'Message deleted'),
+  // under the visitor's last message someone in the team has read
+  seen: t('widget.seen', 'Seen'),
   typing: t('widget.typing', '{name} is typing…'),
   reconnecting: t('widget.reconnecting', 'Reconnecting…'),
   retry: t('widget.retry', 'Retry'),

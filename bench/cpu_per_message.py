@@ -1,0 +1,48 @@
+"""CPU time the bridge spends per relayed visitor message (issue 24, target 1: ≤ 3 ms), with the SQL
+statements, transactions and aiosqlite hand-offs it takes per message.
+
+One sitechat in a child process (SQLite, the fake Slack's URL, ``SLACK_POSTS_PER_SECOND`` lifted), N
+visitors on WebSockets each sending M lines as fast as they are answered; the child's process CPU time
+(all its threads) over the steady part ÷ the lines that reached Slack.
+
+Run: .venv/bin/python bench/cpu_per_message.py [--visitors 16] [--messages 50] [--tiny]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.figures import figure
+from bench.relay_load import run
+
+TARGET_MS = 3.0
+
+
+async def main(visitors: int, messages: int, tiny: bool) -> None:
+    r = await run("bridge", visitors, messages)
+    print(f"{r.messages} lines from {visitors} visitors in {r.seconds:.2f} s ({r.rate:.0f} lines/s)")
+    print(f"CPU:          {r.cpu_seconds:.2f} s = {r.cpu_ms_per_message:.2f} ms per line")
+    print(f"statements:   {r.per_message(r.statements):.1f} per line")
+    print(f"transactions: {r.per_message(r.transactions):.1f} per line")
+    print(f"hand-offs:    {r.per_message(r.handoffs):.1f} aiosqlite calls per line")
+    print(f"inversions:   {r.inversions}")
+    met = None if tiny else r.cpu_ms_per_message <= TARGET_MS
+    figure("1. CPU per message, visitor → Slack", f"≤ {TARGET_MS:g} ms", f"{r.cpu_ms_per_message:.2f} ms", met)
+    figure("1. SQL statements per message", "(fewer)", f"{r.per_message(r.statements):.1f}", None)
+    figure("1. transactions per message", "(fewer)", f"{r.per_message(r.transactions):.1f}", None)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--visitors", type=int, default=16)
+    parser.add_argument("--messages", type=int, default=50)
+    parser.add_argument("--tiny", action="store_true", help="seconds, not a measurement: 3 visitors × 3 lines")
+    args = parser.parse_args()
+    if args.tiny:
+        args.visitors, args.messages = 3, 3
+    asyncio.run(main(args.visitors, args.messages, args.tiny))

@@ -1,0 +1,136 @@
+"""The server side of the relay benchmarks, in a process of its own so its CPU time is its own.
+
+``--mode bridge``: a real sitechat (SQLite, one Slack endpoint pointed at ``--slack-url``, the pace lifted
+and the abuse limits raised out of the way), counting SQL statements, transactions and aiosqlite
+hand-offs. ``--mode bare``: the ceiling — an aiohttp WebSocket that relays each text frame to
+``chat.postMessage`` and answers it, storing nothing.
+
+It prints ``ready`` once it listens, then answers each ``mark`` line on stdin with one JSON line
+(process CPU seconds and the counters so far); ``quit`` (or end of stdin) stops it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from aiohttp import ClientSession, WSMsgType, web
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+COUNTS = {"statements": 0, "transactions": 0, "handoffs": 0}
+
+
+def count_aiosqlite_handoffs() -> None:
+    """Every call aiosqlite hands to its worker thread goes through ``Connection._execute``."""
+    import aiosqlite.core
+
+    original = aiosqlite.core.Connection._execute
+
+    async def counted(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        COUNTS["handoffs"] += 1
+        return await original(self, fn, *args, **kwargs)
+
+    aiosqlite.core.Connection._execute = counted  # type: ignore[method-assign]
+
+
+async def serve_bridge(args: argparse.Namespace) -> web.AppRunner:
+    from sqlalchemy import event
+
+    from config.settings import Settings
+    from sitechat.runtime import build_runtime, serve
+
+    os.environ.update(
+        {
+            "SITECHAT_DATABASE_URL": f"sqlite+aiosqlite:///{args.db}",
+            "SITECHAT_HOST": "127.0.0.1",
+            "SITECHAT_PORT": str(args.port),
+            "SITECHAT_RATE_CONVERSATIONS_PER_HOUR": "100000",
+            "SITECHAT_RATE_MESSAGES_PER_MINUTE": "100000",
+            "SITECHAT_RATE_SOCKETS_PER_ADDRESS": "100000",
+            "SLACK_BOT_TOKEN": "xoxb-test",
+            "SLACK_SIGNING_SECRET": "bench",
+            "SLACK_API_URL": args.slack_url,
+            "SLACK_POSTS_PER_SECOND": "1000",
+            "SITECHAT_SITES__ACME__NAME": "Acme",
+            "SITECHAT_SITES__ACME__ORIGINS": "https://acme.example",
+            "SITECHAT_SITES__ACME__SLACK_CHANNEL": "C0SUPPORT",
+        }
+    )
+    count_aiosqlite_handoffs()
+    runtime = build_runtime(Settings(_env_file=None))  # type: ignore[call-arg]
+    runtime.widget.frames_per_10_seconds = 1_000_000
+    engine = runtime.db.engine.sync_engine
+
+    @event.listens_for(engine, "begin")
+    def _begin(_conn: Any) -> None:
+        COUNTS["transactions"] += 1
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _statement(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement != "BEGIN":
+            COUNTS["statements"] += 1
+
+    return await serve(runtime, "127.0.0.1", args.port)
+
+
+async def serve_bare(args: argparse.Namespace) -> web.AppRunner:
+    """No storage, no ordering, no retries: receive a frame, post it, answer it."""
+    http = ClientSession()
+
+    async def socket(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for msg in ws:
+            if msg.type is not WSMsgType.TEXT:
+                continue
+            frame = json.loads(msg.data)
+            async with http.post(
+                f"{args.slack_url}chat.postMessage",
+                json={"channel": "C0SUPPORT", "text": frame["text"]},
+                headers={"Authorization": "Bearer xoxb-test"},
+            ) as r:
+                await r.json()
+            await ws.send_json({"type": "message", "message": {"text": frame["text"], "role": "visitor"}})
+        return ws
+
+    async def close_http(_app: web.Application) -> None:
+        await http.close()
+
+    app = web.Application()
+    app.router.add_get("/ws", socket)
+    app.on_cleanup.append(close_http)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", args.port).start()
+    return runner
+
+
+async def main(args: argparse.Namespace) -> None:
+    runner = await (serve_bridge(args) if args.mode == "bridge" else serve_bare(args))
+    loop = asyncio.get_running_loop()
+    print("ready", flush=True)
+    try:
+        while True:
+            line = (await loop.run_in_executor(None, sys.stdin.readline)).strip()
+            if line == "mark":
+                print(json.dumps({"cpu": time.process_time(), **COUNTS}), flush=True)
+            elif line in ("quit", ""):
+                break
+    finally:
+        await runner.cleanup()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mode", choices=["bridge", "bare"], required=True)
+    parser.add_argument("--slack-url", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--db", default="")
+    asyncio.run(main(parser.parse_args()))
