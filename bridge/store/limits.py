@@ -59,7 +59,10 @@ def lock_key(bucket: str, key: str) -> int:
 
 def seconds_to_wait(oldest_counted: datetime, window: timedelta, now: datetime) -> float:
     """Until ``oldest_counted`` leaves the window and frees a place: whole seconds, at least 1 (``Retry-After``)."""
-    return float(max(1, math.ceil((oldest_counted + window - now).total_seconds())))
+    # another instance may have counted a hit a moment "after" our now (its clock read later, or a little
+    # ahead): the wait is never more than the window itself
+    wait = math.ceil((oldest_counted + window - now).total_seconds())
+    return float(min(max(1, wait), max(1, math.ceil(window.total_seconds()))))
 
 
 class SharedLimits:

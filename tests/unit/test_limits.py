@@ -250,3 +250,12 @@ async def test_the_heartbeat_frees_places_left_over_and_its_own_when_it_stops(
     with pytest.raises(asyncio.CancelledError):
         await task
     assert await count(db, open_socket) == 0
+
+
+def test_a_hit_counted_a_moment_ahead_by_another_instance_never_asks_for_more_than_the_window() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from bridge.store.limits import seconds_to_wait
+
+    now = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+    assert seconds_to_wait(now + timedelta(milliseconds=300), timedelta(hours=1), now) == 3600
