@@ -196,14 +196,13 @@ class DeliveryWorker:
             links = await q.thread_links(conn, lane.conversation_id)
             assert conv is not None
             items: list[Outgoing] = []
-            for d in batch:
+            unreadable: tuple[int, str] | None = None
+            for d in batch:  # the batch stops before a delivery that cannot be read
                 try:
                     items.append(await self._outgoing(conn, d, conv, links))
                 except UndecodableDelivery as exc:
-                    unreadable: tuple[int, str] | None = (d.id, str(exc))
+                    unreadable = (d.id, str(exc))
                     break
-            else:
-                unreadable = None
         if unreadable is not None and not items:
             # its message erased, or written by a newer version: it must not hold up the lane forever
             log.error("%s: delivery %s cannot be sent (%s); set aside", lane.key, *unreadable)

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -144,6 +145,27 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def timer_rounds(bridge: RunningBridge) -> list[datetime]:
+    """When each of the bridge's timer rounds began (by the timers' clock), from now on."""
+    assert bridge.runtime is not None
+    timers = bridge.runtime.timers
+    began: list[datetime] = []
+    fire_due = timers.fire_due
+
+    async def counted() -> None:
+        started = timers.clock()
+        await fire_due()
+        began.append(started)
+
+    timers.fire_due = counted  # type: ignore[method-assign]
+    return began
+
+
+async def timer_rounds_past(began: list[datetime], moment: datetime, what: str) -> None:
+    """Until a round that began after ``moment`` is done: whatever was due by then has happened."""
+    await wait_until(lambda: any(t > moment for t in began), 20, f"the timers to run after {what}")
 
 
 BridgeFactory = Callable[..., Awaitable[RunningBridge]]

@@ -342,19 +342,6 @@ async def open_conversations_idle_since(conn: AsyncConnection, cutoff: datetime)
     return [r.id for r in rows]
 
 
-async def waiting_unreminded_since(conn: AsyncConnection, cutoff: datetime) -> Sequence[str]:
-    rows = await conn.execute(
-        select(conversation.c.id).where(
-            and_(
-                conversation.c.status == Status.OPEN.value,
-                conversation.c.awaiting_reply_since < cutoff,
-                conversation.c.reminded_at.is_(None),
-            )
-        )
-    )
-    return [r.id for r in rows]
-
-
 async def recently_changed(conn: AsyncConnection, since: datetime) -> Sequence[str]:
     """Conversations with a message, a close or a rating since ``since`` (messages and closes touch
     ``last_activity_at``)."""
@@ -367,15 +354,6 @@ async def recently_changed(conn: AsyncConnection, since: datetime) -> Sequence[s
         )
     )
     return [r.id for r in rows]
-
-
-async def mark_reminded(conn: AsyncConnection, cid: str, now: datetime) -> bool:
-    result = await conn.execute(
-        update(conversation)
-        .where(and_(conversation.c.id == cid, conversation.c.reminded_at.is_(None)))
-        .values(reminded_at=now)
-    )
-    return bool(result.rowcount)
 
 
 async def get_state(conn: AsyncConnection, key: str) -> str | None:

@@ -4,12 +4,11 @@ Slack gets at the command's ``response_url``, and the bridge's timer rounds (wai
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_payloads import signed_form, slash_command_form
-from tests.harness import SIGNING_SECRET, RunningBridge, SlackAgent, Visitor, wait_until
+from tests.harness import SIGNING_SECRET, SlackAgent, Visitor
 
 
 async def slash(agent: SlackAgent, slack: FakeSlack, text: str, channel: str = "C0SUPPORT") -> dict[str, Any]:
@@ -28,30 +27,10 @@ async def slash(agent: SlackAgent, slack: FakeSlack, text: str, channel: str = "
     return {**answers[0], "via": "response_url"}
 
 
-def rounds(bridge: RunningBridge) -> list[datetime]:
-    """When each of the bridge's timer rounds began (by the timers' clock), from now on."""
-    assert bridge.runtime is not None
-    timers = bridge.runtime.timers
-    began: list[datetime] = []
-    fire_due = timers.fire_due
-
-    async def counted() -> None:
-        started = timers.clock()
-        await fire_due()
-        began.append(started)
-
-    timers.fire_due = counted  # type: ignore[method-assign]
-    return began
-
-
-async def rounds_past(began: list[datetime], moment: datetime, what: str) -> None:
-    """Until a round that began after ``moment`` is done: whatever was due by then has happened."""
-    await wait_until(lambda: any(t > moment for t in began), 20, f"the timers to run after {what}")
-
-
 async def system_lines(visitor: Visitor) -> list[dict[str, Any]]:
     return [m for m in (await visitor.messages())["messages"] if m["author"]["role"] == "system"]
 
 
 def reminders(slack: FakeSlack, root: dict[str, Any], channel: str = "C0SUPPORT") -> list[dict[str, Any]]:
     return [m for m in slack.replies(channel, root["ts"]) if "⏰" in m["text"]]
+

@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.conftest import BridgeFactory
-from tests.e2e.agent_day import reminders, rounds, rounds_past, system_lines
+from tests.e2e.agent_day import reminders, system_lines
 from tests.fakes.slack_api import FakeSlack
-from tests.harness import SlackAgent, Visitor, root_of
+from tests.harness import SlackAgent, Visitor, root_of, timer_rounds, timer_rounds_past
 
 TOLD = "We've let the team know — someone will be with you shortly."
 NO_GREETING = {"auto_greeting_seconds": "0"}
@@ -27,7 +27,7 @@ async def test_reminders_double_stop_at_the_most_mention_the_channel_and_tell_th
     make_bridge: BridgeFactory, fake_slack: FakeSlack
 ) -> None:
     bridge = await make_bridge(fake_slack, first_response_alert_seconds=0.3, site=NO_GREETING)
-    began = rounds(bridge)
+    began = timer_rounds(bridge)
     visitor = Visitor(bridge.url)
     try:
         await visitor.start(name="<!channel> Ann")
@@ -42,7 +42,7 @@ async def test_reminders_double_stop_at_the_most_mention_the_channel_and_tell_th
             assert post["text"].endswith(f"for a reply (reminder {number} of 3)."), post["text"]
         first, second, third = _posted_at(fake_slack)
         assert second - first >= 0.55 and third - second >= 1.15  # twice the time, then twice again
-        await rounds_past(began, datetime.now(UTC) + timedelta(seconds=3), "a fourth reminder's time")
+        await timer_rounds_past(began, datetime.now(UTC) + timedelta(seconds=3), "a fourth reminder's time")
         assert len(reminders(fake_slack, root)) == 3
         told = await system_lines(visitor)
         assert [(m["text"], m["author"]) for m in told] == [(TOLD, {"role": "system", "name": "Acme"})]
@@ -54,7 +54,7 @@ async def test_the_first_agent_reply_stops_them_and_a_new_wait_starts_over(
     make_bridge: BridgeFactory, fake_slack: FakeSlack
 ) -> None:
     bridge = await make_bridge(fake_slack, first_response_alert_seconds=0.3, site=NO_GREETING)
-    began = rounds(bridge)
+    began = timer_rounds(bridge)
     visitor, agent = Visitor(bridge.url), SlackAgent(bridge.url, fake_slack)
     try:
         await visitor.start(name="Ann")
@@ -62,7 +62,7 @@ async def test_the_first_agent_reply_stops_them_and_a_new_wait_starts_over(
         await visitor.say("Hello?")
         await fake_slack.wait_for(lambda: reminders(fake_slack, root), message="the first reminder")
         assert (await agent.reply("C0SUPPORT", root["ts"], "Hi Ann, how can I help?"))[0] == 200
-        await rounds_past(began, datetime.now(UTC) + timedelta(seconds=2), "a second reminder's time")
+        await timer_rounds_past(began, datetime.now(UTC) + timedelta(seconds=2), "a second reminder's time")
         assert len(reminders(fake_slack, root)) == 1
         await visitor.say("Do you ship to Norway?")  # a new wait: its reminders count from one again
         again = await fake_slack.wait_for(lambda: len(reminders(fake_slack, root)) == 3 and reminders(fake_slack, root))
@@ -112,13 +112,13 @@ async def test_none_outside_office_hours_they_begin_when_the_hours_open(
     )
     assert bridge.runtime is not None
     timers = bridge.runtime.timers
-    began = rounds(bridge)
+    began = timer_rounds(bridge)
     visitor = Visitor(bridge.url)
     try:
         await visitor.start(name="Ann")
         root = await fake_slack.wait_for(lambda: root_of(fake_slack), message="the thread root")
         await visitor.say("Anyone there tonight?")
-        await rounds_past(began, datetime.now(UTC) + timedelta(seconds=1.5), "the reminders' time")
+        await timer_rounds_past(began, datetime.now(UTC) + timedelta(seconds=1.5), "the reminders' time")
         await bridge.wait_idle()
         assert reminders(fake_slack, root) == [] and await system_lines(visitor) == []
         # three hours on (for the timers): the hours open, and the reminders begin
@@ -155,7 +155,7 @@ async def test_each_reminder_once_with_two_instances_on_postgresql(
     options = {"first_response_alert_seconds": 0.3, "site": NO_GREETING}
     first = await make_bridge(fake_slack, database_url=postgres_url, **options)
     second = await make_bridge(fake_slack, database_url=postgres_url, **options)
-    began = [rounds(first), rounds(second)]
+    began = [timer_rounds(first), timer_rounds(second)]
     visitor = Visitor(first.url)
     try:
         await visitor.start(name="Ann")
@@ -164,7 +164,7 @@ async def test_each_reminder_once_with_two_instances_on_postgresql(
         await fake_slack.wait_for(lambda: len(reminders(fake_slack, root)) >= 3, message="three reminders")
         moment = datetime.now(UTC) + timedelta(seconds=3)
         for each in began:
-            await rounds_past(each, moment, "a fourth reminder's time, on both instances")
+            await timer_rounds_past(each, moment, "a fourth reminder's time, on both instances")
         await first.wait_idle()
         await second.wait_idle()
         posted = reminders(fake_slack, root)

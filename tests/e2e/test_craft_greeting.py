@@ -12,34 +12,13 @@ from typing import Any
 
 from tests.conftest import BridgeFactory
 from tests.fakes.slack_api import FakeSlack
-from tests.harness import RunningBridge, SlackAgent, Visitor, root_of, wait_until
+from tests.harness import SlackAgent, Visitor, root_of, timer_rounds, timer_rounds_past, wait_until
 
 GREETING = "Hi Ann, thanks for reaching out to Acme. Someone from our team will be with you shortly."
 
 
 def system_lines(messages: dict[str, Any]) -> list[dict[str, Any]]:
     return [m for m in messages["messages"] if m["author"]["role"] == "system"]
-
-
-def ticks(bridge: RunningBridge) -> list[datetime]:
-    """When each of the bridge's timer rounds began, from now on (a round done is a round fully done)."""
-    assert bridge.runtime is not None
-    timers = bridge.runtime.timers
-    began: list[datetime] = []
-    fire_due = timers.fire_due
-
-    async def counted() -> None:
-        started = timers.clock()
-        await fire_due()
-        began.append(started)
-
-    timers.fire_due = counted  # type: ignore[method-assign]
-    return began
-
-
-async def timers_past(rounds: list[datetime], moment: datetime, what: str) -> None:
-    """Until a round of timers that began after ``moment`` is done: whatever was due by then has happened."""
-    await wait_until(lambda: any(t > moment for t in rounds), 15, f"the timers to run after {what}")
 
 
 def greeted(visitor: Visitor) -> Callable[[], Awaitable[list[dict[str, Any]]]]:
@@ -57,7 +36,7 @@ async def test_a_visitor_nobody_answers_is_greeted_once_after_the_sites_seconds(
     make_bridge: BridgeFactory, fake_slack: FakeSlack
 ) -> None:
     bridge = await make_bridge(fake_slack, site={"auto_greeting_seconds": "0.5"})
-    rounds = ticks(bridge)
+    rounds = timer_rounds(bridge)
     visitor = Visitor(bridge.url)
     try:
         await visitor.start(name="Ann", locale="en-GB")
@@ -73,7 +52,7 @@ async def test_a_visitor_nobody_answers_is_greeted_once_after_the_sites_seconds(
 
         # more rounds of the timers, more messages from the visitor: still one greeting
         assert (await visitor.say("Still there?"))[0] == 201
-        await timers_past(rounds, datetime.now(UTC) + timedelta(seconds=0.6), "another greeting's time")
+        await timer_rounds_past(rounds, datetime.now(UTC) + timedelta(seconds=0.6), "another greeting's time")
         assert [m["text"] for m in system_lines(await visitor.messages())] == [GREETING]
         # the thread is for what people say: the greeting shows in the transcript, not as a post of its own
         root = root_of(fake_slack)
@@ -87,7 +66,7 @@ async def test_a_visitor_nobody_answers_is_greeted_once_after_the_sites_seconds(
 
 async def test_no_greeting_when_an_agent_answered_first(make_bridge: BridgeFactory, fake_slack: FakeSlack) -> None:
     bridge = await make_bridge(fake_slack, site={"auto_greeting_seconds": "1.5"})
-    rounds = ticks(bridge)
+    rounds = timer_rounds(bridge)
     visitor, agent = Visitor(bridge.url), SlackAgent(bridge.url, fake_slack)
     try:
         await visitor.start(name="Ann")
@@ -96,7 +75,7 @@ async def test_no_greeting_when_an_agent_answered_first(make_bridge: BridgeFacto
         assert status == 201
         assert (await agent.reply("C0SUPPORT", root["ts"], "Yes, we do!"))[0] == 200
         await wait_until(lambda: _agent_answered(visitor), 10, "the agent's answer in the widget")
-        await timers_past(rounds, at(sent["message"]) + timedelta(seconds=1.6), "the greeting's time")
+        await timer_rounds_past(rounds, at(sent["message"]) + timedelta(seconds=1.6), "the greeting's time")
         messages = (await visitor.messages())["messages"]
         # no greeting: only the visitor, the agent's face before her answer (CONTRACT §8), and the answer
         assert [(m["author"]["role"], m["text"]) for m in messages] == [
@@ -166,7 +145,7 @@ async def test_two_instances_on_one_database_greet_once(
     site = {"auto_greeting_seconds": "0.3"}
     a = await make_bridge(fake_slack, database_url=postgres_url, site=site)
     b = await make_bridge(fake_slack, database_url=postgres_url, site=site)
-    rounds_a, rounds_b = ticks(a), ticks(b)
+    rounds_a, rounds_b = timer_rounds(a), timer_rounds(b)
     visitors = [Visitor(a.url), Visitor(b.url), Visitor(a.url)]
     try:
         for visitor in visitors:
@@ -175,8 +154,8 @@ async def test_two_instances_on_one_database_greet_once(
         for visitor in visitors:
             await wait_until(greeted(visitor), 10, "the greeting")
         later = datetime.now(UTC) + timedelta(seconds=0.2)
-        await timers_past(rounds_a, later, "the greetings on A")
-        await timers_past(rounds_b, later, "the greetings on B")
+        await timer_rounds_past(rounds_a, later, "the greetings on A")
+        await timer_rounds_past(rounds_b, later, "the greetings on B")
         for visitor in visitors:
             assert [m["text"] for m in system_lines(await visitor.messages())] == [GREETING]
     finally:
