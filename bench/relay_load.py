@@ -11,6 +11,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,8 +51,10 @@ class Result:
 
 
 class Server:
-    def __init__(self, mode: str, slack: FakeSlack, db: str) -> None:
-        self.mode, self.slack, self.db = mode, slack, db
+    """``bench/relay_server.py`` in a child process; ``extra``: more of its arguments (Matrix)."""
+
+    def __init__(self, mode: str, slack: FakeSlack | None, db: str, extra: Sequence[str] = ()) -> None:
+        self.mode, self.slack, self.db, self.extra = mode, slack, db, list(extra)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: asyncio.subprocess.Process | None = None
@@ -65,9 +68,10 @@ class Server:
             sys.executable,
             str(ROOT / "bench" / "relay_server.py"),
             f"--mode={self.mode}",
-            f"--slack-url={self.slack.api_url}",
+            f"--slack-url={self.slack.api_url if self.slack else ''}",
             f"--port={self.port}",
             f"--db={self.db}",
+            *self.extra,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             env=clean_environment(),
@@ -202,4 +206,4 @@ async def run(mode: str, visitors: int, messages: int) -> Result:
     )
 
 
-__all__ = ["ORIGIN", "Result", "run"]
+__all__ = ["ORIGIN", "Client", "Result", "Server", "connect", "run"]

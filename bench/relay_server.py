@@ -7,16 +7,23 @@ hand-offs. ``--mode bare``: the ceiling — an aiohttp WebSocket that relays eac
 
 It prints ``ready`` once it listens, then answers each ``mark`` line on stdin with one JSON line
 (process CPU seconds and the counters so far); ``quit`` (or end of stdin) stops it.
+
+Profiling the steady part in-process (py-spy cannot attach everywhere): ``BENCH_CPROFILE=out.prof``
+runs cProfile from the first ``mark`` to the second and writes its stats there (read them with
+``python -m pstats out.prof``); ``BENCH_SQL=out.txt`` writes how often each SQL statement ran between
+those marks, most frequent first.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import os
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +31,11 @@ from aiohttp import ClientSession, WSMsgType, web
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+#: the bridge's Slack signing secret: a benchmark signs its Slack events with it
+SIGNING_SECRET = "bench"
 COUNTS = {"statements": 0, "transactions": 0, "handoffs": 0}
+#: statement text → times run (only while BENCH_SQL asks for it)
+STATEMENTS: Counter[str] = Counter()
 
 
 def count_aiosqlite_handoffs() -> None:
@@ -54,15 +65,30 @@ async def serve_bridge(args: argparse.Namespace) -> web.AppRunner:
             "SITECHAT_RATE_CONVERSATIONS_PER_HOUR": "100000",
             "SITECHAT_RATE_MESSAGES_PER_MINUTE": "100000",
             "SITECHAT_RATE_SOCKETS_PER_ADDRESS": "100000",
-            "SLACK_BOT_TOKEN": "xoxb-test",
-            "SLACK_SIGNING_SECRET": "bench",
-            "SLACK_API_URL": args.slack_url,
-            "SLACK_POSTS_PER_SECOND": "1000",
             "SITECHAT_SITES__ACME__NAME": "Acme",
             "SITECHAT_SITES__ACME__ORIGINS": "https://acme.example",
-            "SITECHAT_SITES__ACME__SLACK_CHANNEL": "C0SUPPORT",
         }
     )
+    if args.slack_url:
+        os.environ.update(
+            {
+                "SLACK_BOT_TOKEN": "xoxb-test",
+                "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+                "SLACK_API_URL": args.slack_url,
+                "SLACK_POSTS_PER_SECOND": "1000",
+                "SITECHAT_SITES__ACME__SLACK_CHANNEL": "C0SUPPORT",
+            }
+        )
+    if args.matrix_homeserver:
+        os.environ.update(
+            {
+                "MATRIX_HOMESERVER": args.matrix_homeserver,
+                "MATRIX_USER_ID": args.matrix_user,
+                "MATRIX_PASSWORD": args.matrix_password,
+                "MATRIX_STORE_PATH": args.matrix_store,
+                "SITECHAT_SITES__ACME__MATRIX_ROOM": args.matrix_room,
+            }
+        )
     count_aiosqlite_handoffs()
     runtime = build_runtime(Settings(_env_file=None))  # type: ignore[call-arg]
     runtime.widget.frames_per_10_seconds = 1_000_000
@@ -76,6 +102,8 @@ async def serve_bridge(args: argparse.Namespace) -> web.AppRunner:
     def _statement(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         if statement != "BEGIN":
             COUNTS["statements"] += 1
+            if os.environ.get("BENCH_SQL"):
+                STATEMENTS[" ".join(statement.split())[:160]] += 1
 
     return await serve(runtime, "127.0.0.1", args.port)
 
@@ -116,10 +144,19 @@ async def main(args: argparse.Namespace) -> None:
     runner = await (serve_bridge(args) if args.mode == "bridge" else serve_bare(args))
     loop = asyncio.get_running_loop()
     print("ready", flush=True)
+    marks = 0
+    profile = cProfile.Profile() if os.environ.get("BENCH_CPROFILE") else None
     try:
         while True:
             line = (await loop.run_in_executor(None, sys.stdin.readline)).strip()
             if line == "mark":
+                marks += 1
+                if marks == 1:
+                    STATEMENTS.clear()
+                    if profile is not None:
+                        profile.enable()
+                elif marks == 2:
+                    steady_part_done(profile)
                 print(json.dumps({"cpu": time.process_time(), **COUNTS}), flush=True)
             elif line in ("quit", ""):
                 break
@@ -127,10 +164,24 @@ async def main(args: argparse.Namespace) -> None:
         await runner.cleanup()
 
 
+def steady_part_done(profile: cProfile.Profile | None) -> None:
+    if profile is not None:
+        profile.disable()
+        profile.dump_stats(os.environ["BENCH_CPROFILE"])
+    if os.environ.get("BENCH_SQL"):
+        with open(os.environ["BENCH_SQL"], "w") as out:
+            out.writelines(f"{n:7} {statement}\n" for statement, n in STATEMENTS.most_common())
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--mode", choices=["bridge", "bare"], required=True)
-    parser.add_argument("--slack-url", required=True)
+    parser.add_argument("--slack-url", default="", help="the fake Slack's Web API (none: no Slack)")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--db", default="")
+    parser.add_argument("--matrix-homeserver", default="", help="a homeserver (none: no Matrix)")
+    parser.add_argument("--matrix-user", default="")
+    parser.add_argument("--matrix-password", default="")
+    parser.add_argument("--matrix-room", default="")
+    parser.add_argument("--matrix-store", default="")
     asyncio.run(main(parser.parse_args()))

@@ -19,8 +19,11 @@ from bench.figures import PREFIX  # noqa: E402
 BENCHMARKS: list[tuple[str, list[str]]] = [
     ("cpu_per_message.py", []),
     ("relay_ceiling.py", []),
+    ("matrix_ceiling.py", []),
+    ("reply_latency.py", []),
     ("slack_combining.py", []),
     ("idle_sockets.py", ["10000"]),
+    ("upload_memory.py", ["100"]),
 ]
 
 

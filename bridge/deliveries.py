@@ -20,7 +20,7 @@ from bridge.endpoint import Endpoint, Outgoing, Sent
 from bridge.errors import DeliveryError, DestinationUnavailable
 from bridge.model import Conversation, RemoteId, ThreadRef
 from bridge.observe import NO_OBSERVER, Observer
-from bridge.outbound import ABOUT_A_MESSAGE, Erase, UndecodableDelivery, decode, encode
+from bridge.outbound import ABOUT_A_MESSAGE, Deletion, Erase, Line, UndecodableDelivery, decode, encode
 from bridge.store import conversations as q
 from bridge.store import erasure, outbox
 from bridge.store.database import Database, LaneLease, LeaseLost, connection_lost
@@ -35,6 +35,11 @@ log = logging.getLogger(__name__)
 #: and let the scheduler look again when it is due)
 SENT, EMPTY, WAIT = "sent", "empty", "wait"
 Links = Mapping[str, tuple[str, ThreadRef | None]]
+#: kinds about a message that act on the endpoint's own copy of it (an edit, a deletion, a read mark);
+#: a new line has none yet, so it is not looked up
+NAMES_ITS_COPY = ABOUT_A_MESSAGE - {Line.KIND}
+#: lanes whose destination is remembered between their batches (see ``DeliveryWorker._destinations``)
+MAX_REMEMBERED = 10_000
 
 
 def backoff_seconds(attempts: int, *, base: float = 0.5, cap: float = 300.0) -> float:
@@ -75,6 +80,14 @@ class DeliveryWorker:
         #: "endpoint destination" → what is wrong with it (shown by /readyz and doctor)
         self.problems: dict[str, str] = {}
         self.sent_total = 0
+        #: lane → the destination its last batch went to: the next batch waits out that one's pace
+        #: without reading the links first (the batch reads them afresh, in its own transaction)
+        self._destinations: dict[str, str] = {}
+
+    def _remember_destination(self, lane: str, destination: str) -> None:
+        if len(self._destinations) >= MAX_REMEMBERED and lane not in self._destinations:
+            self._destinations.clear()  # a cache: forgetting costs one read per lane
+        self._destinations[lane] = destination
 
     def wake(self) -> None:
         """Rescan the outbox for ready lanes (a peer's hint, a retry, a restart)."""
@@ -168,25 +181,30 @@ class DeliveryWorker:
         batch combines what queued up), then send one batch holding the lane's lock. ``links``: the
         thread links the previous batch read (None: read them); returns the outcome and the links read."""
         endpoint = self.endpoints[lane.endpoint]
-        if links is None:
+        if links is not None:
+            destination = links.get(lane.endpoint, ("", None))[0]
+        elif (known := self._destinations.get(lane.key)) is not None:
+            destination = known  # for the pace only: the batch itself reads the links afresh
+        else:
             async with self.db.read() as conn:
                 links = await q.thread_links(conn, lane.conversation_id)
-        destination = links.get(lane.endpoint, ("", None))[0]
+            destination = links.get(lane.endpoint, ("", None))[0]
         await endpoint.ready(destination)
         # a bounded number of lanes send at once: each holds a pooled connection (its lock) meanwhile,
         # and the widget API must always find one free
         async with self._sending[lane.endpoint], self.db.lane_lock(lane.key) as lease:
             if lease is None:
                 return WAIT, None
-            return await self._send_next(lane, lease, endpoint, destination)
+            return await self._send_next(lane, lease, endpoint)
 
-    async def _send_next(
-        self, lane: Lane, lease: LaneLease, endpoint: Endpoint, destination: str
-    ) -> tuple[str, Links | None]:
+    async def _send_next(self, lane: Lane, lease: LaneLease, endpoint: Endpoint) -> tuple[str, Links | None]:
         """Send the lane's next batch; the outcome and the thread links read for it."""
         now = self.clock()
         limit = max(1, endpoint.max_batch)
-        async with lease.reading() as conn:
+        # one transaction reads the batch and marks it attempted; fenced: only while this instance still
+        # holds the lane, and the lease keeps the batch from any other sender until this one has surely
+        # given up on it (crash, cut connection). Committed before the network call.
+        async with lease.fenced() as conn:
             pending = await outbox.lane_head(conn, lane, limit)
             batch = _due_prefix(pending, now)
             if not batch:
@@ -203,18 +221,15 @@ class DeliveryWorker:
                 except UndecodableDelivery as exc:
                     unreadable = (d.id, str(exc))
                     break
-        if unreadable is not None and not items:
-            # its message erased, or written by a newer version: it must not hold up the lane forever
-            log.error("%s: delivery %s cannot be sent (%s); set aside", lane.key, *unreadable)
-            async with lease.fenced() as conn:
+            if unreadable is not None and not items:
+                # its message erased, or written by a newer version: it must not hold up the lane forever
+                log.error("%s: delivery %s cannot be sent (%s); set aside", lane.key, *unreadable)
                 await outbox.set_aside(conn, unreadable[0], self.clock(), unreadable[1])
-            return SENT, None
-        batch = batch[: len(items)]
-
-        # fenced: only while this instance still holds the lane; the lease keeps the batch from any
-        # other sender until this one has surely given up on it (crash, cut connection)
-        async with lease.fenced() as conn:
+                return SENT, None
+            batch = batch[: len(items)]
             await outbox.mark_attempt(conn, [d.id for d in batch], self.clock() + timedelta(seconds=lease.seconds))
+        destination = links.get(lane.endpoint, ("", None))[0]
+        self._remember_destination(lane.key, destination)
         try:
             sent = list(await endpoint.deliver(items))
             failure: DeliveryError | None = None
@@ -252,19 +267,21 @@ class DeliveryWorker:
     ) -> Outgoing:
         destination, thread = links.get(d.endpoint, ("", None))
         payload = d.payload or {}
-        if "thread" in payload:  # addressed to an earlier thread (a transfer's farewell)
-            destination, thread = str(payload["destination"]), ThreadRef(str(payload["thread"]))
+        if "destination" in payload:  # addressed: an earlier thread (a transfer's farewell), or no thread
+            destination = str(payload["destination"])
+            thread = ThreadRef(str(payload["thread"])) if payload.get("thread") else None
         message = await q.get_message(conn, d.message_id) if d.message_id else None
         copy = (
             await q.remote_for_message(conn, d.endpoint, d.message_id)
-            if d.message_id and d.kind in ABOUT_A_MESSAGE
+            if d.message_id and d.kind in NAMES_ITS_COPY
             else None
         )
+        more = await outbox.posts_of_message(conn, d.endpoint, d.message_id) if d.kind == Deletion.KIND else []
         site = self.sites.get(conv.site_id)
         topic = site.topics.get(conv.topic) if site and conv.topic else None
         return Outgoing(
             delivery_id=d.id,
-            what=decode(d.kind, d.payload, message, copy),
+            what=decode(d.kind, d.payload, message, copy, [RemoteId(r) for r in more]),
             conversation=conv,
             site_name=site.name if site else conv.site_id,
             topic_label=topic.label if topic else None,
@@ -287,6 +304,7 @@ class DeliveryWorker:
         outgoing = {o.delivery_id: o for o in items}
         now = self.clock()
         async with lease.fenced() as conn:
+            copies: list[outbox.Copy] = []
             for s in sent:
                 if not await outbox.mark_done(conn, s.delivery_id, now, s.remote_id, s.more):
                     # erased while on its way (retention, forget): what it became goes too
@@ -300,14 +318,8 @@ class DeliveryWorker:
                 d = by_id.get(s.delivery_id)
                 if s.remote_id and d is not None and d.message_id:
                     # our own post, known by its remote id: its echo is never taken for a reply
-                    await q.remember_remote(
-                        conn,
-                        lane.endpoint,
-                        s.remote_id,
-                        now,
-                        message_id=d.message_id,
-                        conversation_id=lane.conversation_id,
-                    )
+                    copies.append(outbox.Copy(s.remote_id, d.message_id))
+            await outbox.remember_copies(conn, lane.endpoint, lane.conversation_id, copies, now)
         self.sent_total += len(sent)
         for accepted in (d.created_at for d in map(by_id.get, (s.delivery_id for s in sent)) if d and d.created_at):
             self.observer.delivered(lane.endpoint, (now - accepted).total_seconds())

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from bridge.desk_answers import DeskAnswer
 from bridge.events import InboundEvent
-from bridge.model import Conversation, EndpointName, Participant, RemoteId, ThreadRef
+from bridge.model import Attachment, Conversation, EndpointName, Participant, RemoteId, ThreadRef
 from bridge.outbound import Outbound
 
 
@@ -82,8 +82,33 @@ class ExclusiveLease(Protocol):
         ...
 
 
+class FileStore(Protocol):
+    """The conversations' files, kept by the bridge (CONTRACT §7): an endpoint reads a visitor's file to
+    upload it into its thread, and saves a team member's shared file so the widget can offer it."""
+
+    async def save(
+        self,
+        pieces: AsyncIterable[bytes],
+        *,
+        name: str | None,
+        origin: str,
+        conversation_id: str | None = None,
+        any_type: bool = False,
+        declared_size: int | None = None,
+    ) -> Attachment:
+        """Keep a file as it streams in (``FileRefused`` when it is too large, or of a type not allowed)."""
+        ...
+
+    async def read(self, aid: str) -> bytes:
+        """A whole file, at most the size limit (``FileNotFoundError`` when it is gone)."""
+        ...
+
+
 class StateStore(Protocol):
-    """Durable key/value state for one endpoint (its own namespace)."""
+    """Durable key/value state for one endpoint (its own namespace), and the files it sends and receives."""
+
+    @property
+    def files(self) -> FileStore: ...
 
     async def get(self, key: str) -> str | None: ...
 

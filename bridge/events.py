@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from bridge.model import EndpointName, Participant, RemoteId, ThreadRef
+from bridge.model import Attachment, EndpointName, Participant, RemoteId, ThreadRef
 
 
 @dataclass(frozen=True)
@@ -19,11 +19,13 @@ class InboundEvent:
 @dataclass(frozen=True)
 class MessageReceived(InboundEvent):
     """A person wrote in the conversation's thread (already converted to plain text; ``html``: its
-    formatting as the sanitized subset of CONTRACT §7, made by the endpoint)."""
+    formatting as the sanitized subset of CONTRACT §7, made by the endpoint; ``attachments``: the files
+    shared with it, already fetched into the bridge's store by the endpoint)."""
 
     author: Participant
     text: str
     html: str | None = None
+    attachments: tuple[Attachment, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -37,9 +39,15 @@ class MessageEdited(InboundEvent):
 
 @dataclass(frozen=True)
 class MessageDeleted(InboundEvent):
-    """A person deleted an earlier reply."""
+    """A person deleted an earlier reply. The thread may be ``UNKNOWN_THREAD``: the core finds the
+    conversation from ``original``."""
 
     original: RemoteId
+
+
+#: the thread of a change whose endpoint cannot tell it (a Matrix redaction names only the event it takes
+#: back): the core finds the conversation from the changed reply's remote id in its store
+UNKNOWN_THREAD = ThreadRef("")
 
 
 class Action(StrEnum):

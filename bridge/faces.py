@@ -7,6 +7,10 @@ In the widget's message JSON (CONTRACT §3's shape, nothing added) that line is 
 ``text`` "Alice joined the chat" in the visitor's language — the role says it is the bridge speaking, the
 author says about whom, with their photo. It is stored like every message (its own ``seq``, replayed on
 reconnect, in the transcript), and stays with the visitor: the team's threads are not told.
+
+A photo the browser cannot fetch itself (a Matrix avatar: authenticated media) is kept in the bridge's file
+store and the participant's ``avatar_url`` is stored as ``attachment:{id}`` (:func:`stored_face`); the
+widget server answers it as a signed link to the file, made when it answers (links expire).
 """
 
 from __future__ import annotations
@@ -19,6 +23,20 @@ from bridge.texts import text, translate
 from bridge.work import Work
 
 JOINED_THE_CHAT = text("joined", "{name} joined the chat")
+#: an ``avatar_url`` that names a file in the bridge's store, not a URL
+STORED_FACE = "attachment:"
+
+
+def stored_face(attachment_id: str) -> str:
+    """The ``avatar_url`` of a photo kept in the bridge's file store."""
+    return STORED_FACE + attachment_id
+
+
+def face_attachment(avatar_url: str | None) -> str | None:
+    """The file id of a photo kept in the bridge's store; None for a plain URL (or none)."""
+    if avatar_url and avatar_url.startswith(STORED_FACE):
+        return avatar_url.removeprefix(STORED_FACE) or None
+    return None
 
 
 def joined_text(name: str, language: str) -> str:

@@ -14,6 +14,8 @@ from datetime import datetime, timedelta
 
 from bridge import craft
 from bridge.conversations import Conversations
+from bridge.files import UNSENT_KEPT, Files
+from bridge.follow_up import FollowUps
 from bridge.reminders import Reminders
 from bridge.store import conversations as q
 from bridge.store import craft as craft_store
@@ -23,6 +25,8 @@ log = logging.getLogger(__name__)
 
 #: a greeting this late after its time is no greeting any more (the service was down meanwhile)
 GREETING_LATE = timedelta(minutes=2)
+#: how often files never sent are looked for
+PURGE_EVERY = timedelta(minutes=10)
 
 
 class Timers:
@@ -34,14 +38,21 @@ class Timers:
         first_response: timedelta,
         clock: Callable[[], datetime] = utcnow,
         reminders: Reminders | None = None,
+        files: Files | None = None,
+        follow_ups: FollowUps | None = None,
     ) -> None:
         self.conversations = conversations
         self.inactivity = inactivity
         self.first_response = first_response
         self.clock = clock
         self.reminders = reminders or Reminders(conversations.core, first=first_response)
+        self.files = files
+        self._files_purged_at: datetime | None = None
+        #: follow-up mail to visitors who left (``bridge/follow_up.py``); None: no email, or turned off
+        self.follow_ups = follow_ups
+        follow_up = [follow_ups.after] if follow_ups else []
         # fine enough that a 6-second test setting fires within a second, coarse enough to cost nothing
-        shortest = min(inactivity, first_response, *self._greetings().values()).total_seconds()
+        shortest = min(inactivity, first_response, *follow_up, *self._greetings().values()).total_seconds()
         self.tick = max(0.2, min(5.0, shortest / 10))
 
     async def run(self) -> None:
@@ -62,6 +73,11 @@ class Timers:
             await self.conversations.close(cid, reason=f"after {minutes:g} minutes without messages")
         await self.reminders.fire_due(now)
         await self._greet_due(now)
+        if self.follow_ups is not None:
+            await self.follow_ups.fire_due(now)
+        if self.files is not None and (self._files_purged_at is None or now - self._files_purged_at > PURGE_EVERY):
+            self._files_purged_at = now
+            await self.files.purge(now - UNSENT_KEPT)
 
     # -- the automatic greeting (CONTRACT §10) ---------------------------------------------------------
 

@@ -8,11 +8,11 @@ into the dataclass (``decode``) with the message and the endpoint's own copy loo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from bridge.model import Message, RemoteId
+from bridge.model import Attachment, Message, RemoteId
 
 
 @dataclass(frozen=True)
@@ -68,11 +68,13 @@ class Edit:
 
 @dataclass(frozen=True)
 class Deletion:
-    """A message was taken back: remove this endpoint's copy of it."""
+    """A message was taken back: remove this endpoint's copy of it (``more``: the other posts it became —
+    a long text's later parts, the files sent with it)."""
 
     KIND: ClassVar[str] = "deletion"
     message: Message
     copy: RemoteId | None
+    more: tuple[RemoteId, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,29 @@ class Seen:
     copy: RemoteId | None
 
 
+@dataclass(frozen=True)
+class FollowUpMail:
+    """Agents' replies the visitor has not seen, mailed to them (``bridge/follow_up.py``): ``reply_to`` is the
+    conversation's own address at ``SITECHAT_INBOUND_DOMAIN`` (None without it). Team chats have nothing to do."""
+
+    KIND: ClassVar[str] = "follow_up"
+    to: str
+    subject: str
+    text: str
+    html: str | None = None
+    reply_to: str | None = None
+
+
+@dataclass(frozen=True)
+class FilePost:
+    """A file for the channel or room itself, in no conversation's thread: the weekly report's picture
+    (``sitechat report --post``, ``SITECHAT_REPORT_SCHEDULE``), with ``text`` beside it."""
+
+    KIND: ClassVar[str] = "file_post"
+    file: Attachment
+    text: str
+
+
 Outbound = (
     OpenThread
     | Line
@@ -144,6 +169,8 @@ Outbound = (
     | Reminder
     | Invite
     | Seen
+    | FilePost
+    | FollowUpMail
 )
 
 #: kinds whose delivery is about one stored message (the outbox keeps its id, not its text)
@@ -178,6 +205,11 @@ def encode(what: Outbound) -> Encoded:
             return Encoded(what.KIND, None, {"text": text, "mention": mention})
         case Invite(who, by):
             return Encoded(what.KIND, None, {"who": who, "by": by})
+        case FilePost(file, text):
+            return Encoded(what.KIND, None, {"file": file.stored(), "text": text})
+        case FollowUpMail(to, subject, text, html, reply_to):
+            extra = ({"html": html} if html else {}) | ({"reply_to": reply_to} if reply_to else {})
+            return Encoded(what.KIND, None, {"to": to, "subject": subject, "text": text} | extra)
 
 
 class UndecodableDelivery(ValueError):
@@ -185,9 +217,14 @@ class UndecodableDelivery(ValueError):
 
 
 def decode(
-    kind: str, payload: Mapping[str, Any] | None, message: Message | None, copy: RemoteId | None
+    kind: str,
+    payload: Mapping[str, Any] | None,
+    message: Message | None,
+    copy: RemoteId | None,
+    more: Sequence[RemoteId] = (),
 ) -> Outbound:
-    """The row back as a kind; ``message`` is the delivery's message, ``copy`` this endpoint's copy of it."""
+    """The row back as a kind; ``message`` is the delivery's message, ``copy`` this endpoint's copy of it
+    and ``more`` the other posts that copy came with (a deletion removes them all)."""
     data = payload or {}
     if kind in ABOUT_A_MESSAGE and message is None:
         raise UndecodableDelivery(f"{kind}: its message is gone")
@@ -201,7 +238,7 @@ def decode(
         case Edit.KIND if message is not None:
             return Edit(message, copy)
         case Deletion.KIND if message is not None:
-            return Deletion(message, copy)
+            return Deletion(message, copy, tuple(r for r in more if r != copy))
         case Seen.KIND if message is not None:
             return Seen(message, copy)
         case Transcript.KIND:
@@ -219,4 +256,18 @@ def decode(
             return Reminder(str(data.get("text", "")), str(data.get("mention", "none")))
         case Invite.KIND:
             return Invite(str(data.get("who", "")), str(data.get("by", "")))
+        case FilePost.KIND:
+            files = Attachment.from_stored([data.get("file")])
+            if not files:
+                raise UndecodableDelivery("file_post: no file")
+            return FilePost(files[0], str(data.get("text", "")))
+        case FollowUpMail.KIND:
+            html, reply_to = data.get("html"), data.get("reply_to")
+            return FollowUpMail(
+                str(data.get("to", "")),
+                str(data.get("subject", "")),
+                str(data.get("text", "")),
+                str(html) if html else None,
+                str(reply_to) if reply_to else None,
+            )
     raise UndecodableDelivery(f"unknown delivery kind {kind!r}")

@@ -3,11 +3,16 @@ caller's unit of work, so the change and the deliveries it causes commit togethe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from bridge import faces, observe, webhooks
+from bridge.follow_up import arm_needed
 from bridge.live import NewMessage, RatingRequested, StatusChanged
-from bridge.model import Conversation, Participant, Status
+from bridge.model import Attachment, Conversation, Participant, Status
 from bridge.outbound import Line, Notice, RootState, Transcript
+from bridge.store import attachments
 from bridge.store import conversations as q
+from bridge.store import follow_up as follow_ups
 from bridge.transcript import render_transcript
 from bridge.work import Core, Work
 
@@ -43,7 +48,13 @@ async def claim(work: Work, conv: Conversation, actor: Participant, origin: str)
 
 
 async def agent_says(
-    work: Work, conv: Conversation, author: Participant, text: str, origin: str, html: str | None = None
+    work: Work,
+    conv: Conversation,
+    author: Participant,
+    text: str,
+    origin: str,
+    html: str | None = None,
+    files: Sequence[Attachment] = (),
 ) -> str | None:
     """A team member's line for the visitor (and the other team chat); the id of the stored message.
     ``html``: its formatting, the sanitized subset the endpoint made (CONTRACT §7)."""
@@ -52,11 +63,21 @@ async def agent_says(
         return None
     await faces.show_face(work, conv, author)
     msg = await q.insert_message(
-        work.conn, conv.id, author, storable(text), work.now, origin=origin, html=storable(html) if html else None
+        work.conn,
+        conv.id,
+        author,
+        storable(text),
+        work.now,
+        origin=origin,
+        html=storable(html) if html else None,
+        attachments=files,
     )
+    await attachments.link(work.conn, [f.id for f in files], conv.id, msg.id)
     await work.enqueue_all(conv.id, Line(msg), skip=origin)
     await observe.agent_replied(work, conv, msg, origin)
     await q.touch(work.conn, conv.id, work.now, awaiting_reply_since=None, reminded_at=None)
+    if arm_needed(conv):  # unseen for a while, it goes to the visitor by email (bridge/follow_up.py)
+        await follow_ups.arm(work.conn, conv.id, work.now)
     work.signal(conv.id, NewMessage(msg.seq))
     return msg.id
 

@@ -1,5 +1,5 @@
 """The team desk (CONTRACT §8): what agents ask outside any conversation — ``/sitechat`` in Slack (``!sitechat``
-in Matrix, later) — as use cases with typed answers (``bridge/desk_answers.py``); each team chat only shows them.
+in Matrix) — as use cases with typed answers (``bridge/desk_answers.py``); each team chat only shows them.
 
 ``open`` lists the open conversations (oldest first) with each site's state; ``stats [today|7d|30d] [SITE]``
 is ``bridge.insight``'s computation over the period; ``away [SITE]`` / ``back [SITE]`` switch what the widget

@@ -19,8 +19,8 @@ from bridge.events import (
 from bridge.live import MessageChanged, Recheck, Typing
 from bridge.model import Conversation, Participant, RemoteId, Status, ThreadRef
 from bridge.outbound import Deletion, Edit
+from bridge.store import attachments, read_state
 from bridge.store import conversations as q
-from bridge.store import read_state
 from bridge.team_commands import run_command
 from bridge.work import Core, Work
 
@@ -41,6 +41,8 @@ class TeamSide:
         try:
             async with self.core.work() as work:
                 cid = await q.conversation_for_thread(work.conn, event.endpoint, event.thread)
+                if cid is None and isinstance(event, MessageEdited | MessageDeleted):
+                    cid = await self._conversation_of_reply(work, event)
                 if cid is None:
                     return False
                 if await q.is_known_remote(work.conn, event.endpoint, event.remote_id):
@@ -63,6 +65,14 @@ class TeamSide:
         if conv is None or conv.status is not Status.OPEN:
             return
         await self.core.publish([(conv.id, Typing(author))], wake=False)
+
+    @staticmethod
+    async def _conversation_of_reply(work: Work, event: MessageEdited | MessageDeleted) -> str | None:
+        """The conversation of the reply a change is about, from the store: a Matrix redaction names only
+        the event it takes back, not its thread (``UNKNOWN_THREAD``), and no endpoint keeps a map of its own."""
+        mid = await q.message_for_remote(work.conn, event.endpoint, event.original)
+        msg = await q.get_message(work.conn, mid) if mid else None
+        return msg.conversation_id if msg is not None else None
 
     async def _dispatch(self, work: Work, conv: Conversation, event: InboundEvent) -> str | None:
         """What the event does; the id of the message it stored, if any (so its echo is known)."""
@@ -88,7 +98,9 @@ class TeamSide:
                 await run_command(self.core, work, conv, meaning, event)
                 return None
             case Reply(text):
-                return await steps.agent_says(work, conv, event.author, text, event.endpoint, event.html)
+                return await steps.agent_says(
+                    work, conv, event.author, text, event.endpoint, event.html, event.attachments
+                )
             case _:
                 assert_never(meaning)
 
@@ -102,10 +114,13 @@ class TeamSide:
         msg = await q.get_message(work.conn, mid)
         if msg is None or msg.deleted or msg.conversation_id != conv.id:
             return
+        if msg.origin != event.endpoint:
+            return  # the bridge's copy of someone else's line (a moderator's redaction): theirs stays
         text = steps.storable(event.text) if isinstance(event, MessageEdited) else ""
         meaning = interpret(text, self.core.note_prefix) if isinstance(event, MessageEdited) else None
         if not isinstance(meaning, Reply):
             await q.delete_message(work.conn, mid, work.now)
+            await attachments.forget_message_files(work.conn, mid)
             work.signal(conv.id, MessageChanged(mid, msg.seq, removed=True))
             await work.enqueue_all(conv.id, Deletion(msg, None), skip=event.endpoint)
             return

@@ -7,7 +7,7 @@ from datetime import tzinfo
 from html import escape
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bridge.model import Conversation, Message, Role
+from bridge.model import Attachment, Conversation, Message, Role
 
 
 def render_transcript(conv: Conversation, messages: Sequence[Message], site_name: str, closed_by: str) -> str:
@@ -24,9 +24,23 @@ def render_transcript(conv: Conversation, messages: Sequence[Message], site_name
     for m in shown:
         who = m.author.name if m.author.role is not Role.SYSTEM else "—"
         edited = " (edited)" if m.edited_at else ""
-        body = m.text.replace("\n", "\n    ")
+        body = "\n".join(filter(None, [m.text, *(file_line(a) for a in m.attachments)])).replace("\n", "\n    ")
         lines.append(f"[{m.created_at:%H:%M}] {who}: {body}{edited}")
     return "\n".join(lines)
+
+
+def file_line(file: Attachment) -> str:
+    """A file as the transcript lists it: its name and size (the bytes stay with the bridge)."""
+    return f"[file: {file.name}, {human_size(file.size)}]"
+
+
+def human_size(size: int) -> str:
+    """``812 B``, ``4.2 KB``, ``1.5 MB``: a file's size as people read it."""
+    if size < 1024:
+        return f"{size} B"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.1f} KB"
+    return f"{size / (1024 * 1024):.1f} MB"
 
 
 def visitor_zone(conv: Conversation) -> tzinfo:
@@ -47,7 +61,8 @@ def render_transcript_html(conv: Conversation, messages: Sequence[Message], site
         who = escape(m.author.name) if m.author.role is not Role.SYSTEM else "—"
         at = m.created_at.astimezone(zone)
         edited = " <em>(edited)</em>" if m.edited_at else ""
-        body = escape(m.text).replace("\n", "<br>")
+        body = "<br>".join(escape(line) for line in filter(None, [m.text, *map(file_line, m.attachments)]))
+        body = body.replace("\n", "<br>")
         rows.append(
             f'<tr><td style="color:#6b7280;padding:4px 8px;vertical-align:top">{at:%H:%M}</td>'
             f'<td style="padding:4px 8px"><strong>{who}</strong>: {body}{edited}</td></tr>'
@@ -55,7 +70,7 @@ def render_transcript_html(conv: Conversation, messages: Sequence[Message], site
     table = "".join(rows) or '<tr><td colspan="2">(no messages)</td></tr>'
     return (
         '<!doctype html><html><body style="font-family:sans-serif">'
-        f"<h1 style=\"font-size:18px\">Your chat with {escape(site_name)}</h1>"
+        f'<h1 style="font-size:18px">Your chat with {escape(site_name)}</h1>'
         f"<p>Started {started:%Y-%m-%d %H:%M} ({escape(str(zone))})</p>"
         f"<table>{table}</table></body></html>"
     )

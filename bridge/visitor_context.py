@@ -8,16 +8,23 @@ same ``(label, value)`` lines from a ``Conversation``.
 - **Local time**: the visitor's clock when the chat began, from the browser's time zone.
 - **Location**: city and country from the GeoIP database (``SITECHAT_GEOIP_DB``) when the widget server
   has one; else the country of the browser's time zone, marked "(from time zone)", from the tz database's
-  own ``zone.tab`` and ``iso3166.tab`` (shipped with ``tzdata``).
+  own ``zone.tab`` (shipped with ``tzdata``). Either way the country is named from its ISO code by CLDR
+  (Babel), in the root's language: one name for one country, whichever source found it.
+
+The root is the team's, so it speaks the team's language. Every label, hint and state on it is English
+and nothing sets another, so ``ROOT_LANGUAGE`` is English; the functions take the language to name
+countries in, for the day the team's language becomes a setting.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from functools import cache
+from collections.abc import Iterable, Mapping
+from functools import cache, lru_cache
 from importlib import resources
 from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from babel import Locale, UnknownLocaleError
 
 from bridge.model import ClientFacts, Conversation
 
@@ -28,10 +35,13 @@ MAX_SEARCHES = 3
 MAX_WORDS = 100
 #: the longest tz database name is 32 characters
 MAX_ZONE = 64
+#: the language the thread's root names countries in: the team's (see above)
+ROOT_LANGUAGE = "en"
 
 
-def visitor_facts(conv: Conversation) -> list[tuple[str, str]]:
-    """The visitor's context as (label, value) lines, in reading order; what is not known is left out."""
+def visitor_facts(conv: Conversation, language: str = ROOT_LANGUAGE) -> list[tuple[str, str]]:
+    """The visitor's context as (label, value) lines, in reading order; what is not known is left out.
+    Countries are named in ``language``."""
     facts: list[tuple[str, str]] = []
     searched = searched_words(conv)
     if searched:
@@ -42,7 +52,7 @@ def visitor_facts(conv: Conversation) -> list[tuple[str, str]]:
     local = local_time(conv)
     if local:
         facts.append(("Local time", local))
-    where = location(conv)
+    where = location(conv, language)
     if where:
         facts.append(("Location", where))
     return facts
@@ -89,21 +99,39 @@ def local_time(conv: Conversation) -> str | None:
     return f"{local:%a %H:%M} (UTC{offset[:3]}:{offset[3:]}) when the chat began"
 
 
-def location(conv: Conversation) -> str | None:
-    """``Berlin, Germany`` from GeoIP, else ``Germany (from time zone)``."""
+def location(conv: Conversation, language: str = ROOT_LANGUAGE) -> str | None:
+    """``Berlin, Germany`` from GeoIP, else ``Germany (from time zone)``; the country in ``language``."""
     client = conv.client
-    if client.country:
-        return ", ".join(p for p in (client.city, client.country) if p)
-    country = country_of_zone(conv.timezone) if conv.timezone else None
+    # the database's own name stays for a code CLDR does not name (and conversations stored without a code)
+    country = (country_name(client.country_code, language) if client.country_code else None) or client.country
+    if country:
+        return ", ".join(p for p in (client.city, country) if p)
+    country = country_of_zone(conv.timezone, language) if conv.timezone else None
     return f"{country} (from time zone)" if country else None
 
 
-def country_of_zone(zone: str) -> str | None:
-    """The country a tz database zone is in (``Europe/Berlin`` → ``Germany``), old names too."""
+def country_of_zone(zone: str, language: str = ROOT_LANGUAGE) -> str | None:
+    """The country a tz database zone is in (``Europe/Berlin`` → ``Germany``; in German ``Deutschland``),
+    old names too."""
+    code = zone_country_code(zone)
+    return country_name(code, language) if code else None
+
+
+def zone_country_code(zone: str) -> str | None:
+    """The ISO 3166 code of the country a tz database zone is in (``Europe/Berlin`` → ``DE``), old names too."""
     name = zone.strip()
     zones = _zone_countries()
-    code = zones.get(name) or zones.get(_zone_links().get(name, ""))
-    return _country_names().get(code) if code else None
+    return zones.get(name) or zones.get(_zone_links().get(name, ""))
+
+
+def country_name(code: str, language: str = ROOT_LANGUAGE) -> str | None:
+    """A country by its ISO 3166-1 alpha-2 code in ``language`` (CLDR's names, by Babel): ``DE`` →
+    ``Germany``, ``Deutschland``, ``Allemagne``, ``Alemania``. English for a language CLDR does not have;
+    None for what is not a country's code (``ZZ``, ``001``, ``XX``)."""
+    code = code.strip().upper()
+    if len(code) != 2 or not code.isascii() or not code.isalpha() or code == UNKNOWN_REGION:
+        return None
+    return _territories(language).get(code)
 
 
 def _zone(name: str | None) -> ZoneInfo | None:
@@ -130,9 +158,17 @@ def _zone_countries() -> dict[str, str]:
     return {cols[2]: cols[0] for cols in _tz_lines("zone.tab") if len(cols) >= 3}
 
 
-@cache
-def _country_names() -> dict[str, str]:
-    return {cols[0]: cols[1] for cols in _tz_lines("iso3166.tab") if len(cols) >= 2}
+#: CLDR's code for "Unknown Region": a code, but no country
+UNKNOWN_REGION = "ZZ"
+
+
+@lru_cache(maxsize=16)  # a few languages, ever
+def _territories(language: str) -> Mapping[str, str]:
+    """CLDR's names of regions in ``language`` (``de``, ``de-AT``, ``de_AT``); English for one it does not have."""
+    try:
+        return Locale.parse(language.replace("-", "_")).territories
+    except (UnknownLocaleError, ValueError, TypeError):
+        return Locale.parse(ROOT_LANGUAGE).territories
 
 
 @cache

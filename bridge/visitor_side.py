@@ -5,11 +5,11 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from bridge import craft, observe, steps, webhooks
+from bridge import craft, mail_in, observe, steps, webhooks
 from bridge.endpoint import ShowsTyping
 from bridge.live import NewMessage
 from bridge.model import (
@@ -24,8 +24,8 @@ from bridge.model import (
     Visitor,
 )
 from bridge.outbound import Line, Notice, OpenThread, RootState, Seen, Transcript
+from bridge.store import attachments, read_state, returning
 from bridge.store import conversations as q
-from bridge.store import read_state
 from bridge.transcript import render_transcript, render_transcript_html
 from bridge.work import Core, Work, hash_token
 from config.sites import LANGUAGES
@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 
 class ConversationClosed(Exception):
     """The conversation is closed: nothing more can be said in it."""
+
+
+class ForeignAttachment(Exception):
+    """A file id that is not one of this conversation's uploads (another's, unknown, or unfinished)."""
 
 
 class WrongState(Exception):
@@ -71,6 +75,9 @@ class VisitorSide:
         site = self.core.sites[site_id]
         token = secrets.token_urlsafe(32)
         async with self.core.work() as work:
+            earlier = await returning.earlier_chats(
+                work.conn, site_id, external_id=visitor.external_id, key=visitor.key
+            )
             cid = await _create(
                 work,
                 site_id,
@@ -80,6 +87,8 @@ class VisitorSide:
                 visitor_name=visitor.name,
                 visitor_email=visitor.email,
                 visitor_external_id=visitor.external_id,
+                visitor_key=visitor.key,
+                returning_chats=earlier.stored() if earlier else None,
                 locale=locale,
                 timezone=timezone,
                 client_address=client_address,
@@ -107,20 +116,37 @@ class VisitorSide:
         async with self.core.db.read() as conn:
             return await q.get_conversation(conn, cid)
 
-    async def post_visitor_message(self, cid: str, client_msg_id: str, text: str) -> tuple[Message, bool]:
-        """Store a visitor message once per ``client_msg_id``; (message, True if new)."""
+    async def post_visitor_message(
+        self,
+        cid: str,
+        client_msg_id: str,
+        text: str,
+        attachment_ids: Sequence[str] = (),
+        *,
+        origin: str = "widget",
+        reopen: bool = False,
+    ) -> tuple[Message, bool]:
+        """Store a visitor message once per ``client_msg_id``, with the files uploaded to the conversation
+        before (``attachment_ids``; ``ForeignAttachment`` when one is not); (message, True if new).
+        ``reopen``: a closed chat opens again for it (a reply by email, ``bridge/mail_in.py``)."""
         async with self.core.work() as work:
             # lock first: two concurrent sends of the same client_msg_id queue here, the second finds the first
             conv = await q.lock_conversation(work.conn, cid)
             existing = await q.message_by_client_id(work.conn, cid, client_msg_id)
             if existing is not None:
                 return existing, False
-            if conv is None or conv.status is not Status.OPEN:
+            if conv is None or (conv.status is not Status.OPEN and not (reopen and conv.kind == "chat")):
                 raise ConversationClosed(cid)
+            if conv.status is not Status.OPEN:
+                await mail_in.reopen(work, conv)
+            files = await attachments.usable(work.conn, attachment_ids, cid)
+            if files is None:
+                raise ForeignAttachment(cid)
             author = Participant(Role.VISITOR, conv.visitor_name)
             msg = await q.insert_message(
-                work.conn, cid, author, text, work.now, origin="widget", client_msg_id=client_msg_id
+                work.conn, cid, author, text, work.now, origin=origin, client_msg_id=client_msg_id, attachments=files
             )
+            await attachments.link(work.conn, [f.id for f in files], cid, msg.id)
             await work.enqueue_all(cid, Line(msg))
             await observe.visitor_said(work, cid)
             # the first unanswered message starts the first-response clock

@@ -103,13 +103,16 @@ class Work:
         """Tell the observer once the transaction has committed (never, if it rolls back)."""
         self.observations.append(observation)
 
-    async def enqueue(self, cid: str, endpoint: str, what: Outbound, *, address: tuple[str, str] | None = None) -> None:
+    async def enqueue(
+        self, cid: str, endpoint: str, what: Outbound, *, address: tuple[str, str | None] | None = None
+    ) -> None:
         """One delivery to one endpoint; ``address`` (destination, thread) pins it to a thread other than
-        the conversation's current one (a transfer's farewell goes to the old thread)."""
+        the conversation's current one (a transfer's farewell goes to the old thread), or to a channel or
+        room itself (thread None: a report's picture)."""
         row = encode(what)
         payload = row.payload
         if address is not None:
-            payload = {**(payload or {}), "destination": address[0], "thread": address[1]}
+            payload = {**(payload or {}), "destination": address[0]} | ({"thread": address[1]} if address[1] else {})
         await outbox.enqueue(self.conn, cid, endpoint, row.kind, self.now, message_id=row.message_id, payload=payload)
         self.deliveries += 1
         self.lanes.add((cid, endpoint))

@@ -8,6 +8,7 @@ Which variable fills which field is ``config/variables.py``'s table.
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
@@ -51,6 +52,19 @@ class Part(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+def _content_types(value: Any) -> Any:
+    """``image/png,application/pdf``: a comma list of content types, lower case."""
+    if isinstance(value, str):
+        types = {t.strip().lower() for t in value.split(",") if t.strip()}
+        bad = sorted(t for t in types if not re.fullmatch(r"[a-z0-9][a-z0-9.+-]*/[a-z0-9][a-z0-9.+-]*", t))
+        if bad:
+            raise ValueError(f"{', '.join(bad)}: not a content type such as image/png")
+        if not types:
+            raise ValueError("name at least one type, such as image/png")
+        return frozenset(types)
+    return value
+
+
 class WidgetSettings(Part):
     """The widget server (which also serves Slack's ``POST /slack/events``): where it listens, how browsers
     reach it, and how much one client may ask of it."""
@@ -66,6 +80,13 @@ class WidgetSettings(Part):
     trusted_proxies: Annotated[tuple[Network, ...], BeforeValidator(_networks)] = ()
     #: a GeoLite2/GeoIP2 City database (``.mmdb``): the thread's root shows where a visitor is
     geoip_db: Path | None = None
+    #: the file types a visitor may send (decided from the bytes), and how large a file may be (both ways)
+    upload_types: Annotated[frozenset[str], BeforeValidator(_content_types)] = frozenset(
+        {"image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf", "text/plain"}
+    )
+    upload_max_mb: float = Field(default=10, gt=0, le=1024)
+    #: how long the widget's signed links to files work
+    attachment_link_hours: float = Field(default=24, gt=0, le=24 * 365)
 
     @field_validator("geoip_db", mode="before")
     @classmethod
@@ -153,10 +174,47 @@ class MatrixSettings(Part):
 
 
 class EmailSettings(Part):
-    """Transcripts by email, on when ``SITECHAT_SMTP_URL`` is set."""
+    """Transcripts and follow-ups by email, on when ``SITECHAT_SMTP_URL`` is set; with ``SITECHAT_INBOUND_SMTP``
+    and ``SITECHAT_INBOUND_DOMAIN`` the visitor's replies to a follow-up come back (the bridge's own listener)."""
 
     smtp_url: SecretStr
     mail_from: str
+    #: ``host:port`` the bridge's SMTP listener binds (``0.0.0.0:2525``); None: no mail comes in
+    inbound_smtp: tuple[str, int] | None = None
+    #: the domain of the per-conversation Reply-To addresses (its MX points at the listener)
+    inbound_domain: str | None = None
+
+    @field_validator("inbound_smtp", mode="before")
+    @classmethod
+    def _listen_address(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if not isinstance(value, str):
+            return value
+        host, sep, port = value.strip().rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("must be host:port, e.g. 0.0.0.0:2525")
+        return host.strip("[]"), int(port)
+
+    @field_validator("inbound_domain", mode="before")
+    @classmethod
+    def _domain_shape(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        domain = str(value).strip().lower().rstrip(".")
+        labels = domain.split(".")
+        if len(labels) < 2 or not all(re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", label) for label in labels):
+            raise ValueError("must be a mail domain whose MX reaches the listener, e.g. reply.acme.example")
+        return domain
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> Self:
+        if (self.inbound_smtp is None) != (self.inbound_domain is None):
+            raise ValueError(
+                "SITECHAT_INBOUND_SMTP and SITECHAT_INBOUND_DOMAIN go together: the listener receives the "
+                "replies to addresses at the domain (e.g. 0.0.0.0:2525 and reply.acme.example)"
+            )
+        return self
 
     @field_validator("smtp_url")
     @classmethod

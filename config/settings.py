@@ -7,12 +7,12 @@ proxy that is not an address or a misspelt name is a problem at start, never lat
 ====================  ==========================================================================
 ``Settings``          database_url, note_prefix, inactivity_close_minutes,
                       first_response_alert_seconds, reminder_max, reminder_mention, snippets (name → text),
-                      sites (id → SiteConfig), retention_days
+                      sites (id → SiteConfig), retention_days, follow_up_minutes
 ``.widget``           WidgetSettings: host, port, public_url, conversations_per_hour,
                       messages_per_minute, sockets_per_address, trusted_proxies (networks)
 ``.slack``            SlackSettings | None: bot_token, signing_secret, app_token, api_url
 ``.matrix``           MatrixSettings | None: homeserver, user_id, password, access_token, device_id, staff
-``.email``            EmailSettings | None: smtp_url, mail_from
+``.email``            EmailSettings | None: smtp_url, mail_from, inbound_smtp, inbound_domain
 ``.webhook``          WebhookSettings | None: url, secret
 ====================  ==========================================================================
 """
@@ -32,6 +32,7 @@ from pydantic_settings import (
 )
 
 from config.parts import EmailSettings, MatrixSettings, SlackSettings, WebhookSettings, WidgetSettings
+from config.schedule import Weekly
 from config.sites import SiteConfig, TopicConfig
 from config.snippets import load_snippets
 from config.variables import ContractVariables, compose
@@ -53,6 +54,12 @@ def _snippets(value: Any) -> Any:
     if isinstance(value, str | Path):
         return load_snippets(Path(value)) if str(value).strip() else {}
     return {} if value is None else value
+
+
+def _weekly(value: Any) -> Any:
+    if isinstance(value, str):
+        return Weekly.parse(value) if value.strip() else None
+    return value
 
 
 class Settings(BaseSettings):
@@ -80,6 +87,11 @@ class Settings(BaseSettings):
     sites: dict[str, SiteConfig] = Field(default_factory=dict)
     #: closed conversations are erased this many days after they closed; None keeps them
     retention_days: float | None = Field(default=None, gt=0)
+    #: an agent's reply the visitor has not seen this long goes to them by email (they gave one); 0: never
+    follow_up_minutes: float = Field(default=5, ge=0)
+
+    #: when the weekly report goes to each site's channel and room (``Mon 09:00``, the site's time zone)
+    report_schedule: Annotated[Weekly | None, BeforeValidator(_weekly)] = None
 
     widget: WidgetSettings = Field(default_factory=WidgetSettings)
     slack: SlackSettings | None = None
@@ -103,6 +115,12 @@ class Settings(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _into_parts(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("smtp_url"):
+            inbound = [f"SITECHAT_{key.upper()}" for key in ("inbound_smtp", "inbound_domain") if data.get(key)]
+            if inbound:  # the replies answer follow-up mails, which only an SMTP server sends
+                raise ValueError(
+                    f"{' and '.join(inbound)} need{'s' if len(inbound) == 1 else ''} SITECHAT_SMTP_URL (smtp://user:pass@host:587)"
+                )
         return compose(data) if isinstance(data, dict) else data
 
     @field_validator("sites", mode="before")

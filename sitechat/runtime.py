@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -21,8 +22,11 @@ from adapters.plugin import Plugin
 from bridge.conversations import Conversations, utcnow
 from bridge.deliveries import DeliveryWorker
 from bridge.endpoint import Endpoint, ServesDesk, ShowsTyping, StateStore
+from bridge.files import FileRules, Files
+from bridge.follow_up import FollowUps, MailKeys, resume
 from bridge.lifecycle import Timers
 from bridge.live import LiveHub
+from bridge.mail_in import MailReplies, ReceivesMail
 from bridge.reminders import Reminders
 from bridge.retention import Retention
 from bridge.store.database import Database
@@ -32,6 +36,7 @@ from bridge.store.notify import Notifier
 from bridge.store.state import KeyValueState
 from bridge.team_desk import TeamDesk
 from config.settings import Settings
+from sitechat.insight.posting import ReportSchedule
 from widget_server.app import create_app
 from widget_server.context import WidgetContext
 from widget_server.metrics import SitechatMetrics
@@ -43,7 +48,7 @@ log = logging.getLogger("sitechat")
 #: every adapter there is, by endpoint name: each builds its endpoint from its own part of the settings
 #: (``None`` when that part is off), or nothing
 ADAPTERS: dict[str, Callable[[Settings, StateStore], Plugin | None]] = {
-    "slack": lambda settings, state: adapters.slack.build(settings.slack, state),
+    "slack": lambda settings, state: adapters.slack.build(settings.slack, state, note_prefix=settings.note_prefix),
     "matrix": lambda settings, state: adapters.matrix.build(
         settings.matrix, state, rooms=settings.routes_to("matrix"), note_prefix=settings.note_prefix
     ),
@@ -52,10 +57,17 @@ ADAPTERS: dict[str, Callable[[Settings, StateStore], Plugin | None]] = {
 }
 
 
-def build_plugins(settings: Settings, db: Database) -> list[Plugin]:
+def build_plugins(settings: Settings, db: Database, files: Files | None = None) -> list[Plugin]:
     """The endpoints the settings turn on, each with its own durable state namespace."""
-    built = (build(settings, KeyValueState(db, name, utcnow)) for name, build in ADAPTERS.items())
+    files = files or build_files(settings, db)
+    built = (build(settings, KeyValueState(db, name, utcnow, files)) for name, build in ADAPTERS.items())
     return [plugin for plugin in built if plugin is not None]
+
+
+def build_files(settings: Settings, db: Database) -> Files:
+    """The conversations' files, with the limits the settings give (SITECHAT_UPLOAD_*)."""
+    rules = FileRules(int(settings.widget.upload_max_mb * 1024 * 1024), settings.widget.upload_types)
+    return Files(db, utcnow, rules)
 
 
 @dataclass
@@ -73,6 +85,8 @@ class Runtime:
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     #: erases closed conversations after SITECHAT_RETENTION_DAYS; None keeps them
     retention: Retention | None = None
+    #: posts the weekly report (SITECHAT_REPORT_SCHEDULE); None: not scheduled
+    report_schedule: ReportSchedule | None = None
 
     async def readiness(self) -> list[str]:
         if self.widget.draining:
@@ -105,7 +119,8 @@ def build_runtime(settings: Settings, *, plugins: Sequence[Plugin] | None = None
     db = Database(settings.database_url)
     live = LiveHub()
     notifier = Notifier(db)
-    plugins = build_plugins(settings, db) if plugins is None else plugins
+    files = build_files(settings, db)
+    plugins = build_plugins(settings, db, files) if plugins is None else plugins
     endpoints: dict[str, Endpoint] = {p.endpoint.name: p.endpoint for p in plugins}
     registry = CollectorRegistry()
     metrics = SitechatMetrics(registry, db, settings.sites, endpoints)
@@ -129,16 +144,30 @@ def build_runtime(settings: Settings, *, plugins: Sequence[Plugin] | None = None
     reminders = Reminders(
         conversations.core, first=first_response, most=settings.reminder_max, mention=settings.reminder_mention
     )
+    # follow-up mail to visitors who left, and their replies (CONTRACT §8): with email only
+    keys = MailKeys(conversations.core)
+    inbound_domain = settings.email.inbound_domain if settings.email else None
+    follow_ups = None
+    if "email" in endpoints and settings.follow_up_minutes > 0:
+        after = timedelta(minutes=settings.follow_up_minutes)
+        follow_ups = FollowUps(conversations.core, keys, after=after, inbound_domain=inbound_domain)
+    if inbound_domain is not None:
+        replies = MailReplies(conversations.core, keys, inbound_domain, conversations.post_visitor_message)
+        for endpoint in endpoints.values():
+            if isinstance(endpoint, ReceivesMail):
+                endpoint.use_mail_inbox(replies)
     timers = Timers(
         conversations,
         inactivity=timedelta(minutes=settings.inactivity_close_minutes),
         first_response=first_response,
         reminders=reminders,
+        files=files,
+        follow_ups=follow_ups,
     )
     desk = TeamDesk(conversations.core)
     for endpoint in endpoints.values():
         if isinstance(endpoint, ServesDesk):
-            endpoint.use_desk(desk)  # /sitechat (Slack)
+            endpoint.use_desk(desk)  # /sitechat in Slack, !sitechat in Matrix
     widget = settings.widget
     ctx = WidgetContext(
         conversations=conversations,
@@ -153,13 +182,18 @@ def build_runtime(settings: Settings, *, plugins: Sequence[Plugin] | None = None
         geoip_db=widget.geoip_db,
         limits=SharedLimits(db),  # counted in the database, so N instances do not make them N times
         send_transcript=conversations.request_transcript if "email" in endpoints else None,
+        resume_chat=partial(resume, conversations.core, keys) if follow_ups else None,
         registry=registry,
         metrics=metrics,
+        files=files,
+        link_hours=widget.attachment_link_hours,
     )
     app = create_app(ctx, [route for p in plugins for route in p.routes])
     runtime = Runtime(settings, db, live, endpoints, worker, conversations, timers, app, notifier, ctx)
     if settings.retention_days is not None:
         runtime.retention = Retention(db, settings.retention_days, wake_deliveries=worker.wake)
+    if settings.report_schedule is not None:
+        runtime.report_schedule = ReportSchedule(files, settings, settings.report_schedule, clock=utcnow)
     ctx.readiness = runtime.readiness
     ctx.warnings = runtime.warnings
     app.cleanup_ctx.append(lambda _app: _background(runtime))
@@ -182,6 +216,7 @@ async def _background(rt: Runtime) -> AsyncIterator[None]:
             await endpoint.start(rt.conversations)
             started.append(endpoint)
         await rt.notifier.listen(rt.live.publish, rt.worker.wake)
+        await rt.widget.start_files()
         heartbeat = Heartbeat(rt.db, utcnow, lambda: rt.notifier.listening)
         try:
             # signed in before the first socket: the others take the socket places of an instance
@@ -194,6 +229,7 @@ async def _background(rt: Runtime) -> AsyncIterator[None]:
             asyncio.create_task(rt.timers.run(), name="timers"),
             asyncio.create_task(heartbeat.run(), name="heartbeat"),
             *([asyncio.create_task(rt.retention.run(), name="retention")] if rt.retention else []),
+            *([asyncio.create_task(rt.report_schedule.run(), name="report")] if rt.report_schedule else []),
         ]
         yield
     finally:

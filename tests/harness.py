@@ -251,8 +251,31 @@ class Visitor:
         self.token = payload["token"]
         return payload
 
-    async def say(self, text: str, client_msg_id: str | None = None) -> tuple[int, Any]:
-        body = {"client_msg_id": client_msg_id or uuid.uuid4().hex, "text": text}
+    async def upload(
+        self, data: bytes, name: str = "screenshot.png", content_type: str = "image/png", **kw: Any
+    ) -> tuple[int, Any]:
+        """POST …/attachments as a browser's FormData does: one part named ``file``."""
+        form = aiohttp.FormData()
+        form.add_field("file", data, filename=name, content_type=content_type)
+        path = f"{self.base_url}/api/v1/conversations/{self.conversation_id}/attachments"
+        async with self.session.post(path, data=form, headers=self.headers(), **kw) as r:
+            text = await r.text()
+            try:
+                return r.status, json.loads(text) if text else None
+            except ValueError:
+                return r.status, text
+
+    async def download(self, url: str) -> tuple[int, bytes, Any]:
+        """An attachment's link, fetched as an ``<img>`` or a download link would (no token, no origin)."""
+        async with self.session.get(url) as r:
+            return r.status, await r.read(), r.headers
+
+    async def say(
+        self, text: str, client_msg_id: str | None = None, attachment_ids: list[str] | None = None
+    ) -> tuple[int, Any]:
+        body: dict[str, Any] = {"client_msg_id": client_msg_id or uuid.uuid4().hex, "text": text}
+        if attachment_ids is not None:
+            body["attachment_ids"] = attachment_ids
         status, payload, _ = await self.request("POST", f"/api/v1/conversations/{self.conversation_id}/messages", body)
         return status, payload
 
@@ -326,6 +349,19 @@ class SlackAgent:
     async def reply(self, channel: str, thread_ts: str, text: str, **kw: Any) -> tuple[int, dict[str, Any]]:
         event = message_event(channel, self.user_id, text, thread_ts=thread_ts)
         payload = event_callback(event, **kw)
+        status, _ = await self.post_signed(*signed_json(SIGNING_SECRET, payload))
+        return status, payload
+
+    async def share(
+        self, channel: str, thread_ts: str, name: str, data: bytes, text: str = "", **file: Any
+    ) -> tuple[int, dict[str, Any]]:
+        """Upload ``data`` as ``name`` into the thread (the fake keeps the file and the message), and the
+        signed ``file_share`` event Slack then sends; ``file``: fields to change in the event's file object."""
+        message = self.slack.share_file(channel, thread_ts, self.user_id, name, data, text, **file)
+        event = message_event(
+            channel, self.user_id, text, ts=message["ts"], thread_ts=thread_ts, files=message["files"]
+        )
+        payload = event_callback(event)
         status, _ = await self.post_signed(*signed_json(SIGNING_SECRET, payload))
         return status, payload
 

@@ -51,7 +51,7 @@ EVENTS_SPEC = ROOT / "tests" / "fakes" / "specs" / "slack_events_api_asyncapi_v2
 
 #: The Web API spec dates from 2020 and names the scopes of classic apps; a Slack app's bot token has
 #: the granular scope instead (api.slack.com/scopes).
-GRANULAR_SCOPE = {"chat:write:bot": "chat:write", "chat:write:user": "chat:write"}
+GRANULAR_SCOPE = {"chat:write:bot": "chat:write", "chat:write:user": "chat:write", "files:write:user": "files:write"}
 #: Methods newer than the spec, with their scopes from Slack's method pages.
 SCOPES_NOT_IN_SPEC = {
     "files.getUploadURLExternal": {"files:write"},

@@ -6,9 +6,11 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import jsonschema
 import pytest
 import pytest_asyncio
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -22,7 +24,7 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from tests.fakes import slack_payloads as sp
-from tests.fakes.slack_api import UPLOAD, FakeSlack
+from tests.fakes.slack_api import DOWNLOAD, UPLOAD, FakeSlack
 
 SUPPORT = "C0SUPPORT"
 SALES = "C0SALES"
@@ -430,6 +432,141 @@ async def test_files_upload_v2_into_a_thread(slack: FakeSlack, client: AsyncWebC
     assert (record.title, record.channel, record.thread_ts) == ("Transcript", SUPPORT, root["ts"])
     [share] = slack.replies(SUPPORT, root["ts"])
     assert share["text"] == "Full transcript" and share["files"][0]["id"] == record.id
+
+
+#: Slack's Web API description (OpenAPI 2.0), beside the repository or vendored (as tests/test_deploy_files.py)
+WEB_API_SPEC_PLACES = (
+    Path(__file__).parent / "fakes" / "specs" / "slack_web_openapi_v2.json",
+    Path(__file__).resolve().parents[2] / "shared" / "specs" / "slack_web_openapi_v2.json",
+)
+
+
+def _web_api_spec() -> dict[str, Any]:
+    for place in WEB_API_SPEC_PLACES:
+        if place.is_file():
+            spec: dict[str, Any] = json.loads(place.read_text(encoding="utf-8"))
+            return spec
+    pytest.fail(f"Slack's Web API spec is needed at one of {[str(p) for p in WEB_API_SPEC_PLACES]}")
+
+
+def _resolved(node: Any, spec: dict[str, Any], depth: int = 0) -> Any:
+    """A schema with its ``#/definitions/…`` references replaced by what they name."""
+    assert depth < 20, "a reference cycle"
+    if isinstance(node, dict):
+        if isinstance(node.get("$ref"), str):
+            return _resolved(spec["definitions"][node["$ref"].removeprefix("#/definitions/")], spec, depth + 1)
+        return {k: _resolved(v, spec, depth) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_resolved(v, spec, depth) for v in node]
+    return node
+
+
+#: the spec's schema for a file's ``shares`` allows no key at all, while its own files.info example has
+#: ``public: {channel: [share…]}``: checked against the example's shape instead
+SHARES = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        scope: {
+            "type": "object",
+            "additionalProperties": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["ts", "channel_name", "team_id"],
+                    "properties": {"ts": {"type": "string"}, "thread_ts": {"type": "string"}},
+                },
+            },
+        }
+        for scope in ("public", "private")
+    },
+}
+
+
+def _check(instance: Any, schema: dict[str, Any]) -> None:
+    spec = _web_api_spec()
+    resolved = _resolved(schema, spec)
+    file_schema = resolved.get("properties", {}).get("file") or resolved
+    if "shares" in file_schema.get("properties", {}):
+        file_schema["properties"]["shares"] = SHARES
+    jsonschema.Draft4Validator(resolved).validate(instance)
+
+
+def _answer_schema(method: str, verb: str) -> dict[str, Any]:
+    schema: dict[str, Any] = _web_api_spec()["paths"][f"/{method}"][verb]["responses"]["200"]["schema"]
+    return schema
+
+
+def _error_schema(method: str, verb: str) -> dict[str, Any]:
+    schema: dict[str, Any] = _web_api_spec()["paths"][f"/{method}"][verb]["responses"]["default"]["schema"]
+    return schema
+
+
+async def test_files_info_and_delete_answer_as_the_spec_says(slack: FakeSlack, client: AsyncWebClient) -> None:
+    root = await client.chat_postMessage(channel=SUPPORT, text="root")
+    shared = await client.files_upload_v2(
+        channel=SUPPORT, thread_ts=root["ts"], content=b"%PDF-1.4 x", filename="quote.pdf", initial_comment="hi"
+    )
+    # Slack shares asynchronously: the completion's answer has no shares; files.info has them
+    assert "shares" not in shared["file"]
+    file_id = shared["file"]["id"]
+    [share] = slack.replies(SUPPORT, root["ts"])
+    info = await client.files_info(file=file_id)
+    _check(info.data, _answer_schema("files.info", "get"))
+    assert info["file"]["shares"] == {
+        "public": {
+            SUPPORT: [
+                {
+                    "channel_name": SUPPORT.lower(),
+                    "team_id": slack.team_id,
+                    "share_user_id": slack.bot_user_id,
+                    "ts": share["ts"],
+                    "thread_ts": root["ts"],
+                }
+            ]
+        }
+    }
+    _check(share["files"][0], _web_api_spec()["definitions"]["objs_file"])  # a message's file objects too
+
+    answer = await client.files_delete(file=file_id)
+    _check(answer.data, _answer_schema("files.delete", "post"))
+    for method, verb in (("files.info", "get"), ("files.delete", "post")):
+        with pytest.raises(SlackApiError) as refused:
+            await client.api_call(method, http_verb=verb.upper(), params={"file": file_id})
+        _check(refused.value.response.data, _error_schema(method, verb))
+        assert refused.value.response["error"] == "file_deleted"
+    assert slack.replies(SUPPORT, root["ts"])[0]["files"] == [{"id": file_id, "mode": "tombstone"}]
+
+
+async def test_a_file_is_no_file_before_its_upload_is_completed(slack: FakeSlack, client: AsyncWebClient) -> None:
+    pending = await client.files_getUploadURLExternal(filename="a.png", length=3)
+    with pytest.raises(SlackApiError) as missing:
+        await client.files_info(file=pending["file_id"])
+    assert missing.value.response["error"] == "file_not_found"
+
+
+async def test_url_private_serves_the_bot_token_only(
+    slack: FakeSlack, client: AsyncWebClient, session: aiohttp.ClientSession
+) -> None:
+    root = await client.chat_postMessage(channel=SUPPORT, text="root")
+    message = slack.share_file(SUPPORT, root["ts"], "UAGENT", "card.png", b"\x89PNG data", "see")
+    assert message["subtype"] == "file_share" and message["thread_ts"] == root["ts"]
+    _check(message["files"][0], _web_api_spec()["definitions"]["objs_file"])
+    file = message["files"][0]
+    assert file["url_private_download"].startswith(slack.base_url + "/files-pri/")
+    for url in (file["url_private"], file["url_private_download"]):
+        async with session.get(url, headers={"Authorization": f"Bearer {slack.bot_token}"}) as r:
+            assert r.status == 200 and await r.read() == b"\x89PNG data"
+        for headers in ({}, {"Authorization": "Bearer xoxb-someone-else"}):
+            async with session.get(url, headers=headers, allow_redirects=False) as r:
+                assert r.status == 302 and "redir=" in r.headers["Location"]
+            async with session.get(url, headers=headers) as r:  # what a client that follows redirects keeps
+                assert r.status == 200 and r.content_type == "text/html" and "Sign in" in await r.text()
+    assert [c.token for c in slack.calls_to(DOWNLOAD)][:2] == [slack.bot_token, None]
+    # only its owner may delete it
+    with pytest.raises(SlackApiError) as refused:
+        await client.files_delete(file=file["id"])
+    assert refused.value.response["error"] == "cant_delete_file"
 
 
 # ---------------------------------------------------------------------- signing and payloads

@@ -10,13 +10,15 @@ JSON when it is None (``client_msg_id``, ``edited_at``, ``deleted``, ``avatar_ur
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, RootModel, WithJsonSchema
 from pydantic.json_schema import SkipJsonSchema
 
 from bridge import model
+from bridge.faces import STORED_FACE, face_attachment
 
 
 def iso(value: datetime) -> str:
@@ -130,6 +132,24 @@ class Author(Answer):
     name: str
     avatar_url: Uri | SkipJsonSchema[None] = omitted()
 
+    @classmethod
+    def of(cls, person: model.Participant, link: Callable[[model.Attachment], str] | None = None) -> Author:
+        """A photo the bridge keeps (``attachment:{id}``, a Matrix avatar: CONTRACT §8) becomes the same
+        signed, expiring link as a file's; without ``link`` it is left out, never sent as it is stored."""
+        avatar = person.avatar_url or None
+        if avatar is not None and avatar.startswith(STORED_FACE):
+            kept = face_attachment(avatar)
+            avatar = (link(model.Attachment(kept, "avatar", 0, "image/*")) or None) if link and kept else None
+        return cls(role=person.role, name=person.name, avatar_url=avatar)
+
+
+class AttachmentInfo(Answer):
+    id: str
+    name: str
+    size: int = Field(ge=0, description="bytes")
+    content_type: str = Field(description="decided from the file's bytes")
+    url: str = Field(description="a signed link that expires (SITECHAT_ATTACHMENT_LINK_HOURS); 403 after that")
+
 
 class Message(Answer):
     id: str
@@ -147,21 +167,35 @@ class Message(Answer):
     client_msg_id: str | SkipJsonSchema[None] = omitted()
     edited_at: Timestamp | SkipJsonSchema[None] = omitted("set when an agent edited the message")
     deleted: Literal[True] | SkipJsonSchema[None] = omitted("the message was deleted; its text is empty")
+    attachments: list[AttachmentInfo] | SkipJsonSchema[None] = omitted("the files sent with the message")
 
     @classmethod
-    def of(cls, m: model.Message) -> Message:
+    def of(cls, m: model.Message, link: Callable[[model.Attachment], str] | None = None) -> Message:
+        files = (
+            [
+                AttachmentInfo(id=a.id, name=a.name, size=a.size, content_type=a.content_type, url=link(a))
+                for a in m.attachments
+            ]
+            if link is not None
+            else []
+        )
         return cls(
             id=m.id,
             seq=m.seq,
             conversation_id=m.conversation_id,
-            author=Author(role=m.author.role, name=m.author.name, avatar_url=m.author.avatar_url or None),
+            author=Author.of(m.author, link),
             text=m.text,
             html=m.html or None,
             created_at=m.created_at,
             client_msg_id=m.client_msg_id or None,
             edited_at=m.edited_at or None,
             deleted=True if m.deleted else None,
+            attachments=files or None,
         )
+
+
+class Uploaded(Answer):
+    attachment: AttachmentInfo
 
 
 class MessageAnswer(Answer):
@@ -198,16 +232,26 @@ class Readiness(Answer):
     warnings: list[str] = Field(default_factory=list)
 
 
+class WidgetTexts(RootModel[dict[str, str]]):
+    """A language's pack of the widget's texts: ``{key: text}``, one for each ``widget.*`` entry the
+    language's catalogue translates (English is built into widget.js). ``make widget`` writes the packs
+    (``widget/catalogue.mjs``); the server sends the file as it is, so this only describes it."""
+
+    model_config = ConfigDict(frozen=True)
+
+
 #: every answer, by the name the OpenAPI document gives it (its class name)
-ANSWER_MODELS: tuple[type[Answer], ...] = (
+ANSWER_MODELS: tuple[type[Answer | WidgetTexts], ...] = (
     Error,
     SiteInfo,
     ConversationStarted,
     MessageAnswer,
     MessageList,
+    Uploaded,
     Closed,
     Rated,
     Accepted,
     Health,
     Readiness,
+    WidgetTexts,
 )

@@ -14,7 +14,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from bridge import greeting
-from bridge.conversations import ConversationClosed, WrongState
+from bridge.conversations import ConversationClosed, ForeignAttachment, WrongState
 from bridge.model import Conversation, PageView, Status, Visitor
 from bridge.team_desk import site_away
 from config.sites import LANGUAGES
@@ -176,7 +176,9 @@ async def start_conversation(request: web.Request) -> web.Response:
     address = ctx.client_address(request)
     rate_limited(await ctx.new_conversation_wait(address), "new conversations from your address")
     page = PageView(body.page.url, body.page.title, body.page.referrer) if body.page else None
-    visitor = Visitor(body.visitor.name, body.visitor.email, verified_identity(ctx, site_id, body.visitor))
+    visitor = Visitor(
+        body.visitor.name, body.visitor.email, verified_identity(ctx, site_id, body.visitor), body.visitor.key
+    )
     new = await ctx.conversations.start(
         site_id,
         visitor=visitor,
@@ -189,6 +191,20 @@ async def start_conversation(request: web.Request) -> web.Response:
     )
     started = answers.ConversationStarted(conversation=answers.Conversation.of(new.conversation), token=new.token)
     return answer(started, 201)
+
+
+@routes.post("/api/v1/sites/{site}/conversations/resume")
+async def resume_conversation(request: web.Request) -> web.Response:
+    """A follow-up mail's link: its ticket traded for a fresh token of the conversation (the old one stops
+    working), so the widget on the site's page goes on with the chat (``bridge/mail_links.py``)."""
+    ctx = request.app[CONTEXT]
+    site_id = site_or_404(ctx, request)
+    body = await read_body(request, schemas.ResumeConversation)
+    resumed = await ctx.resume_chat(site_id, body.ticket) if ctx.resume_chat is not None else None
+    if resumed is None:
+        raise ApiError(403, "link_expired", "this link has expired or was used already; start a new chat")
+    conv, token = resumed
+    return answer(answers.ConversationStarted(conversation=answers.Conversation.of(conv), token=token))
 
 
 async def visitor_context(
@@ -221,15 +237,19 @@ async def accept(ctx: WidgetContext, conv: Conversation, data: schemas.PostMessa
     # a resend is answered with what was stored, even after close, and costs no rate-limit slot
     known = await ctx.conversations.known_visitor_message(conv.id, data.client_msg_id)
     if known is not None:
-        return answers.Message.of(known), False
+        return answers.Message.of(known, ctx.file_link), False
     if conv.status is not Status.OPEN:
         raise ApiError(409, "closed", "this conversation is closed; start a new chat")
     rate_limited(await ctx.new_message_wait(conv.id), "messages in this conversation")
     try:
-        message, created = await ctx.conversations.post_visitor_message(conv.id, data.client_msg_id, data.text)
+        message, created = await ctx.conversations.post_visitor_message(
+            conv.id, data.client_msg_id, data.text or "", data.attachment_ids
+        )
     except ConversationClosed:
         raise ApiError(409, "closed", "this conversation is closed; start a new chat") from None
-    return answers.Message.of(message), created
+    except ForeignAttachment:
+        raise ApiError(403, "forbidden", "an attachment id is not a file uploaded to this conversation") from None
+    return answers.Message.of(message, ctx.file_link), created
 
 
 @routes.post("/api/v1/conversations/{id}/messages")
@@ -252,7 +272,9 @@ async def list_messages(request: web.Request) -> web.Response:
             400, "invalid", f"after: a whole number up to {schemas.MAX_SEQ} (the last seq you have), e.g. ?after=0"
         )
     messages = await ctx.conversations.messages_after(conv.id, int(raw_after))
-    return answer(answers.MessageList(status=conv.status, messages=[answers.Message.of(m) for m in messages]))
+    return answer(
+        answers.MessageList(status=conv.status, messages=[answers.Message.of(m, ctx.file_link) for m in messages])
+    )
 
 
 @routes.post("/api/v1/conversations/{id}/close")

@@ -8,7 +8,7 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from widget_server import answers, api, socket
+from widget_server import answers, api, files_api, socket
 from widget_server.context import CONTEXT, WidgetContext
 from widget_server.middleware import body_limits, cors, errors, security_headers
 from widget_server.openapi import OPENAPI, build_openapi
@@ -83,6 +83,7 @@ def create_app(ctx: WidgetContext, extra_routes: Iterable[web.RouteDef] = ()) ->
     app[socket.OPEN_SOCKETS] = set()
     app.on_shutdown.append(socket.close_open_sockets)
     app.add_routes(api.routes)
+    app.add_routes(files_api.routes)
     app.add_routes(socket.routes)
     app.add_routes(
         [

@@ -13,8 +13,11 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from bridge.conversations import Conversations
+from bridge.files import Files
 from bridge.live import LiveHub
+from bridge.model import Attachment, Conversation
 from config.settings import SiteConfig
+from widget_server.attachment_links import AttachmentLinks
 from widget_server.metrics import SitechatMetrics
 from widget_server.ratelimit import NEW_CONVERSATIONS, NEW_MESSAGES, Limits, LocalLimits, SlidingWindow
 from widget_server.visitor_lookup import VisitorLookup
@@ -52,12 +55,20 @@ class WidgetContext:
     draining: bool = False
     #: mails a transcript; None = email is not configured
     send_transcript: Callable[[str, str], Awaitable[None]] | None = None
+    #: trades a follow-up mail's resume ticket (site, ticket) for (conversation, new token); None = no follow-ups
+    resume_chat: Callable[[str, str], Awaitable[tuple[Conversation, str] | None]] | None = None
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     #: the bridge's series in ``registry`` (None: /metrics answers the registry as it is)
     metrics: SitechatMetrics | None = None
     #: the contract's limits (new conversations, messages, open sockets), counted across every instance
     #: on the database when the runtime hands in the store's; in this process only by default
     limits: Limits = field(default_factory=LocalLimits)
+    #: the conversations' files (uploads, downloads); None: files are off (a test without them)
+    files: Files | None = None
+    #: signs the widget's links to files; made at start-up (its key is in the database)
+    links: AttachmentLinks | None = None
+    #: SITECHAT_ATTACHMENT_LINK_HOURS
+    link_hours: float = 24.0
     # The windows below are counted in this process only. With N instances that is exact for
     # ``frames`` (each socket's own, in _Session: a socket lives on one instance), but not for these:
     # - transcripts (per conversation, per address) are HTTP requests that a load balancer spreads,
@@ -97,6 +108,15 @@ class WidgetContext:
     async def take_socket_place(self, address: str) -> int | None:
         """One of the address's open-socket places, or None when all are taken."""
         return await self.limits.open_socket(address, self.sockets_per_address, _wall_clock())
+
+    def file_link(self, file: Attachment) -> str:
+        """The widget's signed link to a file; files are shown by name only until ``links`` is made."""
+        return self.links.url(file) if self.links is not None else ""
+
+    async def start_files(self) -> None:
+        """Make the links' signer once the database is up (the key is kept there for every instance)."""
+        if self.files is not None and self.links is None:
+            self.links = AttachmentLinks(self.public_url, await self.files.link_key(), self.link_hours)
 
     @property
     def own_origin(self) -> str:

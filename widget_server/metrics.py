@@ -67,16 +67,24 @@ class SitechatMetrics:
             "sitechat_conversations_started", "Chats visitors started", ["site", "topic"], registry=registry
         )
         self.messages_total = Counter(
-            "sitechat_messages", "Messages stored for the team or for the visitor", ["direction", "endpoint"],
+            "sitechat_messages",
+            "Messages stored for the team or for the visitor",
+            ["direction", "endpoint"],
             registry=registry,
         )
         self.delivery_seconds = Histogram(
-            "sitechat_delivery_seconds", "From a delivery's acceptance to its post", ["endpoint"],
-            buckets=DELIVERY_BUCKETS, registry=registry,
+            "sitechat_delivery_seconds",
+            "From a delivery's acceptance to its post",
+            ["endpoint"],
+            buckets=DELIVERY_BUCKETS,
+            registry=registry,
         )
         self.first_response_seconds = Histogram(
-            "sitechat_first_response_seconds", "From a visitor's first message to the first agent reply", ["site"],
-            buckets=FIRST_RESPONSE_BUCKETS, registry=registry,
+            "sitechat_first_response_seconds",
+            "From a visitor's first message to the first agent reply",
+            ["site"],
+            buckets=FIRST_RESPONSE_BUCKETS,
+            registry=registry,
         )
         self.ratings_total = Counter("sitechat_ratings", "Ratings visitors gave", ["site", "score"], registry=registry)
         registry.register(_StateCollector(self))
@@ -144,7 +152,8 @@ class SitechatMetrics:
         for endpoint in sorted({*self.endpoints, *state.pending_by_endpoint}):
             pending.add_metric([endpoint], state.pending_by_endpoint.get(endpoint, 0))
         up = GaugeMetricFamily(
-            "sitechat_endpoint_up", "1 when this instance reaches the endpoint and no destination is paused",
+            "sitechat_endpoint_up",
+            "1 when this instance reaches the endpoint and no destination is paused",
             labels=["endpoint"],
         )
         for endpoint in self.endpoints:

@@ -13,6 +13,7 @@ from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from config.sites import LANGUAGES
 from widget_server import answers, schemas
 from widget_server.context import WidgetContext
 
@@ -25,6 +26,7 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
     model.__name__: model
     for model in (
         schemas.StartConversation,
+        schemas.ResumeConversation,
         schemas.PostMessage,
         schemas.Rating,
         schemas.TranscriptRequest,
@@ -62,14 +64,19 @@ ERRORS: dict[str, str] = {
     "405": "The path does not take this method.",
     "409": "The conversation is not in the state this needs.",
     "413": "The request body is larger than 64 KiB.",
+    "415": "The file's bytes are of a type the server does not take (SITECHAT_UPLOAD_TYPES), or the body is "
+    "not multipart/form-data.",
     "422": "The body is JSON but not what this operation takes: the message says which field and why.",
     "429": "Too many requests: wait the number of seconds in Retry-After.",
     "503": "A service this needs is unavailable; try again later.",
 }
 
 
-def _error(status: str) -> JSON:
-    answer: JSON = {"description": ERRORS[status], "content": {"application/json": {"schema": _ref(answers.Error)}}}
+def _error(status: str, description: str | None = None) -> JSON:
+    answer: JSON = {
+        "description": description or ERRORS[status],
+        "content": {"application/json": {"schema": _ref(answers.Error)}},
+    }
     if status == "429":
         answer["headers"] = {"Retry-After": {"schema": {"type": "integer", "minimum": 1}, "required": True}}
     if status == "405":
@@ -77,7 +84,7 @@ def _error(status: str) -> JSON:
     return answer
 
 
-def _json(description: str, model: type[answers.Answer]) -> JSON:
+def _json(description: str, model: type[BaseModel]) -> JSON:
     return {"description": description, "content": {"application/json": {"schema": _ref(model)}}}
 
 
@@ -114,6 +121,13 @@ AFTER = {
     "description": "the last seq the client has; only later messages are returned",
     "schema": {"type": "integer", "minimum": 0, "maximum": schemas.MAX_SEQ, "default": 0},
 }
+LANGUAGE = {
+    "name": "language",
+    "in": "path",
+    "required": True,
+    "description": "a language the widget speaks besides English",
+    "schema": {"type": "string", "enum": [lang for lang in LANGUAGES if lang != "en"]},
+}
 COMMON = ["403", "405", "429"]  # every /api path: foreign origins, wrong methods, the socket/address limits
 
 
@@ -137,6 +151,16 @@ def _paths() -> JSON:
                 ["400", "404", "409", "413", "422", *COMMON],
                 body=schemas.StartConversation,
                 operation_id="startConversation",
+            ),
+        },
+        "/api/v1/sites/{site}/conversations/resume": {
+            "parameters": [SITE],
+            "post": _operation(
+                "Go on with a chat from a follow-up mail's link: its ticket for a new token (the old one stops)",
+                {"200": _json("Resumed", answers.ConversationStarted)},
+                ["400", "404", "413", "422", *COMMON],
+                body=schemas.ResumeConversation,
+                operation_id="resumeConversation",
             ),
         },
         "/api/v1/sites/{site}/offline-messages": {
@@ -167,6 +191,60 @@ def _paths() -> JSON:
                 bearer=True,
                 operation_id="postMessage",
             ),
+        },
+        "/api/v1/conversations/{id}/attachments": {
+            "parameters": conv,
+            "post": {
+                **_operation(
+                    "Upload a file to send with a message (its type is decided from its bytes)",
+                    {"201": _json("Kept: send its id in a message's attachment_ids", answers.Uploaded)},
+                    ["400", "401", "409", "415", "422", *COMMON],
+                    bearer=True,
+                    operation_id="uploadAttachment",
+                ),
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "multipart/form-data": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "file": {"type": "string", "contentMediaType": "application/octet-stream"}
+                                },
+                                "required": ["file"],
+                            }
+                        }
+                    },
+                },
+            },
+        },
+        "/api/v1/attachments/{aid}": {
+            "parameters": [{"name": "aid", "in": "path", "required": True, "schema": ID_SCHEMA}],
+            "get": {
+                "summary": "A conversation's file, through the signed link a message gave (no token needed)",
+                "operationId": "downloadAttachment",
+                "security": [],
+                "parameters": [
+                    {"name": "exp", "in": "query", "required": True, "schema": {"type": "integer", "minimum": 0}},
+                    {
+                        "name": "sig",
+                        "in": "query",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                    },
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The file, with its stored type; images inline, anything else as a download",
+                        "content": {
+                            "*/*": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}
+                        },
+                    },
+                    "403": _error("403", "The link is not valid or has expired: a fresh message list gives a new one."),
+                    "404": _error("404", "The file is gone (its message was deleted, or its conversation erased)."),
+                    "405": _error("405"),
+                },
+            },
         },
         "/api/v1/conversations/{id}/close": {
             "parameters": conv,
@@ -230,6 +308,23 @@ def _paths() -> JSON:
             }
         },
         "/widget.js": {"get": _static("The embeddable widget", "application/javascript", "widgetScript")},
+        "/widget-texts/{language}.json": {
+            "parameters": [LANGUAGE],
+            "get": {
+                "summary": "A language's pack of widget texts, fetched by the widget for a visitor who needs it",
+                "operationId": "widgetTexts",
+                "description": "Public and the same for every site: any page may fetch it (Access-Control-Allow-"
+                "Origin: *). Precompressed (brotli, gzip) as Accept-Encoding allows; revalidate with ETag.",
+                "security": [],
+                "responses": {
+                    "200": _json("The language's texts, by key", answers.WidgetTexts),
+                    "304": {"description": "Not modified since the ETag or date the request gave"},
+                    "404": _error("404", "The widget does not speak this language, or it is English (built in)."),
+                    "405": _error("405"),
+                    "503": _error("503", "The language packs are not built on this server (make widget)."),
+                },
+            },
+        },
         "/demo": {"get": _static("A demo page that embeds the widget for the first site", "text/html", "demoPage")},
         "/healthz": {
             "get": {

@@ -4,20 +4,22 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
 
-from bridge.model import Message
+from bridge.model import Attachment, Message
 from widget_server import answers
 
 JSON_LIMIT_DEPTH = 32
 
 
-def message_json(m: Message) -> dict[str, Any]:
-    """A message as the widget gets it, over HTTP and the socket alike (``answers.Message``)."""
-    return answers.Message.of(m).dump()
+def message_json(m: Message, link: Callable[[Attachment], str] | None = None) -> dict[str, Any]:
+    """A message as the widget gets it, over HTTP and the socket alike (``answers.Message``); ``link``
+    makes its files' download links."""
+    return answers.Message.of(m, link).dump()
 
 
 def answer(body: answers.Answer, status: int = 200) -> web.Response:

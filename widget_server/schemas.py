@@ -5,7 +5,17 @@ from __future__ import annotations
 import unicodedata
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, StrictInt
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StrictInt,
+    model_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
 
 from widget_server import addresses
 
@@ -85,6 +95,10 @@ Text = Annotated[
 Plain = Annotated[str, AfterValidator(_clean), _described(PLAIN_PATTERN)]
 
 
+#: 16–64 characters of base64url or hex: at least 96 random bits as the widget makes them, nothing else
+VisitorKey = Annotated[str, Field(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
 class _In(BaseModel):
     model_config = ConfigDict(extra="ignore", str_max_length=20_000)
 
@@ -94,6 +108,8 @@ class VisitorIn(_In):
     email: Email | None = None
     id: Annotated[Line, Field(max_length=200)] | None = None
     hash: Annotated[Plain, Field(max_length=200)] | None = None
+    #: the widget's random key for this browser (CONTRACT §8): links the visitor's chats on the site
+    key: VisitorKey | None = None
 
 
 class PageIn(_In):
@@ -110,9 +126,50 @@ class StartConversation(_In):
     timezone: Annotated[Line, Field(max_length=64)] | None = None
 
 
+def _text_or_files(schema: dict[str, Any]) -> None:
+    """The document says what ``PostMessage`` enforces: some text, or at least one file (``text`` has no
+    ``null`` default there: it is left out, never null)."""
+    schema["properties"]["text"].pop("default", None)
+    schema["anyOf"] = [
+        {"required": ["text"]},
+        {"required": ["attachment_ids"], "properties": {"attachment_ids": {"minItems": 1}}},
+    ]
+
+
+#: the most files one message may carry
+MAX_ATTACHMENTS = 10
+AttachmentId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+class ResumeConversation(_In):
+    """A follow-up mail's link brought the visitor back (CONTRACT §8): its ticket, ``{id}.{expires}.{signature}``."""
+
+    ticket: Annotated[str, Field(min_length=5, max_length=120, pattern=r"^[A-Za-z0-9_-]+\.[0-9]+\.[0-9a-f]+$")]
+
+
 class PostMessage(_In):
+    model_config = ConfigDict(json_schema_extra=_text_or_files)
     client_msg_id: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:\-]+$")]
-    text: Text
+    text: Text | SkipJsonSchema[None] = Field(default=None, description="may be left out when files are sent")
+    attachment_ids: list[AttachmentId] = Field(
+        default_factory=list,
+        max_length=MAX_ATTACHMENTS,
+        description="files uploaded to this conversation before (POST …/attachments), sent with the text",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _files_need_no_text(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("attachment_ids") and isinstance(data.get("text"), str):
+            if not data["text"].strip():
+                data = {k: v for k, v in data.items() if k != "text"}
+        return data
+
+    @model_validator(mode="after")
+    def _something(self) -> PostMessage:
+        if self.text is None and not self.attachment_ids:
+            raise ValueError("text is empty")
+        return self
 
 
 def _whole_number(value: object) -> object:

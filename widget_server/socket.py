@@ -56,6 +56,9 @@ class _Session:
         self.frames = SlidingWindow(ctx.frames_per_10_seconds, 10)
         self.flood_told = False
         self._send_lock = asyncio.Lock()
+        #: the signal queue ran full, so it may have dropped one (``LiveHub.publish``): the next signal
+        #: catches up in full, whatever it is
+        self.missed_signals = False
 
     async def send(self, frame: dict[str, Any]) -> None:
         """One frame, waiting while the client's buffers are full (so a slow reader costs a bounded buffer;
@@ -71,10 +74,11 @@ class _Session:
 
     async def catch_up(self) -> None:
         """Send whatever is after the last seq sent, then any change of status."""
+        self.missed_signals = False
         messages, conv = await self.ctx.conversations.news_after(self.conv.id, self.last_seq)
         for m in messages:
             if m.seq > self.last_seq:
-                await self.send({"type": "message", "message": message_json(m)})
+                await self.send({"type": "message", "message": message_json(m, self.ctx.file_link)})
                 self.last_seq = m.seq
         if conv is not None and conv.team_read_seq > self.read_seq:
             # the team has read the visitor's messages up to there: the widget shows "Seen"
@@ -90,12 +94,14 @@ class _Session:
     async def on_signal(self, signal: Signal) -> None:
         match signal:
             case Typing(author):
-                shown = answers.Author(role=author.role, name=author.name, avatar_url=author.avatar_url or None)
+                shown = answers.Author.of(author, self.ctx.file_link)  # a kept photo as a signed link
                 await self.send({"type": "typing", "author": shown.dump()})
             case MessageChanged():
                 had = self.last_seq
                 await self.catch_up()
                 await self._changed(signal, had)
+            case NewMessage(seq) if seq <= self.last_seq and not self.missed_signals:
+                pass  # sent already (the visitor's own message, sent as it was stored)
             case NewMessage() | StatusChanged() | RatingRequested() | Recheck():
                 # a hint only: the store says what is new, so a signal early, late or twice is harmless
                 await self.catch_up()
@@ -113,7 +119,7 @@ class _Session:
         if message.deleted:
             await self.send({"type": "message_deleted", "id": message.id})
         else:
-            await self.send({"type": "message_updated", "message": message_json(message)})
+            await self.send({"type": "message_updated", "message": message_json(message, self.ctx.file_link)})
 
     async def on_frame(self, raw: str) -> None:
         if self.frames.hit("frames") is not None:
@@ -138,6 +144,11 @@ class _Session:
                 message, created = await accept_message(self.ctx, conv, data)
                 if not created:
                     # a resend of something already stored: acknowledge it again (the widget dedupes by seq)
+                    await self.send({"type": "message", "message": message})
+                elif message["seq"] == self.last_seq + 1:
+                    # next in line, just stored and known in full: sent now, so the signal of its commit
+                    # need not read it back (the send lock keeps frames in the order they are taken)
+                    self.last_seq = message["seq"]
                     await self.send({"type": "message", "message": message})
             elif kind == "typing":
                 # to the team chats that can show it (Matrix); at most one every few seconds, whatever
@@ -280,6 +291,8 @@ async def _pump(session: _Session, signals: asyncio.Queue[Signal]) -> None:
                 await session.on_signal(signal)
             failures = 0
             signal = await signals.get()
+            if signals.maxsize > 0 and signals.qsize() >= signals.maxsize - 1:
+                session.missed_signals = True  # full a moment ago: the hub drops the oldest signal then
         except asyncio.CancelledError:
             raise
         except Exception as exc:

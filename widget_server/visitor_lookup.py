@@ -43,19 +43,20 @@ class VisitorLookup:
 
     def client_facts(self, user_agent: str | None, address: str | None) -> ClientFacts:
         browser, system, device = describe_user_agent(user_agent)
-        country, city = self.locate(address)
-        return ClientFacts(browser=browser, os=system, device=device, country=country, city=city)
+        code, country, city = self.locate(address)
+        return ClientFacts(browser=browser, os=system, device=device, country=country, city=city, country_code=code)
 
-    def locate(self, address: str | None) -> tuple[str | None, str | None]:
-        """(country, city) of a public address in the database; (None, None) for anything else."""
+    def locate(self, address: str | None) -> tuple[str | None, str | None, str | None]:
+        """(country code, country, city) of a public address in the database: ``("GB", "United Kingdom",
+        "London")``; (None, None, None) for anything else."""
         reader = self._open()
         if reader is None or not address or not _public(address):
-            return None, None
+            return None, None, None
         try:
             found = reader.city(address)
         except (geoip2.errors.AddressNotFoundError, ValueError):
-            return None, None
-        return _short(found.country.name), _short(found.city.name)
+            return None, None, None
+        return _country_code(found.country.iso_code), _short(found.country.name), _short(found.city.name)
 
     def _open(self) -> geoip2.database.Reader | None:
         if self.geoip_db is None:
@@ -132,3 +133,8 @@ def _public(address: str) -> bool:
 
 def _short(value: str | None) -> str | None:
     return value[:MAX_FACT] if value else None
+
+
+def _country_code(value: str | None) -> str | None:
+    """An ISO 3166-1 alpha-2 code as the database has it; anything else is no code."""
+    return value.upper() if value and len(value) == 2 and value.isascii() and value.isalpha() else None

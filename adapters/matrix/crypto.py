@@ -9,6 +9,7 @@ requests among them). Before a send, :meth:`Encryption.prepare_room` makes the t
 ``MATRIX_TRUST`` for every device of the room's members, so nio shares the room key with exactly
 those (and never refuses a send over an "unverified device").
 
+The store's private keys are sealed with a passphrase of its own, kept beside it (``pickle_key.py``).
 The store is loaded only after the login (the client is built with no store path), so a store that
 lost a known device's keys is noticed first (see ``session.py``) instead of nio quietly making a new
 identity for the old device id.
@@ -17,6 +18,7 @@ identity for the old device id.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from typing import Any
@@ -24,6 +26,7 @@ from typing import Any
 import nio
 
 from adapters.matrix.crypto_store import StoredKeys, prepare_directory, read_stored_keys
+from adapters.matrix.pickle_key import store_pickle_key
 from adapters.matrix.responses import describe, describe_response
 from adapters.matrix.trust import Trust, cross_signed_devices
 
@@ -62,6 +65,9 @@ class Encryption:
             return
         try:
             prepare_directory(self.store_path)
+            # never nio's public default passphrase: one of the store's own (pickle_key.py)
+            key = store_pickle_key(self.store_path, client.user_id, client.device_id)
+            client.config = dataclasses.replace(client.config, pickle_key=key)
             client.store_path = self.store_path
             client.load_store()
         except Exception as exc:

@@ -8,7 +8,11 @@ The parts, all sharing one :class:`MatrixSession` (the client, the login, the st
   into the core's events (with ``undecryptable.py`` for what nobody could decrypt);
 - :class:`Sender` (``outbound.py``) turns deliveries into thread events, idempotently, encrypted where
   the room is (``crypto.py`` and ``trust.py`` decide who gets the room keys);
-- ``health.py`` says what is wrong and what an admin should know; ``media.py`` reads media.
+- :class:`MatrixDesk` (``desk.py``) answers ``!sitechat`` outside the threads; ``mentions.py`` invites
+  and mentions people (``!invite``, a reminder's ``@room``);
+- ``files.py`` carries files both ways (uploads, staff members' files into the bridge's store) and
+  ``avatars.py`` keeps staff faces for the widget, both reading media with ``media.py``;
+- ``health.py`` says what is wrong and what an admin should know.
 
 This class only wires them together and is what the rest of the code knows as the Matrix endpoint.
 """
@@ -20,6 +24,9 @@ from collections.abc import Sequence
 import nio
 
 from adapters.matrix import health
+from adapters.matrix.avatars import Avatars
+from adapters.matrix.desk import MatrixDesk
+from adapters.matrix.files import FileIntake, FileUploads
 from adapters.matrix.holder import SessionHolder
 from adapters.matrix.inbound import SyncLoop
 from adapters.matrix.intake import Intake
@@ -28,7 +35,7 @@ from adapters.matrix.outbound import Sender
 from adapters.matrix.session import MatrixSession
 from adapters.matrix.trust import Trust
 from adapters.matrix.undecryptable import Undecryptable
-from bridge.endpoint import Inbox, Outgoing, Sent, StateStore
+from bridge.endpoint import Desk, Inbox, Outgoing, Sent, StateStore
 from bridge.model import EndpointName, ThreadRef
 
 
@@ -67,17 +74,28 @@ class MatrixEndpoint:
         # thread ref → newest event in it: the sender adds the threads it posts in, the sync loop
         # keeps them current, and every line's reply fallback points at it
         last_in_thread: dict[str, str] = {}
+        # media the bot reads (files staff share, their avatars), and the bridge's store they go into
+        self.media = MediaReader(self.session.homeserver, self.session.current_token)
         self.intake = Intake(
             self.session,
             name=self.name,
             staff=staff,
             last_in_thread=last_in_thread,
             undecryptable=Undecryptable(state),
+            files=FileIntake(self.media, state),
+            avatars=Avatars(self.media, state),
+            note_prefix=note_prefix,
         )
         self.sync = SyncLoop(self.session, state, self.intake, poll_ms=int(poll_seconds * 1000))
         self.holder = SessionHolder(state, self.session, self.sync)
-        self.sender = Sender(self.session, self.holder, note_prefix=note_prefix, last_in_thread=last_in_thread)
-        self.media = MediaReader(self.session.homeserver, self.session.current_token)
+        self.sender = Sender(
+            self.session,
+            self.holder,
+            note_prefix=note_prefix,
+            last_in_thread=last_in_thread,
+            files=FileUploads(state),
+        )
+        self.intake.desk = MatrixDesk(self.name, staff, self.sender.post)
 
     @property
     def homeserver(self) -> str:
@@ -100,6 +118,11 @@ class MatrixEndpoint:
     def encrypted_rooms(self) -> frozenset[str]:
         """Rooms seen to be end-to-end encrypted."""
         return self.session.encrypted
+
+    def use_desk(self, desk: Desk) -> None:
+        """``!sitechat`` in the rooms (``bridge.endpoint.ServesDesk``)."""
+        assert self.intake.desk is not None
+        self.intake.desk.use(desk)
 
     async def start(self, inbox: Inbox) -> None:
         await self.holder.start(inbox)

@@ -19,7 +19,8 @@ from typing import Any
 from urllib.parse import quote
 
 from adapters.html_subset import LINK_REL, has_formatting, plain_text, sanitize
-from bridge.model import Conversation
+from bridge import returning
+from bridge.model import Conversation, Returning
 from bridge.transcript import split_text
 from bridge.visitor_context import visitor_facts
 
@@ -137,8 +138,27 @@ def root_fields(conv: Conversation, site_name: str, topic_label: str | None) -> 
     if where:
         fields.append(("Locale", where))
     fields.extend(visitor_facts(conv))
+    if conv.returning is not None:
+        fields.append((returning.LABEL, returning_value(conv.returning)))
     fields.append(("Status", conv.state_label))
     return [(label, _cut(value)) for label, value in fields]
+
+
+def returning_value(earlier: Returning) -> str:
+    """``3 earlier chats, last rated 4/5 — last chat: https://matrix.to/#/…`` (the link when it was on Matrix)."""
+    last = earlier.last_thread("matrix")
+    try:
+        link = matrix_to(*split_ref(last[1])) if last else None
+    except ValueError:
+        link = None
+    return returning.returning_summary(earlier) + (f" — last chat: {link}" if link else "")
+
+
+def matrix_to(room_id: str, event_id: str) -> str:
+    """A link any Matrix client opens at the event: ``https://matrix.to/#/!room:server/$event?via=server``."""
+    server = room_id.partition(":")[2]
+    via = f"?via={quote(server, safe='')}" if server else ""
+    return f"https://matrix.to/#/{quote(room_id, safe='')}/{quote(event_id, safe='')}{via}"
 
 
 def root_content(
@@ -236,20 +256,22 @@ def html_to_text(formatted: str) -> str:
     return plain_text(subset_html(formatted))
 
 
-def media_url(homeserver: str, mxc: str) -> str | None:
-    """An http(s) URL for an ``mxc://server/id`` (never with a token in it: the visitor sees it)."""
-    if not mxc.startswith("mxc://"):
+def file_caption(content: dict[str, Any]) -> str | None:
+    """What a staff member wrote with a file, when they wrote something (MSC2530, Matrix 1.10): with a
+    ``filename`` that differs from it, ``body`` is a caption; otherwise ``body`` is only the file's name."""
+    body, name = content.get("body"), content.get("filename")
+    if not isinstance(body, str) or not isinstance(name, str) or not name or body == name or not body.strip():
         return None
-    server, _, media_id = mxc.removeprefix("mxc://").partition("/")
-    if not server or not media_id or "/" in media_id:
-        return None
-    return f"{homeserver.rstrip('/')}/_matrix/media/v3/download/{quote(server, safe='')}/{quote(media_id, safe='')}"
+    return body
 
 
-def staff_message(content: dict[str, Any], homeserver: str | None = None) -> tuple[str, str | None]:
+def staff_message(content: dict[str, Any]) -> tuple[str, str | None]:
     """A staff member's message as the visitor gets it: (plain text, subset HTML or None). The HTML, when
     the event has it, is what the person saw (``body`` may hold the Markdown they typed): the text comes
-    from it. Empty text = nothing to relay."""
+    from it. Empty text = nothing to relay. A file's text is its caption, if it has one (the file itself
+    reaches the visitor as an attachment, through the bridge: ``files.py``)."""
+    if content.get("msgtype") in FILE_TYPES and file_caption(content) is None:
+        return "", None
     body = content.get("body")
     formatted = content.get("formatted_body")
     markup: str | None = None
@@ -259,18 +281,12 @@ def staff_message(content: dict[str, Any], homeserver: str | None = None) -> tup
         text = plain_text(markup)
     if not text and isinstance(body, str):
         text, markup = _strip_reply_fallback(body).strip(), None
-    if content.get("msgtype") in FILE_TYPES:
-        url = content.get("url")
-        link = media_url(homeserver, url) if homeserver and isinstance(url, str) else None
-        if link:
-            text = f"{text} {link}".strip()
-        markup = None
     return text, markup if markup and has_formatting(markup) else None
 
 
-def staff_text(content: dict[str, Any], homeserver: str | None = None) -> str:
+def staff_text(content: dict[str, Any]) -> str:
     """A staff member's message as plain text (see :func:`staff_message`)."""
-    return staff_message(content, homeserver)[0]
+    return staff_message(content)[0]
 
 
 def localpart(user_id: str) -> str:

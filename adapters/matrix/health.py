@@ -10,6 +10,7 @@ from pathlib import Path
 
 import nio
 
+from adapters.matrix.pickle_key import pickle_key_problem
 from adapters.matrix.responses import LoginFailed, describe, describe_response
 from adapters.matrix.session import MatrixSession
 from adapters.matrix.trust import Trust
@@ -59,6 +60,9 @@ async def check(session: MatrixSession, destinations: Sequence[str]) -> list[str
         return [*problems, f"Matrix: {session.homeserver} cannot be reached ({describe(exc)}); check MATRIX_HOMESERVER"]
     if session.encryption.problem:
         problems.append(f"Matrix: {session.encryption.problem}")
+    elif session.device_id:
+        sealed = pickle_key_problem(session.encryption.store_path, session.user_id, session.device_id)
+        problems += [f"Matrix: {sealed}"] if sealed else []
     try:
         return problems + await _check_rooms(session, client, destinations)
     except Exception as exc:

@@ -1,19 +1,20 @@
 """Reading media from the homeserver (avatars, files staff share) as the bot: authenticated media.
 
 Current homeservers serve media only through ``GET /_matrix/client/v1/media/download/{server}/{id}``
-with the access token (Synapse: the old ``/_matrix/media/v3/download`` answers 404 for media uploaded
-since, v1 without a token 401). A homeserver older than Matrix 1.11 does not know v1 (404 or 405 with
-``M_UNRECOGNIZED``): then — and only then — the unauthenticated ``/_matrix/media/v3/download`` is used,
-and remembered for that homeserver. A browser can use neither; whatever reaches a visitor goes through
-the bridge.
+(and ``…/thumbnail/…``) with the access token (Synapse: the old ``/_matrix/media/v3/download`` answers
+404 for media uploaded since, v1 without a token 401). A homeserver older than Matrix 1.11 does not
+know v1 (404 or 405 with ``M_UNRECOGNIZED``): then — and only then — the unauthenticated
+``/_matrix/media/v3/download`` is used, and remembered for that homeserver. A browser can use neither;
+whatever reaches a visitor goes through the bridge.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 
 #: what one download may be at most unless the caller says otherwise
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+#: how much one read of a response takes at once
+READ_BYTES = 64 * 1024
 _FILENAME = re.compile(r"filename\*?=(?:UTF-8'')?\"?([^\";]+)\"?", re.I)
 
 
@@ -52,6 +55,31 @@ def parse_mxc(mxc: str) -> tuple[str, str] | None:
     return server, media_id
 
 
+@dataclass(frozen=True)
+class MediaStream:
+    """Media being read: what the homeserver says of it, and its bytes as they come."""
+
+    content_type: str
+    #: the name it was uploaded with, when the homeserver says
+    name: str | None
+    #: the length the homeserver announced, if it did
+    size: int | None
+    pieces: AsyncIterator[bytes]
+
+    async def read(self, max_bytes: int) -> Media:
+        """All of it, refused (``MediaTooLarge``) as soon as it is known to be past ``max_bytes``."""
+        if self.size is not None and self.size > max_bytes:
+            raise MediaTooLarge(f"{self.size} bytes, more than {max_bytes}")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in self.pieces:
+            size += len(chunk)
+            if size > max_bytes:
+                raise MediaTooLarge(f"more than {max_bytes} bytes")
+            chunks.append(chunk)
+        return Media(b"".join(chunks), self.content_type, self.name)
+
+
 class MediaReader:
     def __init__(self, homeserver: str, token: Callable[[], Awaitable[str | None]]) -> None:
         self.homeserver = homeserver.rstrip("/")
@@ -66,29 +94,46 @@ class MediaReader:
             self._http = None
 
     async def download(self, mxc: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Media:
+        """The whole media, at most ``max_bytes`` (``MediaTooLarge`` past it)."""
+        async with self.open(mxc) as stream:
+            return await stream.read(max_bytes)
+
+    async def thumbnail(self, mxc: str, size: int, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Media:
+        """A square thumbnail of about ``size`` pixels (what a face needs), as the homeserver makes it."""
+        async with self.open(mxc, thumbnail=size) as stream:
+            return await stream.read(max_bytes)
+
+    @contextlib.asynccontextmanager
+    async def open(self, mxc: str, *, thumbnail: int | None = None) -> AsyncIterator[MediaStream]:
+        """The media as it streams in (a file staff share goes into the store a piece at a time), or a
+        ``thumbnail`` of it (``size`` × ``size``, cropped)."""
         where = parse_mxc(mxc)
         if where is None:
             raise MediaUnavailable(f"{mxc!r} is not an mxc:// URI")
-        path = f"{quote(where[0], safe='')}/{quote(where[1], safe='')}"
+        kind = "download" if thumbnail is None else "thumbnail"
+        path = f"{kind}/{quote(where[0], safe='')}/{quote(where[1], safe='')}?allow_redirect=true"
+        if thumbnail is not None:
+            path += f"&width={thumbnail}&height={thumbnail}&method=crop"
         if self._http is None:
             self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
         if not self.legacy:
             token = await self._token()
             if not token:
                 raise MediaUnavailable("the bot is not logged in to Matrix yet")
-            url = f"{self.homeserver}/_matrix/client/v1/media/download/{path}?allow_redirect=true"
+            url = f"{self.homeserver}/_matrix/client/v1/media/{path}"
             async with self._http.get(url, headers={"Authorization": f"Bearer {token}"}) as response:
                 if response.status == 200:
-                    return await _read(response, max_bytes)
+                    yield _stream(response)
+                    return
                 body = await response.read()
                 if not _unrecognized(response.status, body):
                     raise _refusal(mxc, response.status, body)
             log.info("Matrix: %s has no authenticated media; reading media the old way", self.homeserver)
             self.legacy = True
-        url = f"{self.homeserver}/_matrix/media/v3/download/{path}?allow_redirect=true"
-        async with self._http.get(url) as response:
+        async with self._http.get(f"{self.homeserver}/_matrix/media/v3/{path}") as response:
             if response.status == 200:
-                return await _read(response, max_bytes)
+                yield _stream(response)
+                return
             raise _refusal(mxc, response.status, await response.read())
 
 
@@ -113,17 +158,11 @@ def _refusal(mxc: str, status: int, body: bytes) -> MediaUnavailable:
     return MediaUnavailable(f"the homeserver answered {status}{' ' + code if code else ''} for {mxc}")
 
 
-async def _read(response: aiohttp.ClientResponse, max_bytes: int) -> Media:
-    if response.content_length is not None and response.content_length > max_bytes:
-        raise MediaTooLarge(f"{response.content_length} bytes, more than {max_bytes}")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > max_bytes:
-            raise MediaTooLarge(f"more than {max_bytes} bytes")
-        chunks.append(chunk)
-    disposition = response.headers.get("Content-Disposition", "")
-    found = _FILENAME.search(disposition)
-    name = unquote(found.group(1)) if found else None
-    return Media(b"".join(chunks), response.content_type or "application/octet-stream", name)
+def _stream(response: aiohttp.ClientResponse) -> MediaStream:
+    found = _FILENAME.search(response.headers.get("Content-Disposition", ""))
+    return MediaStream(
+        response.content_type or "application/octet-stream",
+        unquote(found.group(1)) if found else None,
+        response.content_length,
+        response.content.iter_chunked(READ_BYTES),
+    )

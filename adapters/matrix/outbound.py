@@ -20,6 +20,7 @@ from typing import Any, assert_never
 import aiohttp
 import nio
 
+from adapters.matrix.files import FileUploads, UploadRefused
 from adapters.matrix.format import (
     MESSAGE_CHUNK,
     edit_content,
@@ -32,6 +33,7 @@ from adapters.matrix.format import (
     visitor_contents,
 )
 from adapters.matrix.holder import SessionHolder
+from adapters.matrix.mentions import InviteRefused, Mentions, reminder_mentions_room, with_room_mention
 from adapters.matrix.responses import Refusal, classify_refusal, describe, refusal_error
 from adapters.matrix.session import MatrixSession
 from bridge.endpoint import Outgoing, Sent
@@ -41,6 +43,8 @@ from bridge.outbound import (
     Deletion,
     Edit,
     Erase,
+    FilePost,
+    FollowUpMail,
     Invite,
     Line,
     Notice,
@@ -74,9 +78,17 @@ def txn_id(salt: str, delivery_id: int, part: int | str) -> str:
 
 class Sender:
     def __init__(
-        self, session: MatrixSession, holder: SessionHolder, *, note_prefix: str, last_in_thread: dict[str, str]
+        self,
+        session: MatrixSession,
+        holder: SessionHolder,
+        *,
+        note_prefix: str,
+        last_in_thread: dict[str, str],
+        files: FileUploads | None = None,
     ) -> None:
         self._session = session
+        #: a line's files, uploaded and posted after its text (``files.py``)
+        self._files = files
         self._holder = holder
         self._note_prefix = note_prefix
         #: thread ref → newest event in it, for the reply fallback of clients without threads
@@ -85,6 +97,7 @@ class Sender:
         self._root_body: dict[str, str] = {}
         #: room → loop time before which the homeserver asked us not to post there
         self._blocked_until: dict[str, float] = {}
+        self._mentions = Mentions(session.user_id)
 
     async def ready(self, destination: str) -> None:
         # standing by: let the holder send it (it usually has, when this returns), or take over
@@ -126,8 +139,8 @@ class Sender:
             raise DestinationUnavailable(session.login_problem)  # shown by /readyz until fixed
         if client is None or not session.logged_in:
             raise RetryLater(f"not logged in to Matrix ({session.homeserver}) yet")
-        if isinstance(item.what, OpenThread):
-            room, root = item.destination, ""
+        if isinstance(item.what, OpenThread | FilePost):
+            room, root = item.destination, ""  # a root, or a post in the room itself
         else:
             if item.thread is None:
                 raise RetryLater("the thread's root is not posted yet")
@@ -154,15 +167,26 @@ class Sender:
             case Line(message):
                 if message.deleted:
                     return Sent(item.delivery_id)  # taken back before it was posted: nothing to post
-                contents = visitor_contents(message.author.name, message.text, message.html)
-            case Transcript(text) | Notice(text) | Reminder(text):
-                # the bridge speaking, long ones over several events (a reminder's @room: later, CONTRACT §8)
+                # a file sent alone goes without an empty "Ann: " line before it
+                alone = not message.text and bool(message.attachments)
+                contents = [] if alone else visitor_contents(message.author.name, message.text, message.html)
+            case Transcript(text) | Notice(text):
+                # the bridge speaking, long ones over several events
                 contents = notice_contents(text)
-            case Invite():
-                # later (CONTRACT §8): invite them to the room when they are not in it, and mention them
-                return Sent(item.delivery_id)
+            case Reminder(text, mention):
+                # the one line that may call the whole room: @room where the bot's power level allows it
+                contents = notice_contents(text)
+                if reminder_mentions_room(mention) and await self._mentions.may_mention_room(client, room):
+                    contents[0] = with_room_mention(contents[0])
+            case Invite(who, by):
+                # invited to the room unless they are in it, then mentioned in the thread (mentions.py)
+                try:
+                    contents = await self._mentions.invitation(client, room, who, by)
+                except InviteRefused as exc:
+                    raise self.refused(room, exc.response, what=f"cannot invite to room {room}") from exc
             case Edit(message, copy):
-                if copy is not None:
+                # a file sent alone has its file's event as the copy: no text edit replaces a file
+                if copy is not None and (message.text or not message.attachments):
                     # a copy is one event: a line that took several keeps only its first one current
                     fits = len(message.text) <= MESSAGE_CHUNK
                     html_text = message.html if fits else None
@@ -170,9 +194,10 @@ class Sender:
                     edit = await self._send(client, room, edit_content(copy, new), item, 0)
                     return Sent(item.delivery_id, more=(RemoteId(edit),))  # holds the text too: erased with it
                 return Sent(item.delivery_id)
-            case Deletion(_, copy):
-                if copy is not None:
-                    await self._redact(client, room, copy, item)
+            case Deletion(_, copy, more):
+                # every event the message became: its text, the files sent with it
+                for n, target in enumerate(c for c in (copy, *more) if c is not None):
+                    await self._redact(client, room, target, item, part=n)
                 return Sent(item.delivery_id)
             case Seen(_, copy):
                 # the visitor has seen the staff member's reply: the bot's read receipt on it, once
@@ -183,18 +208,42 @@ class Sender:
                 # the conversation was erased: our event goes (``copy`` None: the thread's root)
                 await self._redact(client, room, copy or root, item)
                 return Sent(item.delivery_id)
-            case WebhookEvent():
+            case FilePost(_, text):
+                # the room's own post (the report's picture): its text, then the file, in no thread
+                contents = notice_contents(text) if text else []
+            case WebhookEvent() | FollowUpMail():
                 return Sent(item.delivery_id)  # not for a team chat
             case _:
                 assert_never(item.what)
         events: list[RemoteId] = []
-        for part, content in enumerate(contents):
-            content["m.relates_to"] = thread_relation(root, self._last_in_thread.get(ref, root))
+        parts: list[tuple[int | str, dict[str, Any]]] = [*enumerate(contents)]
+        parts += await self._file_parts(client, room, item)
+        for part, content in parts:
+            if root:
+                content["m.relates_to"] = thread_relation(root, self._last_in_thread.get(ref, root))
             event_id = await self._send(client, room, content, item, part)
-            self._last_in_thread[ref] = event_id
+            if root:
+                self._last_in_thread[ref] = event_id
             events.append(RemoteId(event_id))
         # the first event is the copy (edits go to it); the others are kept for an erasure
         return Sent(item.delivery_id, events[0] if events else None, more=tuple(events[1:]))
+
+    async def _file_parts(self, client: nio.AsyncClient, room: str, item: Outgoing) -> list[tuple[str, dict[str, Any]]]:
+        """The files of a line (or of a room's post) as events after its text, each with a txn part of its
+        own (``file0``, ``file1``…), so a resend never posts one twice (``files.py``)."""
+        match item.what:
+            case Line(message):
+                files = message.attachments
+            case FilePost(file):
+                files = (file,)
+            case _:
+                files = ()
+        if not files or self._files is None:
+            return []
+        try:
+            return await self._files.contents(client, files, encrypt=room in self._session.encrypted)
+        except UploadRefused as exc:
+            raise self.refused(room, exc.response, what=f"cannot upload a file for room {room}") from exc
 
     def _root_content(self, item: Outgoing) -> dict[str, Any]:
         return root_content(item.conversation, item.site_name, item.topic_label, self._note_prefix)
@@ -223,10 +272,21 @@ class Sender:
         except (*ENCRYPTION_ERRORS, RuntimeError) as exc:
             raise RetryLater(f"cannot encrypt for room {room} yet ({describe(exc)})") from exc
 
+    async def post(self, room: str, content: dict[str, Any], tx_id: str) -> str:
+        """An event that is no delivery (an answer to ``!sitechat``) into a room the bot serves, encrypted
+        where the room is; the event id. Raises the ``DeliveryError`` a delivery would."""
+        client = self._session.client
+        if client is None or not self._session.logged_in:
+            raise RetryLater(f"not logged in to Matrix ({self._session.homeserver}) yet")
+        await self._usable_room(client, room)
+        return await self._room_send(client, room, content, tx_id)
+
     async def _send(
-        self, client: nio.AsyncClient, room: str, content: dict[str, Any], item: Outgoing, part: int
+        self, client: nio.AsyncClient, room: str, content: dict[str, Any], item: Outgoing, part: int | str
     ) -> str:
-        tx_id = txn_id(self._session.txn_salt, item.delivery_id, part)
+        return await self._room_send(client, room, content, txn_id(self._session.txn_salt, item.delivery_id, part))
+
+    async def _room_send(self, client: nio.AsyncClient, room: str, content: dict[str, Any], tx_id: str) -> str:
         try:
             response = await client.room_send(room, "m.room.message", content, tx_id=tx_id)
         except ENCRYPTION_ERRORS as exc:
@@ -240,8 +300,11 @@ class Sender:
         if not isinstance(response, nio.UpdateReceiptMarkerResponse):
             raise self.refused(room, response, what=f"cannot mark {event_id} read in room {room}")
 
-    async def _redact(self, client: nio.AsyncClient, room: str, event_id: str, item: Outgoing) -> None:
-        tx_id = txn_id(self._session.txn_salt, item.delivery_id, "redact")
+    async def _redact(
+        self, client: nio.AsyncClient, room: str, event_id: str, item: Outgoing, *, part: int = 0
+    ) -> None:
+        # one transaction id per event: the homeserver takes a repeated one for the same redaction
+        tx_id = txn_id(self._session.txn_salt, item.delivery_id, "redact" if not part else f"redact{part}")
         response = await client.room_redact(room, event_id, tx_id=tx_id)
         if not isinstance(response, nio.RoomRedactResponse):
             raise self.refused(room, response, what=f"cannot redact in room {room}")

@@ -8,9 +8,9 @@ from bridge.endpoint import StateStore
 from config.parts import SlackSettings
 
 
-def build(slack: SlackSettings | None, state: StateStore) -> Plugin | None:
+def build(slack: SlackSettings | None, state: StateStore, *, note_prefix: str = "//") -> Plugin | None:
     """The Slack endpoint when Slack is configured (``SLACK_BOT_TOKEN``); in HTTP mode with its
-    ``POST /slack/events``."""
+    ``POST /slack/events``. ``note_prefix``: an agent's note (its files are never fetched)."""
     if slack is None:
         return None
     endpoint = SlackEndpoint(
@@ -20,6 +20,7 @@ def build(slack: SlackSettings | None, state: StateStore) -> Plugin | None:
         app_token=slack.app_token.get_secret_value() if slack.app_token else None,
         posts_per_second=slack.posts_per_second,
         state=state,
+        note_prefix=note_prefix,
     )
     return plugin(endpoint)
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from adapters.slack.format import escape
 from adapters.slack.posts import fit_escaped
-from bridge.model import Conversation, Status
+from bridge.model import Conversation, Returning, Status
+from bridge.returning import returning_line
 from bridge.visitor_context import visitor_facts
 
 CLAIM = "sitechat_claim"
@@ -32,7 +34,10 @@ def _plain(text: str) -> dict[str, Any]:
     return {"type": "plain_text", "text": text, "emoji": False}
 
 
-def root_blocks(conv: Conversation, site_name: str, topic_label: str | None) -> list[dict[str, Any]]:
+def root_blocks(
+    conv: Conversation, site_name: str, topic_label: str | None, previous: str | None = None
+) -> list[dict[str, Any]]:
+    """``previous``: a link to the thread of the visitor's last chat (a returning visitor, CONTRACT §8)."""
     who = _cut(conv.visitor_name, 200)
     if conv.visitor.email:
         who += f"  {conv.visitor.email}"
@@ -64,6 +69,8 @@ def root_blocks(conv: Conversation, site_name: str, topic_label: str | None) -> 
         blocks.append(
             {"type": "section", "text": _plain(_cut(f"Pages seen ({len(conv.pages)})\n{trail}", SECTION_LIMIT))}
         )
+    if conv.returning is not None:
+        blocks.append(returning_block(conv.returning, previous))
     blocks.append({"type": "context", "elements": [_plain(_cut(f"Status: {conv.state_label}", SECTION_LIMIT))]})
     if conv.status is Status.OPEN:
         buttons: list[dict[str, Any]] = []
@@ -72,6 +79,12 @@ def root_blocks(conv: Conversation, site_name: str, topic_label: str | None) -> 
         buttons.append(_button("Close", CLOSE, conv.id, style="danger"))
         blocks.append({"type": "actions", "block_id": "sitechat_actions", "elements": buttons})
     return blocks
+
+
+def returning_block(returning: Returning, previous: str | None) -> dict[str, Any]:
+    """ "Returning visitor: 3 earlier chats, last rated 4/5 · last chat" (the bridge's own words: mrkdwn is safe)."""
+    link = f" · <{escape(previous)}|last chat>" if previous else ""
+    return {"type": "section", "text": {"type": "mrkdwn", "text": f"*{escape(returning_line(returning))}*{link}"}}
 
 
 def text_length(blocks: list[dict[str, Any]]) -> int:

@@ -15,9 +15,11 @@ from aiohttp import web
 
 from adapters.pacing import Pacer
 from adapters.slack.desk import SlackDesk
+from adapters.slack.downloads import SlackDownloads
 from adapters.slack.inbound import SlackInbound
 from adapters.slack.outbound import SlackOutbound
 from adapters.slack.session import SlackSession
+from adapters.slack.uploads import SlackUploads
 from adapters.slack.users import UserDirectory
 from bridge.endpoint import Desk, Inbox, Outgoing, Sent, StateStore
 from bridge.model import EndpointName
@@ -40,19 +42,30 @@ class SlackEndpoint:
         posts_per_second: float = 1.0,
         clock: Callable[[], float] = time.time,
         state: StateStore | None = None,
+        note_prefix: str = "//",
     ) -> None:
         """``posts_per_second``: per channel (``SLACK_POSTS_PER_SECOND``); ``clock``: wall-clock seconds,
         for what expires (cached user names, a rate-limit report), replaceable in tests; ``state``: the
-        endpoint's durable state, where what doctor should know (Slack's ``app_rate_limited``) is kept."""
+        endpoint's durable state, where what doctor should know (Slack's ``app_rate_limited``) is kept,
+        and the conversations' files (without it files neither go up nor come down); ``note_prefix``: an
+        agent's message that starts so is a note, whose files are never fetched."""
         self.session = SlackSession(
             bot_token=bot_token, api_url=api_url, signing_secret=signing_secret, app_token=app_token, timeout=timeout
         )
         self.pacer = Pacer(per_second=posts_per_second)
         self.users = UserDirectory(self.session, clock=clock)
         self.inbound = SlackInbound(
-            self.name, self.session, self.users, store_deadline=store_deadline, clock=clock, state=state
+            self.name,
+            self.session,
+            self.users,
+            store_deadline=store_deadline,
+            clock=clock,
+            state=state,
+            downloads=SlackDownloads(self.session, state.files) if state is not None else None,
+            note_prefix=note_prefix,
         )
-        self.outbound = SlackOutbound(self.session, self.pacer)
+        uploads = SlackUploads(self.session, self.pacer, state, clock) if state is not None else None
+        self.outbound = SlackOutbound(self.session, self.pacer, uploads)
         self.desk = SlackDesk(self.name, self.session, self.users)
 
     def use_desk(self, desk: Desk) -> None:

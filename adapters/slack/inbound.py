@@ -20,14 +20,24 @@ from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.response import BoltResponse
 
 from adapters.slack import blocks
+from adapters.slack.downloads import SlackDownloads
 from adapters.slack.events import ThreadChange, thread_change, thread_ref, thread_reply
 from adapters.slack.failures import describe
 from adapters.slack.format import agent_message, mentioned_users
 from adapters.slack.session import SlackSession
 from adapters.slack.users import UserDirectory
+from bridge.commands import Reply, interpret
 from bridge.endpoint import Inbox, StateStore
-from bridge.events import Action, ActionRequested, InboundEvent, MessageDeleted, MessageEdited, MessageReceived
-from bridge.model import EndpointName, Participant, RemoteId, Role, ThreadRef
+from bridge.events import (
+    Action,
+    ActionRequested,
+    InboundEvent,
+    MessageDeleted,
+    MessageEdited,
+    MessageReceived,
+    Rejected,
+)
+from bridge.model import Attachment, EndpointName, Participant, RemoteId, Role, ThreadRef
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +144,13 @@ class SlackInbound:
         store_deadline: float,
         clock: Callable[[], float] = time.time,
         state: StateStore | None = None,
+        downloads: SlackDownloads | None = None,
+        note_prefix: str = "//",
     ) -> None:
         self.name = name
+        #: shared files into the bridge's store (None: files are not passed on)
+        self._downloads = downloads
+        self._note_prefix = note_prefix
         self._session = session
         self._users = users
         #: an event not stored within this many seconds is answered 503 (Slack wants an answer within 3 s)
@@ -229,21 +244,42 @@ class SlackInbound:
             text = reply.text.strip()
         else:
             text, html = await self._formatted(reply.text, reply.blocks)
-        for f in reply.files:
-            label = f.get("name") or f.get("title") or "file"
-            link = f.get("permalink_public") or f.get("url_private") or ""
-            text, html = f"{text}\n{label} {link}".strip(), None
+        files: tuple[Attachment, ...] = ()
+        problems: tuple[str, ...] = ()
+        # a note's (or a command's) files stay in Slack: only what goes to the visitor is fetched
+        if reply.files and isinstance(interpret(text, self._note_prefix), Reply):
+            if self._downloads is not None:
+                fetched = await self._downloads.fetch(reply.files)
+                files, problems = fetched.attachments, fetched.problems
+            else:
+                problems = tuple(str(f.get("name") or "a file") for f in reply.files)
         name, avatar = await self._users.lookup(reply.user)
-        known = await self._store(
-            MessageReceived(
-                endpoint=self.name,
-                thread=ThreadRef(thread_ref(reply.channel, reply.thread_ts)),
-                remote_id=RemoteId(thread_ref(reply.channel, reply.ts)),
-                author=Participant(Role.AGENT, name, avatar, f"slack:{reply.user}"),
-                text=text,
-                html=html,
+        author = Participant(Role.AGENT, name, avatar, f"slack:{reply.user}")
+        thread = ThreadRef(thread_ref(reply.channel, reply.thread_ts))
+        known = True
+        if text.strip() or files or not problems:
+            known = await self._store(
+                MessageReceived(
+                    endpoint=self.name,
+                    thread=thread,
+                    remote_id=RemoteId(thread_ref(reply.channel, reply.ts)),
+                    author=author,
+                    text=text,
+                    html=html,
+                    attachments=files,
+                )
             )
-        )
+        if problems:
+            # the words (and the other files) went on; the thread is told what did not, once
+            reason = "Not passed on to the visitor: " + "; ".join(problems)
+            known = (
+                await self._store(
+                    Rejected(
+                        self.name, thread, RemoteId(f"{thread_ref(reply.channel, reply.ts)}:files"), author, reason
+                    )
+                )
+                and known
+            )
         if not known and own_user_id and event.get("parent_user_id") == own_user_id:
             # under a root of ours whose post's answer is not recorded yet (an agent quicker than
             # Slack's answer, or a crash in flight): not ours to drop — 503, and Slack retries it

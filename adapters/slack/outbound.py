@@ -19,13 +19,25 @@ from adapters.slack.history import find_landed, metadata
 from adapters.slack.people import People, invitation, reminder_post
 from adapters.slack.posts import Post, fit_escaped, formatted_line, groups, line_posts, part_count, text_posts
 from adapters.slack.session import SlackSession
+from adapters.slack.uploads import (
+    InDoubt,
+    SlackUploads,
+    carries_files,
+    delete_file,
+    file_comment,
+    file_ref,
+    is_file_ref,
+    words_apart,
+)
 from bridge.endpoint import Outgoing, Sent
 from bridge.errors import DeliveryError, RetryLater
-from bridge.model import RemoteId, ThreadRef
+from bridge.model import Attachment, RemoteId, ThreadRef
 from bridge.outbound import (
     Deletion,
     Edit,
     Erase,
+    FilePost,
+    FollowUpMail,
     Invite,
     Line,
     Notice,
@@ -43,10 +55,14 @@ SEEN_REACTION = "eyes"
 
 
 class SlackOutbound:
-    def __init__(self, session: SlackSession, pacer: Pacer) -> None:
+    def __init__(self, session: SlackSession, pacer: Pacer, uploads: SlackUploads | None = None) -> None:
         self._session = session
         self.pacer = pacer
+        #: files up to Slack (None without the endpoint's state: a file line then goes as its words)
+        self._uploads = uploads
         self._people = People(session)
+        #: thread → its permalink (a message's permalink never changes)
+        self._permalinks: dict[str, str] = {}
 
     @property
     def _client(self) -> AsyncWebClient:
@@ -58,13 +74,18 @@ class SlackOutbound:
 
     async def deliver(self, batch: Sequence[Outgoing]) -> Sequence[Sent]:
         sent: list[Sent] = []
+        # a line's files are looked for by their ids (files.info), not in the thread's history
+        files = [o for o in batch if self._uploads is not None and (carries_files(o) or isinstance(o.what, FilePost))]
         try:
-            landed = await find_landed(self._client, batch)
+            landed = await find_landed(self._client, [o for o in batch if o not in files or words_apart(o)])
         except Exception as exc:
             raise as_delivery_error(exc, batch[0].destination, self.pacer, sent) from exc
         todo: list[Outgoing] = []
         for item in batch:
             parts = landed.get(item.delivery_id, {})
+            if item in files:
+                todo.append(item)  # the words found (if they went apart) are not the files
+                continue
             if parts and len(parts) >= part_count(item):
                 last = max(parts)
                 earlier = [parts[p] for p in sorted(parts) if p != last]
@@ -90,16 +111,18 @@ class SlackOutbound:
         ids = [o.delivery_id for o in group]
         channel = head.destination
         thread_ts = split_ref(head.thread)[1] if head.thread else None
-        if thread_ts is None and not isinstance(head.what, OpenThread | Erase | WebhookEvent):
+        if thread_ts is None and not isinstance(head.what, OpenThread | Erase | WebhookEvent | FilePost):
             raise RetryLater("the thread's root is not posted yet", sent=sent)
         match head.what:
             case OpenThread():
                 root = blocks.root_text(head.conversation, head.site_name)
-                ts = await self._post(channel, None, root, ids, blocks=_root_blocks(head))
+                ts = await self._post(channel, None, root, ids, blocks=await self._root_blocks(head))
                 sent.extend(self._sent(group, channel, ts))
             case RootState():
                 await self._update_root(head)
                 sent.extend(Sent(i) for i in ids)
+            case Line(message) if self._uploads is not None and carries_files(head):
+                await self._deliver_files(head, landed_parts, sent)
             case Line(message):
                 # a line taken back before it was posted (an agent's deletion) is not posted at all
                 lines = [(o, o.what.message) for o in group if isinstance(o.what, Line) and not o.what.message.deleted]
@@ -127,21 +150,28 @@ class SlackOutbound:
             case Edit(message, copy):
                 if copy is not None:
                     # one post is updated: a text that needs more is cut (its parts stay as they were)
-                    await self._change_copy(copy, formatted_line(message) or fit_escaped(message.text))
+                    text = formatted_line(message) or fit_escaped(message.text)
+                    await self._change_copy(copy, (file_comment(message) or text) if message.attachments else text)
                 sent.extend(Sent(i) for i in ids)
             case Seen(_, copy):
                 # the visitor has seen the agent's message: the bot's 👀 on it, once
                 if copy is not None:
                     await self._react(copy, SEEN_REACTION)
                 sent.extend(Sent(i) for i in ids)
-            case Deletion(_, copy):
-                if copy is not None:
-                    await self._change_copy(copy, None)
+            case Deletion(_, copy, more):
+                # every post the message became: a long text's parts, the files shared with it
+                for made in (c for c in (copy, *more) if c is not None):
+                    if is_file_ref(made):
+                        await delete_file(self._client, made)
+                    else:
+                        await self._change_copy(made, None)
                 sent.extend(Sent(i) for i in ids)
             case Erase(copy):
                 # the conversation was erased: our post goes (``copy`` None: the thread's root)
                 target = copy or head.thread
-                if target is not None:
+                if target is not None and is_file_ref(target):
+                    await delete_file(self._client, target)
+                elif target is not None:
                     await self._change_copy(target, None)
                 sent.extend(Sent(i) for i in ids)
             case Reminder(text, mention):
@@ -152,7 +182,13 @@ class SlackOutbound:
                 found = await self._people.resolve(who)
                 text = invitation(found, by) if isinstance(found, list) else escape(found)
                 await self._post_in_turn(group, [Post((head.delivery_id,), 0, text)], landed_parts, sent, mrkdwn=True)
-            case WebhookEvent():
+            case FilePost(file, text):
+                # a file for the channel itself (the report's picture), with the bridge's words beside it
+                if self._uploads is None:
+                    await self._post_in_turn(group, text_posts(head.delivery_id, text), landed_parts, sent)
+                else:
+                    await self._share(head, (file,), fit_escaped(text), None, sent)
+            case WebhookEvent() | FollowUpMail():
                 sent.extend(Sent(i) for i in ids)  # not for a team chat
             case _:
                 assert_never(head.what)
@@ -198,6 +234,68 @@ class SlackOutbound:
             else:
                 earlier.append(ts)
 
+    async def _deliver_files(self, item: Outgoing, landed_parts: Mapping[int, str], sent: list[Sent]) -> None:
+        """A line with files: its files shared in the thread with its words as their comment — or, words too
+        long for a comment, the words first as the line's usual posts (found again by their metadata)."""
+        assert self._uploads is not None and isinstance(item.what, Line)
+        message = item.what.message
+        channel = item.destination
+        thread_ts = split_ref(item.thread)[1] if item.thread else None
+        comment = file_comment(message)
+        words: list[str] = []
+        if comment is None:
+            formatted = formatted_line(message)
+            posts = (
+                [Post((item.delivery_id,), 0, formatted)]
+                if formatted is not None
+                else text_posts(item.delivery_id, message.text)
+            )
+            for post in posts:
+                ts = landed_parts.get(post.part)
+                if ts is None:
+                    try:
+                        ts = await self._post(
+                            channel,
+                            thread_ts,
+                            post.text,
+                            post.ids,
+                            part=post.part,
+                            username=display_name(message.author.name),
+                            icon_url=message.author.avatar_url,
+                            mrkdwn=formatted is not None,
+                        )
+                    except Exception as exc:
+                        raise as_delivery_error(exc, channel, self.pacer, sent, partly_posted=bool(words)) from exc
+                words.append(ts)
+            comment = f"{escape(display_name(message.author.name))} sent the files of the message above"
+        await self._share(item, message.attachments, comment, thread_ts, sent, words)
+
+    async def _share(
+        self,
+        item: Outgoing,
+        files: Sequence[Attachment],
+        comment: str,
+        thread_ts: str | None,
+        sent: list[Sent],
+        words: Sequence[str] = (),
+    ) -> None:
+        """The files shared with their comment (after the ``words`` posted for the same delivery)."""
+        assert self._uploads is not None
+        channel = item.destination
+        try:
+            shared = await self._uploads.share(item, files, comment, thread_ts)
+        except InDoubt as exc:
+            if exc.__cause__ is not None:
+                raise as_delivery_error(exc.__cause__, channel, self.pacer, sent, partly_posted=True) from exc
+            raise RetryLater(exc.reason, retry_after=exc.retry_after, maybe_sent=True, sent=sent) from exc
+        except Exception as exc:
+            raise as_delivery_error(exc, channel, self.pacer, sent, partly_posted=bool(words)) from exc
+        if shared is None:  # its files were erased meanwhile: nothing (more) to post
+            sent.append(Sent(item.delivery_id, RemoteId(thread_ref(channel, words[-1])) if words else None))
+            return
+        copies = (*(RemoteId(thread_ref(channel, ts)) for ts in words), *map(file_ref, shared.file_ids))
+        sent.append(Sent(item.delivery_id, RemoteId(thread_ref(channel, shared.ts)), None, copies))
+
     @staticmethod
     def _sent(group: Sequence[Outgoing], channel: str, ts: str, earlier: Sequence[str] = ()) -> list[Sent]:
         """What ``group`` became: the post ``ts`` (after the ``earlier`` parts of a long text); a root
@@ -226,7 +324,8 @@ class SlackOutbound:
         kwargs: dict[str, Any] = {}
         if username:
             kwargs["username"] = username
-        if icon_url:
+        if icon_url and icon_url.startswith(("https://", "http://")):
+            # a Matrix face kept in the bridge's store (``attachment:…``) has no public address for Slack
             kwargs["icon_url"] = icon_url
         if blocks:
             kwargs["blocks"] = blocks
@@ -251,13 +350,35 @@ class SlackOutbound:
                 channel=channel,
                 ts=ts,
                 text=blocks.root_text(item.conversation, item.site_name),
-                blocks=_root_blocks(item),
+                blocks=await self._root_blocks(item),
             )
         except SlackApiError as exc:
             if exc.response.get("error") in ("message_not_found", "cant_update_message", "edit_window_closed"):
                 log.warning("Slack: root %s cannot be updated (%s); leaving it", item.thread, exc.response.get("error"))
                 return
             raise
+
+    async def _root_blocks(self, item: Outgoing) -> list[dict[str, Any]]:
+        returning = item.conversation.returning
+        last = returning.last_thread("slack") if returning else None
+        previous = await self._permalink(last[1]) if last else None
+        return blocks.root_blocks(item.conversation, item.site_name, item.topic_label, previous)
+
+    async def _permalink(self, thread: ThreadRef) -> str:
+        """A thread's root as a link people open in Slack (a returning visitor's last chat); the archive
+        link when Slack will not say (it opens the same message in the workspace one is signed in to)."""
+        known = self._permalinks.get(thread)
+        if known is not None:
+            return known
+        channel, ts = split_ref(thread)
+        try:
+            answer = await self._client.chat_getPermalink(channel=channel, message_ts=ts)
+            link = str(answer["permalink"])
+        except Exception as exc:  # a link is a courtesy: the root goes out without Slack's own
+            log.info("Slack chat.getPermalink %s failed (%s); linking the archive", thread, type(exc).__name__)
+            return f"https://slack.com/archives/{channel}/p{ts.replace('.', '')}"
+        self._permalinks[thread] = link
+        return link
 
     async def _react(self, copy: str, name: str) -> None:
         """The bot's reaction on a message; one that is there already, or a message gone, is fine."""
@@ -283,7 +404,3 @@ class SlackOutbound:
                 log.warning("Slack: %s cannot be changed (%s); leaving it", copy, exc.response.get("error"))
                 return
             raise
-
-
-def _root_blocks(item: Outgoing) -> list[dict[str, Any]]:
-    return blocks.root_blocks(item.conversation, item.site_name, item.topic_label)

@@ -128,7 +128,8 @@ def groups(batch: Sequence[Outgoing]) -> list[list[Outgoing]]:
     """Consecutive lines by the same visitor go out together; root updates into one update.
 
     An agent's line (from the other team chat) always has a post of its own: an edit or a deletion of it
-    then changes just that post, never the lines that would have shared it.
+    then changes just that post, never the lines that would have shared it. So has a line with files
+    (they go up as one share, with the line as their comment).
 
     A delivery in doubt stays alone: it was looked for in Slack, and what of it is there already
     (some parts of a long text) decides what is left to post.
@@ -142,6 +143,8 @@ def groups(batch: Sequence[Outgoing]) -> list[list[Outgoing]]:
             and isinstance(last.what, Line)
             and item.what.message.author == last.what.message.author
             and item.what.message.author.role is not Role.AGENT
+            and not item.what.message.attachments  # a line with files is one share of its own
+            and not last.what.message.attachments
             and not item.maybe_sent
             and not last.maybe_sent
         )

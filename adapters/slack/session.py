@@ -34,6 +34,24 @@ class SlackSession:
         self.bot_id: str | None = None
         self._auth_problem: str | None = None
 
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        """The one HTTP session of the client, for what is no Web API call (file bytes up and down)."""
+        assert self._http is not None, "used before open()"
+        return self._http
+
+    @property
+    def api_url(self) -> str:
+        return self._api_url
+
+    @property
+    def timeout(self) -> float:
+        return self._timeout
+
+    def bearer(self) -> dict[str, str]:
+        """The bot token as a header, for Slack's file host (``url_private``), which takes no Web API call."""
+        return {"Authorization": f"Bearer {self._bot_token}"}
+
     def _new_client(self, http: aiohttp.ClientSession) -> AsyncWebClient:
         # one shared aiohttp session (without it every call opens its own); retry_handlers=[]:
         # slack-sdk would resend a post after a dropped connection, doubling it

@@ -30,6 +30,8 @@ from bridge.outbound import (
     Deletion,
     Edit,
     Erase,
+    FilePost,
+    FollowUpMail,
     Invite,
     Line,
     Notice,
@@ -104,8 +106,10 @@ class WebhookEndpoint:
                 await self._post(event, conversation, delivery or str(item.delivery_id))
                 return [Sent(item.delivery_id)]
             case OpenThread() | Line() | RootState() | Transcript() | Notice() | Edit() | Deletion() | Erase():
+                return [Sent(item.delivery_id)]
+            case FollowUpMail():
                 return [Sent(item.delivery_id)]  # nothing else is the webhook's
-            case Reminder() | Invite() | Seen():
+            case Reminder() | Invite() | Seen() | FilePost():
                 return [Sent(item.delivery_id)]  # for the team chats
             case _:
                 assert_never(item.what)

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.model import (
+    Attachment,
     ClientFacts,
     Conversation,
     ConversationId,
@@ -20,6 +21,7 @@ from bridge.model import (
     PageView,
     Participant,
     RemoteId,
+    Returning,
     Role,
     Status,
     ThreadRef,
@@ -46,7 +48,7 @@ def _conversation(row: Row[Any]) -> Conversation:
         site_id=m["site_id"],
         topic=m["topic"],
         status=Status(m["status"]),
-        visitor=Visitor(m["visitor_name"], m["visitor_email"], m["visitor_external_id"]),
+        visitor=Visitor(m["visitor_name"], m["visitor_email"], m["visitor_external_id"], m["visitor_key"]),
         created_at=utc(m["created_at"]),
         last_activity_at=utc(m["last_activity_at"]),
         locale=m["locale"],
@@ -63,6 +65,7 @@ def _conversation(row: Row[Any]) -> Conversation:
         language=m["language"] or "en",
         greeted_at=utc(m["greeted_at"]),
         team_read_seq=m["team_read_seq"] or 0,
+        returning=Returning.from_stored(m["returning_chats"]),
     )
 
 
@@ -80,6 +83,7 @@ def _message(row: Row[Any]) -> Message:
         deleted=bool(m["deleted"]),
         origin=m["origin"],
         html=None if m["deleted"] else m["html"],
+        attachments=() if m["deleted"] else Attachment.from_stored(m["attachments"]),
     )
 
 
@@ -171,6 +175,7 @@ async def insert_message(
     origin: str,
     client_msg_id: str | None = None,
     html: str | None = None,
+    attachments: Sequence[Attachment] = (),
 ) -> Message:
     seq = await next_seq(conn, cid)
     mid = uuid.uuid4().hex
@@ -189,9 +194,21 @@ async def insert_message(
             created_at=now,
             deleted=False,
             html=html,
+            attachments=[a.stored() for a in attachments] or None,
         )
     )
-    return Message(mid, ConversationId(cid), seq, author, text, now, client_msg_id, origin=origin, html=html)
+    return Message(
+        mid,
+        ConversationId(cid),
+        seq,
+        author,
+        text,
+        now,
+        client_msg_id,
+        origin=origin,
+        html=html,
+        attachments=tuple(attachments),
+    )
 
 
 async def message_by_client_id(conn: AsyncConnection, cid: str, client_msg_id: str) -> Message | None:

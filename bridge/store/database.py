@@ -21,6 +21,8 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from bridge.store import sqlite_calls
+
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -122,6 +124,8 @@ class Database:
         self._write_lock = asyncio.Lock()
         self._file_lock: int | None = None
         if self.is_sqlite:
+            # one hand-off to aiosqlite's thread per statement instead of four (sqlite_calls.py)
+            event.listen(self.engine.sync_engine, "do_connect", _sqlite_connect)
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
             # pysqlite opens transactions lazily; let SQLAlchemy emit BEGIN so reads are consistent.
             event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
@@ -230,5 +234,13 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _sqlite_connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+    return dialect.dbapi.connect(*cargs, async_creator_fn=sqlite_calls.connect, **cparams)
+
+
 def _sqlite_begin(conn: Any) -> None:
-    conn.exec_driver_sql("BEGIN")
+    driver = conn.connection.driver_connection
+    if isinstance(driver, sqlite_calls.OneCallConnection):
+        driver.begin_with_next_statement()  # the same BEGIN, sent along with the first statement
+    else:
+        conn.exec_driver_sql("BEGIN")

@@ -24,10 +24,13 @@ from sqlalchemy import Table, Text, and_, cast, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.model import Conversation, ConversationId, Status, Visitor
+from bridge.store import attachments
 from bridge.store.tables import conversation, delivery, message, message_link, metadata, rate_hit, thread_link
 
 #: erasure lanes' ids start with this (``delivery.conversation_id``): no conversation has such an id
 LANE_PREFIX = "erased-"
+#: the lanes of posts into a channel or room itself, in no conversation (the weekly report)
+POSTS_PREFIX = "posted-"
 #: how ``remember_root`` keys a thread's root in ``message_link``
 ROOT_PREFIX = "root:"
 #: the kind of the delivery that posts a thread's root (``bridge.outbound.OpenThread.KIND``)
@@ -49,8 +52,9 @@ def new_lane() -> str:
 
 
 def lane_conversation(lane_id: str, now: datetime) -> Conversation | None:
-    """What an erasure lane's deliveries go out as: a conversation with nothing in it (its own is gone)."""
-    if not lane_id.startswith(LANE_PREFIX):
+    """What the deliveries of a lane that is no conversation's go out as — an erasure's (its conversation is
+    gone), a report's (``POSTS_PREFIX``): a conversation with nothing in it."""
+    if not lane_id.startswith((LANE_PREFIX, POSTS_PREFIX)):
         return None
     return Conversation(ConversationId(lane_id), "", None, Status.CLOSED, Visitor(), now, now, kind="erased")
 
@@ -182,6 +186,8 @@ async def delete_conversations(conn: AsyncConnection, cids: Sequence[str]) -> in
     if not cids:
         return 0
     messages = select(message.c.id).where(message.c.conversation_id.in_(cids)).scalar_subquery()
+    # files: their bytes point at the file, not at the conversation (and a file may not be sent yet)
+    await attachments.discard(conn, await attachments.of_conversations(conn, cids))
     await conn.execute(delete(delivery).where(delivery.c.conversation_id.in_(cids)))
     # per-conversation abuse counters are keyed by the conversation's id
     await conn.execute(delete(rate_hit).where(rate_hit.c.key.in_(cids)))
@@ -208,7 +214,10 @@ async def purge_erasure_lanes(conn: AsyncConnection, done_before: datetime) -> i
     result = await conn.execute(
         delete(delivery).where(
             and_(
-                delivery.c.conversation_id.startswith(LANE_PREFIX),
+                or_(
+                    delivery.c.conversation_id.startswith(LANE_PREFIX),
+                    delivery.c.conversation_id.startswith(POSTS_PREFIX),
+                ),
                 delivery.c.done.is_(True),
                 delivery.c.done_at < done_before,
             )

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, bindparam, func, insert, null, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.store.conversations import utc
-from bridge.store.tables import delivery
+from bridge.store.tables import delivery, message_link
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,35 @@ class Lane:
         return f"{self.endpoint}:{self.conversation_id}"
 
 
+#: the statements of every message's way out, built once (building and cache-keying a statement costs
+#: more than SQLite takes to run it)
+_ENQUEUE = insert(delivery)
+_LANE_HEAD = (
+    select(delivery)
+    .where(
+        and_(
+            delivery.c.done.is_(False),
+            delivery.c.conversation_id == bindparam("lane_cid"),
+            delivery.c.endpoint == bindparam("lane_endpoint"),
+        )
+    )
+    .order_by(delivery.c.id)
+    .limit(bindparam("lane_limit"))
+)
+_MARK_ATTEMPT = (
+    update(delivery)
+    .where(delivery.c.id.in_(bindparam("ids", expanding=True)))
+    .values(
+        attempts=delivery.c.attempts + 1,
+        in_doubt=True,
+        next_attempt_at=bindparam("leased_until", type_=delivery.c.next_attempt_at.type),
+    )
+)
+_MARK_DONE = update(delivery).where(delivery.c.id == bindparam("did"))
+#: SQL NULL, as ``values(remote_parts=None)`` stores it (a None parameter would be JSON's ``null``)
+_MARK_DONE_ONE_POST = _MARK_DONE.values(remote_parts=null())
+
+
 async def enqueue(
     conn: AsyncConnection,
     cid: str,
@@ -49,20 +79,20 @@ async def enqueue(
     message_id: str | None = None,
     payload: dict[str, Any] | None = None,
 ) -> None:
-    await conn.execute(
-        insert(delivery).values(
-            conversation_id=cid,
-            endpoint=endpoint,
-            kind=kind,
-            message_id=message_id,
-            payload=payload,
-            done=False,
-            attempts=0,
-            in_doubt=False,
-            next_attempt_at=now,
-            created_at=now,
-        )
-    )
+    row: dict[str, Any] = {
+        "conversation_id": cid,
+        "endpoint": endpoint,
+        "kind": kind,
+        "message_id": message_id,
+        "done": False,
+        "attempts": 0,
+        "in_doubt": False,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+    if payload is not None:  # left out, it is SQL NULL (a None parameter would be JSON's ``null``)
+        row["payload"] = payload
+    await conn.execute(_ENQUEUE, row)
 
 
 async def ready_lanes(conn: AsyncConnection, now: datetime, endpoints: Sequence[str]) -> list[Lane]:
@@ -95,16 +125,7 @@ async def next_due_at(conn: AsyncConnection, endpoints: Sequence[str]) -> dateti
 
 async def lane_head(conn: AsyncConnection, lane: Lane, limit: int) -> list[PendingDelivery]:
     rows = await conn.execute(
-        select(delivery)
-        .where(
-            and_(
-                delivery.c.done.is_(False),
-                delivery.c.conversation_id == lane.conversation_id,
-                delivery.c.endpoint == lane.endpoint,
-            )
-        )
-        .order_by(delivery.c.id)
-        .limit(limit)
+        _LANE_HEAD, {"lane_cid": lane.conversation_id, "lane_endpoint": lane.endpoint, "lane_limit": limit}
     )
     return [
         PendingDelivery(
@@ -126,11 +147,7 @@ async def lane_head(conn: AsyncConnection, lane: Lane, limit: int) -> list[Pendi
 async def mark_attempt(conn: AsyncConnection, ids: Sequence[int], leased_until: datetime) -> None:
     """Committed before the network call: after a crash, ``in_doubt`` says the send may have landed, and
     nobody else tries before ``leased_until`` (by then this attempt has finished or given up)."""
-    await conn.execute(
-        update(delivery)
-        .where(delivery.c.id.in_(ids))
-        .values(attempts=delivery.c.attempts + 1, in_doubt=True, next_attempt_at=leased_until)
-    )
+    await conn.execute(_MARK_ATTEMPT, {"ids": list(ids), "leased_until": leased_until})
 
 
 async def mark_done(
@@ -138,19 +155,43 @@ async def mark_done(
 ) -> bool:
     """Sent: ``remote_id`` (and ``more``, the other posts it became) are what an erasure removes later.
     False when the delivery is gone: its conversation was erased while the send was on its way."""
-    done = await conn.execute(
-        update(delivery)
-        .where(delivery.c.id == did)
-        .values(
-            done=True,
-            done_at=now,
-            remote_id=remote_id,
-            remote_parts=list(more) or None,
-            in_doubt=False,
-            last_error=None,
-        )
-    )
+    values = {"did": did, "done": True, "done_at": now, "remote_id": remote_id, "in_doubt": False, "last_error": None}
+    if more:
+        done = await conn.execute(_MARK_DONE, {**values, "remote_parts": list(more)})
+    else:
+        done = await conn.execute(_MARK_DONE_ONE_POST, values)
     return bool(done.rowcount)
+
+
+@dataclass(frozen=True)
+class Copy:
+    """A post the endpoint made of a message (its remote id): its echo is never taken for a reply."""
+
+    remote_id: str
+    message_id: str
+
+
+async def remember_copies(
+    conn: AsyncConnection, endpoint: str, cid: str, copies: Sequence[Copy], now: datetime
+) -> None:
+    """The posts one batch became, in one statement; a remote id recorded already (several lines combined
+    into one post, a replayed echo) keeps what it had."""
+    rows = list(
+        {
+            c.remote_id: {
+                "endpoint": endpoint,
+                "remote_id": c.remote_id,
+                "message_id": c.message_id,
+                "conversation_id": cid,
+                "created_at": now,
+            }
+            for c in reversed(copies)  # the first copy of a remote id wins, as it would one by one
+        }.values()
+    )
+    if not rows:
+        return
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    await conn.execute(dialect.insert(message_link).values(rows).on_conflict_do_nothing())
 
 
 async def set_aside(conn: AsyncConnection, did: int, now: datetime, why: str) -> None:
@@ -198,3 +239,28 @@ async def pending_count(conn: AsyncConnection, endpoint: str | None = None) -> i
     if endpoint:
         query = query.where(delivery.c.endpoint == endpoint)
     return int((await conn.execute(query)).scalar_one())
+
+
+async def posts_of_message(conn: AsyncConnection, endpoint: str, message_id: str | None) -> list[str]:
+    """Every post a message became on ``endpoint``: each sent delivery's ``remote_id`` and ``remote_parts``
+    (a long text's parts, the files sent with it), in the order they were made."""
+    if message_id is None:
+        return []
+    rows = await conn.execute(
+        select(delivery.c.remote_id, delivery.c.remote_parts)
+        .where(
+            and_(
+                delivery.c.endpoint == endpoint,
+                delivery.c.message_id == message_id,
+                delivery.c.kind == "message",
+                delivery.c.done.is_(True),
+            )
+        )
+        .order_by(delivery.c.id)
+    )
+    found: list[str] = []
+    for remote, parts in rows:
+        for post in [*(parts or ()), remote]:
+            if post and post not in found:
+                found.append(str(post))
+    return found

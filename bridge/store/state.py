@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bridge.files import FileRules, Files
 from bridge.store import conversations as q
 from bridge.store.database import Database
 
@@ -67,10 +68,11 @@ class AdvisoryLease:
 
 
 class KeyValueState:
-    def __init__(self, db: Database, prefix: str, clock: Callable[[], datetime]) -> None:
+    def __init__(self, db: Database, prefix: str, clock: Callable[[], datetime], files: Files | None = None) -> None:
         self.db = db
         self.prefix = prefix
         self.clock = clock
+        self.files = files or Files(db, clock, FileRules(max_bytes=10 * 1024 * 1024))
 
     async def get(self, key: str) -> str | None:
         async with self.db.read() as conn:

@@ -121,9 +121,7 @@ class FirstResponse:
 async def first_response_of(conn: AsyncConnection, cid: str) -> FirstResponse | None:
     """The conversation's first response so far (which agent message, how long after the visitor)."""
     row = (
-        await conn.execute(
-            select(FIRST_VISITOR_AT, FIRST_AGENT_AT, _FIRST_AGENT_SEQ).where(conversation.c.id == cid)
-        )
+        await conn.execute(select(FIRST_VISITOR_AT, FIRST_AGENT_AT, _FIRST_AGENT_SEQ).where(conversation.c.id == cid))
     ).first()
     if row is None or row.first_agent_seq is None or row.first_visitor_at is None:
         return None

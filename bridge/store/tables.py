@@ -11,6 +11,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -75,10 +76,24 @@ conversation = Table(
     Column("waiting_told_at", TS),
     #: migration 0007: the visitor's last message a staff member has read (a Matrix read receipt)
     Column("team_read_seq", Integer),
+    # migration 0009: returning visitors and follow-up mail (CONTRACT §8)
+    #: the widget's random key for this browser (per site): links a visitor's chats when no verified id does
+    Column("visitor_key", String(64)),
+    #: what the root shows of the visitor's earlier chats, found at the start (``bridge.model.Returning``)
+    Column("returning_chats", JSON),  # "returning" is an SQL keyword
+    #: the first agent reply since the last follow-up mail that may still need one (``bridge/follow_up.py``);
+    #: taken once by a conditional UPDATE
+    Column("follow_up_since", TS),
+    #: when this wait's follow-up mail went out (None: none since the visitor was last back)
+    Column("followed_up_at", TS),
+    #: the last seq a follow-up mail covered
+    Column("follow_up_seq", Integer),
     Index("ix_conversation_open_activity", "status", "last_activity_at"),
     #: retention: the closed conversations older than the cut-off
     Index("ix_conversation_closed_at", "closed_at"),
     Index("ix_conversation_site_external", "site_id", "visitor_external_id"),
+    Index("ix_conversation_site_visitor_key", "site_id", "visitor_key"),
+    Index("ix_conversation_follow_up", "follow_up_since"),
 )
 
 message = Table(
@@ -101,6 +116,9 @@ message = Table(
     Column("html", Text),
     #: migration 0007: when the visitor had it on screen (an agent's message; marked in the team chat once)
     Column("seen_at", TS),
+    #: migration 0008: the message's files as the API shows them (``[{id, name, size, content_type}]``);
+    #: their bytes are in ``attachment``/``attachment_chunk``
+    Column("attachments", JSON),
     UniqueConstraint("conversation_id", "seq", name="uq_message_conversation_seq"),
     UniqueConstraint("conversation_id", "client_msg_id", name="uq_message_conversation_client_msg"),
 )
@@ -217,4 +235,35 @@ site_presence = Table(
     #: who set it, as the team chat names them, and when
     Column("set_by", String(200), nullable=False),
     Column("set_at", TS, nullable=False),
+)
+
+#: migration 0008: a file of a conversation (CONTRACT §7), a visitor's upload or a team member's file the
+#: bridge fetched; offered only once ``complete`` (an upload cut off halfway never is)
+attachment = Table(
+    "attachment",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("conversation_id", String(64), ForeignKey("conversation.id")),
+    #: the message it was sent with (none yet: uploaded, not sent)
+    Column("message_id", String(64), ForeignKey("message.id")),
+    Column("name", String(255), nullable=False),
+    #: decided from the bytes, never from the name or the client's word
+    Column("content_type", String(100), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    #: ``widget``, ``slack``, ``matrix``, ``report``, ``avatar`` (a team member's photo, kept: ``bridge/faces.py``)
+    Column("origin", String(32), nullable=False),
+    Column("complete", Boolean, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Index("ix_attachment_conversation", "conversation_id"),
+    #: the purge of uploads never finished or never sent
+    Index("ix_attachment_created_at", "complete", "created_at"),
+)
+
+#: an attachment's bytes, in pieces written as they arrive and read back one at a time
+attachment_chunk = Table(
+    "attachment_chunk",
+    metadata,
+    Column("attachment_id", String(64), primary_key=True),
+    Column("n", Integer, primary_key=True),
+    Column("data", LargeBinary, nullable=False),
 )

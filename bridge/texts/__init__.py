@@ -4,7 +4,7 @@ One catalogue for the widget and the bridge, in gettext's standard form: the Eng
 the code, marked with a context (``text("closing", "Thanks {name}! …")`` here, ``t('widget.send',
 'Send')`` in ``widget/src/texts.js``); ``sitechat.pot`` lists them all, and ``LANG/LC_MESSAGES/
 sitechat.po`` translates them. Babel's ``pybabel`` keeps them in step and compiles each ``.po`` to the
-``.mo`` beside it, which the standard library's ``gettext`` reads here (the core imports no Babel);
+``.mo`` beside it, which the standard library's ``gettext`` reads here (no Babel needed to speak);
 ``widget/build.mjs`` turns the ``widget.*`` entries of each ``.po`` into the widget's language packs.
 ``tests/unit/test_texts.py`` fails when any of these has fallen behind, and says what to run::
 

@@ -31,8 +31,9 @@ def render(stats: Stats, name: str, out: Path, office_hours: OfficeHours | None 
     # a Figure of its own, no pyplot: no global state, no GUI backend, the Agg canvas draws the PNG
     with rc_context({"font.size": 10, "text.color": INK, "axes.labelcolor": MUTED, "axes.edgecolor": GRID}):
         fig = Figure(figsize=(WIDTH, HEIGHT), dpi=DPI, facecolor="white")
-        grid = fig.add_gridspec(3, 3, height_ratios=[0.5, 2.1, 1.8], hspace=0.45, wspace=0.28,
-                                left=0.065, right=0.97, top=0.9, bottom=0.07)
+        grid = fig.add_gridspec(
+            3, 3, height_ratios=[0.5, 2.1, 1.8], hspace=0.45, wspace=0.28, left=0.065, right=0.97, top=0.9, bottom=0.07
+        )
         fig.suptitle(period_title(stats, name), x=0.065, ha="left", fontsize=17, fontweight="bold")
         _tiles(fig.add_subplot(grid[0, :]), stats)
         _heatmap(fig, fig.add_subplot(grid[1, :2]), stats, office_hours)
@@ -81,8 +82,15 @@ def _heatmap(fig: Figure, ax: Axes, stats: Stats, office_hours: OfficeHours | No
     for weekday, row in enumerate(cells):
         for hour, n in enumerate(row):
             if n:
-                ax.text(hour, weekday, str(n), ha="center", va="center", fontsize=8,
-                        color="white" if n > peak * 0.55 else INK)
+                ax.text(
+                    hour,
+                    weekday,
+                    str(n),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if n > peak * 0.55 else INK,
+                )
             if office_hours and any(s.covers(weekday, hour * 60) for s in office_hours.spans):
                 ax.add_patch(Rectangle((hour - 0.5, weekday - 0.5), 1, 1, fill=False, edgecolor=GREEN, linewidth=1.2))
     ax.set_yticks(range(7), WEEKDAYS)
@@ -116,16 +124,29 @@ def _low_ratings(ax: Axes, stats: Stats) -> None:
     low = [r for r in stats.ratings.low if r.comment][-6:]
     if not low:
         silent = len(stats.ratings.low)
-        ax.text(0, 0.85, f"{silent} low ratings, none with a comment" if silent else "No low ratings.",
-                color=MUTED, transform=ax.transAxes, va="top")
+        ax.text(
+            0,
+            0.85,
+            f"{silent} low ratings, none with a comment" if silent else "No low ratings.",
+            color=MUTED,
+            transform=ax.transAxes,
+            va="top",
+        )
         return
     y = 0.95
     for r in reversed(low):  # newest first
         comment = r.comment or ""
         shown = comment if len(comment) <= 70 else comment[:69] + "…"
         ax.text(0, y, f"{r.score} ★  “{shown}”", transform=ax.transAxes, va="top", fontsize=9.5)
-        ax.text(0.02, y - 0.1, f"{r.started_at:%a %d %b} · {r.conversation_id}", transform=ax.transAxes,
-                va="top", fontsize=8, color=MUTED)
+        ax.text(
+            0.02,
+            y - 0.1,
+            f"{r.started_at:%a %d %b} · {r.conversation_id}",
+            transform=ax.transAxes,
+            va="top",
+            fontsize=8,
+            color=MUTED,
+        )
         y -= 0.21
 
 
@@ -147,8 +168,9 @@ def _first_response(ax: Axes, stats: Stats) -> None:
     ax.set_ylabel("first response")
     _frame(ax)
     share = ax.twinx()
-    within: list[Any] = [d.response.within_minute * 100 if d.response.within_minute is not None else None
-                         for d in stats.per_day]
+    within: list[Any] = [
+        d.response.within_minute * 100 if d.response.within_minute is not None else None for d in stats.per_day
+    ]
     points = [(x, w) for x, w in zip(xs, within, strict=True) if w is not None]
     if points:
         share.plot(*zip(*points, strict=True), color=GREEN, marker="o", linewidth=2, label="answered within a minute")
@@ -160,8 +182,11 @@ def _first_response(ax: Axes, stats: Stats) -> None:
     ax.legend(handles=handles, loc="upper left", frameon=False, ncols=3, fontsize=9)
     ax.set_ylim(0, max([*p90s, 60]) * 1.3)
     r = stats.response
-    _title(ax, f"First response per day — median {human_seconds(r.median)}, 90th percentile {human_seconds(r.p90)}, "
-               f"{percent(r.within_minute)} within a minute")
+    _title(
+        ax,
+        f"First response per day — median {human_seconds(r.median)}, 90th percentile {human_seconds(r.p90)}, "
+        f"{percent(r.within_minute)} within a minute",
+    )
 
 
 def _missed(ax: Axes, stats: Stats) -> None:

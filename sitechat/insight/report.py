@@ -14,25 +14,20 @@ from bridge.store.database import Database
 from bridge.store.stats import compute_stats
 from config.settings import Settings, SiteConfig
 from sitechat.insight.common import Period, Refused, period_of, refuse, with_database
-
-NOT_YET_POSTED = (
-    "sitechat report --post is not available yet: posting the report into each site's Slack channel and "
-    "Matrix room needs file uploads through the outbox, which this version does not have. Run the report "
-    "without --post and share the PNG yourself."
-)
+from sitechat.insight.posting import post_site
+from sitechat.runtime import build_files
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--since", default="7d", help="how far back: 7d, 12h, 2w, or a date (default 7d)")
     parser.add_argument("--site", default=None, help="one site's id (default: all sites)")
     parser.add_argument("--out", default="report.png", help="where to write the PNG (default report.png)")
-    parser.add_argument("--post", action="store_true", help="post it to each site's channel and room (not yet)")
+    parser.add_argument(
+        "--post", action="store_true", help="also post each site's report to its Slack channel and Matrix room"
+    )
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    if args.post:
-        print(NOT_YET_POSTED, file=sys.stderr)
-        return 2
     try:
         period = period_of(settings, args.since, args.site)
         stats = asyncio.run(with_database(settings, lambda db: _stats(db, settings, period)))
@@ -48,6 +43,29 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         return refuse(Refused(f"cannot write {args.out}: {exc.strerror or exc}", 1))
     print(summary(stats, name or "All sites"))
     print(f"\nReport picture: {args.out} ({width}×{height})")
+    if args.post:
+        try:
+            return asyncio.run(with_database(settings, lambda db: _post(db, settings, period)))
+        except Refused as exc:
+            return refuse(exc)
+    return 0
+
+
+async def _post(db: Database, settings: Settings, period: Period) -> int:
+    """Queue each site's report for its channel and room: the running bridge delivers it (a team chat that
+    is down delays it; nothing is lost or posted twice)."""
+    files = build_files(settings, db)
+    nowhere = []
+    for site_id in [period.site] if period.site else list(settings.sites):
+        queued, where = await post_site(files, settings, site_id, period.start, period.end)
+        if queued:
+            print(f"Posting {site_id}'s report to {', '.join(f'{d} ({e})' for e, d in where.items())}")
+        else:
+            nowhere.append(site_id)
+    if nowhere:
+        print(f"sitechat: no Slack channel or Matrix room to post to for {', '.join(nowhere)}", file=sys.stderr)
+        return 1
+    print("Queued: the running bridge posts it (sitechat run); it stays queued until one runs.")
     return 0
 
 

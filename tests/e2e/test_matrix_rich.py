@@ -227,3 +227,40 @@ async def test_typing_and_read_state_both_ways(make_bridge: BridgeFactory, matri
         await live.close()
     finally:
         await visitor.close()
+
+
+async def test_a_deleted_line_with_a_file_goes_from_matrix_whole(
+    make_bridge: BridgeFactory, fake_slack: FakeSlack, matrix: MatrixSide
+) -> None:
+    """A Slack agent's words with a file become two Matrix events (text, then ``m.file``): deleting the
+    Slack message redacts both, never only the first."""
+    bridge = await make_bridge(fake_slack, **matrix.settings())
+    visitor, agent = Visitor(bridge.url), SlackAgent(bridge.url, fake_slack)
+    try:
+        await visitor.start(name="Ann")
+        slack_root = await fake_slack.wait_for(lambda: root_of(fake_slack), message="the Slack root")
+        assert slack_root is not None
+        root = await matrix.root()
+        pdf = b"%PDF-1.4\n1 0 obj << >> endobj\n%%EOF\n"
+        status, shared_event = await agent.share("C0SUPPORT", slack_root["ts"], "terms.pdf", pdf, "our terms")
+        assert status == 200
+        line = await matrix.in_thread(root, lambda b: b.startswith("Alice: our terms"), "the agent's words")
+        file_event = await matrix.staff.wait_for(
+            lambda e: matrix.bridged(e) and e["content"].get("msgtype") == "m.file", "the file in the thread"
+        )
+        ts = shared_event["event"]["ts"]
+        event = message_deleted_event("C0SUPPORT", ts, "UAGENT", "our terms", thread_ts=slack_root["ts"])
+        status, _ = await agent.post_signed(*signed_json(SIGNING_SECRET, event_callback(event)))
+        assert status == 200
+        for gone in (line["event_id"], file_event["event_id"]):
+            await matrix.staff.wait_for(
+                lambda e, gone=gone: (
+                    e["type"] == "m.room.redaction" and gone in (e.get("redacts"), e["content"].get("redacts"))
+                ),
+                f"the redaction of {gone}",
+            )
+        message = (await visitor.messages())["messages"][-1]
+        assert message["deleted"] is True and "attachments" not in message
+    finally:
+        await agent.close()
+        await visitor.close()

@@ -135,8 +135,6 @@ async def test_report_of_all_sites_and_what_it_refuses(admin: Seededdb) -> None:
     assert "Conversations: 7" in text  # beta's too
     assert png_size(admin.cwd / "report.png") == (1600, 1000)
 
-    code, text = await run_sitechat("report", "--env-file", str(admin.env_file), "--post", cwd=admin.cwd)
-    assert code == 2 and "--post is not available yet" in text, text
     code, text = await run_sitechat("report", "--env-file", str(admin.env_file), "--site", "nope", cwd=admin.cwd)
     assert code == 2 and "no such site" in text and "acme, beta" in text, text
     code, text = await run_sitechat("export", "--env-file", str(admin.env_file), "--format", "csv", "--since",

@@ -27,6 +27,7 @@ Fidelity notes (what the fake copies from Slack on purpose):
   answers ``ok`` (plain text, like an incoming webhook); beyond that, or for a URL it never issued, a 404
   naming why (``used_url``, ``expired_url``, ``no_service``), for an empty message a 400 ``no_text``.
   ``command_responses`` records what each answer said.
+* Files (upload, share, ``files.info``, ``files.delete``, ``url_private``): see ``slack_files``.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ import copy
 import itertools
 import json
 import math
-import mimetypes
 import random
 import time
 import uuid
@@ -48,6 +48,11 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from aiohttp import WSMsgType, web
+
+from tests.fakes.slack_errors import SlackError as _SlackError
+from tests.fakes.slack_files import DOWNLOAD, UPLOAD, FakeSlackFiles, FileRecord
+
+__all__ = ["DOWNLOAD", "UPLOAD", "Call", "FakeSlack", "FileRecord"]
 
 JSON = dict[str, Any]
 T = TypeVar("T")
@@ -60,6 +65,7 @@ _FORM_ONLY_METHODS = frozenset(
         "conversations.replies",
         "conversations.history",
         "files.getUploadURLExternal",
+        "files.info",
         "apps.connections.open",
         "users.list",
         "chat.getPermalink",
@@ -75,9 +81,6 @@ MAX_TEXT_CHARS = 40_000  # Slack keeps the first 40,000 characters of `text`, si
 MAX_BLOCKS = 50
 MAX_SECTION_TEXT = 3_000
 DEFAULT_BLOCKS_CHAR_LIMIT = 13_000  # msg_blocks_too_long, roughly (bolt-js #2509)
-
-# The pseudo-method name recorded for the byte upload to an upload URL.
-UPLOAD = "files.upload.bytes"
 
 _HTML_GATEWAY_PAGE = (
     "<html><head><title>{status} Bad Gateway</title></head>"
@@ -110,24 +113,6 @@ class Call:
         extra = f" fault={self.fault}" if self.fault else ""
         extra += f" error={self.error}" if self.error else ""
         return f"<Call {self.method} status={self.status}{extra} {brief}>"
-
-
-@dataclass
-class FileRecord:
-    """A file uploaded through files.getUploadURLExternal / upload / files.completeUploadExternal."""
-
-    id: str
-    name: str
-    length: int
-    data: bytes | None = None
-    title: str | None = None
-    channel: str | None = None
-    thread_ts: str | None = None
-    initial_comment: str | None = None
-    message_ts: str | None = None
-    completed: bool = False
-    alt_txt: str | None = None
-    snippet_type: str | None = None
 
 
 @dataclass
@@ -193,15 +178,6 @@ class _Channel:
     messages: dict[str, JSON] = field(default_factory=dict)  # ts -> current state
 
 
-class _SlackError(Exception):
-    """An ok:false answer (HTTP 200) with Slack's error code."""
-
-    def __init__(self, code: str, **extra: Any) -> None:
-        super().__init__(code)
-        self.code = code
-        self.extra = extra
-
-
 def _ts_key(ts: str) -> tuple[int, int]:
     sec, _, frac = ts.partition(".")
     try:
@@ -236,7 +212,7 @@ def _block_text_chars(value: Any) -> int:
     return 0
 
 
-class FakeSlack:
+class FakeSlack(FakeSlackFiles):
     """A fake Slack workspace (Web API + Socket Mode) on 127.0.0.1 with a free port.
 
     Use as ``async with FakeSlack() as slack:`` and point clients at ``slack.api_url``.
@@ -324,7 +300,7 @@ class FakeSlack:
     async def start(self) -> FakeSlack:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/api/{method}", self._handle_api)
-        app.router.add_post("/upload/v1/{file_id}", self._handle_upload)
+        self._file_routes(app)
         app.router.add_get("/socket-mode", self._handle_socket)
         app.router.add_post("/commands/{team}/{command}/{secret}", self._handle_response_url)
         # shutdown_timeout: a request held by a "timeout" fault must not delay stop() by 60 s.
@@ -866,6 +842,8 @@ class FakeSlack:
             "conversations.history": self._conversations_history,
             "files.getUploadURLExternal": self._files_get_upload_url,
             "files.completeUploadExternal": self._files_complete_upload,
+            "files.info": self._files_info,
+            "files.delete": self._files_delete,
             "apps.connections.open": self._apps_connections_open,
         }
 
@@ -1272,104 +1250,6 @@ class FakeSlack:
             "response_metadata": {"next_cursor": next_cursor},
         }
 
-    def _files_get_upload_url(self, params: JSON) -> JSON:
-        filename = self._required(params, "filename")
-        try:
-            length = int(self._required(params, "length"))
-        except ValueError:
-            raise _SlackError("invalid_arguments") from None
-        file_id = self._new_id("F")
-        self._pending_files[file_id] = FileRecord(
-            id=file_id,
-            name=filename,
-            length=length,
-            alt_txt=params.get("alt_txt"),
-            snippet_type=params.get("snippet_type"),
-        )
-        return {"ok": True, "upload_url": f"{self.base_url}/upload/v1/{file_id}", "file_id": file_id}
-
-    def _file_view(self, record: FileRecord) -> JSON:
-        mimetype = mimetypes.guess_type(record.name)[0] or "application/octet-stream"
-        url = f"https://files.slack.com/files-pri/{self.team_id}-{record.id}/{record.name}"
-        return {
-            "id": record.id,
-            "created": int(time.time()),
-            "timestamp": int(time.time()),
-            "name": record.name,
-            "title": record.title or record.name,
-            "mimetype": mimetype,
-            "filetype": record.name.rsplit(".", 1)[-1] if "." in record.name else "binary",
-            "pretty_type": record.name.rsplit(".", 1)[-1].upper() if "." in record.name else "Binary",
-            "user": self.bot_user_id,
-            "user_team": self.team_id,
-            "editable": False,
-            "size": len(record.data or b""),
-            "mode": "hosted",
-            "is_external": False,
-            "external_type": "",
-            "is_public": record.channel is not None,
-            "public_url_shared": False,
-            "display_as_bot": False,
-            "username": "",
-            "url_private": url,
-            "url_private_download": url.replace("files-pri", "files-pri/download", 1),
-            "permalink": f"https://{self.team_domain}.slack.com/files/{self.bot_user_id}/{record.id}/{record.name}",
-            "channels": [record.channel] if record.channel else [],
-            "groups": [],
-            "ims": [],
-            "comments_count": 0,
-        }
-
-    def _files_complete_upload(self, params: JSON) -> JSON:
-        files = params.get("files")
-        if not isinstance(files, list) or not files:
-            raise _SlackError("invalid_arguments")
-        channel_id = params.get("channel_id") or (str(params.get("channels") or "").split(",")[0] or None)
-        chan = self._channel({"channel": channel_id}) if channel_id else None
-        thread_ts = params.get("thread_ts") or None
-        if thread_ts and chan is None:
-            raise _SlackError("invalid_arguments")
-        root = self._thread_root(chan, str(thread_ts)) if chan is not None and thread_ts else None
-        records: list[FileRecord] = []
-        for item in files:
-            file_id = item.get("id") if isinstance(item, dict) else None
-            record = self._pending_files.get(str(file_id))
-            if record is None or record.data is None:
-                raise _SlackError("file_not_found")
-            records.append(record)
-        views: list[JSON] = []
-        for item, record in zip(files, records, strict=True):
-            del self._pending_files[record.id]
-            record.title = item.get("title") or record.name
-            record.channel = chan.id if chan else None
-            record.thread_ts = root["ts"] if root else None
-            record.initial_comment = params.get("initial_comment")
-            record.completed = True
-            self.files.append(record)
-            views.append(self._file_view(record))
-        if chan is not None:
-            # Sharing files posts a message carrying them (in the thread when thread_ts is set).
-            ts = self._next_ts()
-            message: JSON = {
-                "type": "message",
-                "text": str(params.get("initial_comment") or ""),
-                "user": self.bot_user_id,
-                "bot_id": self.bot_id,
-                "app_id": self.app_id,
-                "team": self.team_id,
-                "upload": True,
-                "display_as_bot": False,
-                "files": copy.deepcopy(views),
-                "ts": ts,
-            }
-            if root is not None:
-                message["thread_ts"] = root["ts"]
-                message["parent_user_id"] = root.get("user")
-            chan.messages[ts] = message
-            for record in records:
-                record.message_ts = ts
-        return {"ok": True, "files": views}
-
     def _apps_connections_open(self, params: JSON) -> JSON:
         return {"ok": True, "url": self.socket_url}
 
@@ -1406,42 +1286,6 @@ class FakeSlack:
                 {"url": self.base_url + request.path, "at": time.monotonic(), "response_type": "ephemeral", **message}
             )
             return web.Response(status=200, text="ok")
-        finally:
-            self._bump()
-
-    async def _handle_upload(self, request: web.Request) -> web.StreamResponse:
-        file_id = request.match_info["file_id"]
-        if request.content_type.startswith("multipart/"):
-            form = await request.post()
-            field_value = next(iter(form.values()), b"")
-            data = field_value.file.read() if hasattr(field_value, "file") else str(field_value).encode()
-            encoding = "form"
-        else:
-            data = await request.read()
-            encoding = "raw"
-        call = Call(
-            method=UPLOAD, params={"file_id": file_id, "length": len(data)}, at=time.monotonic(), encoding=encoding
-        )
-        self.calls.append(call)
-        self._bump()
-        try:
-            fault = self._take_fault(UPLOAD, call.params)
-            if fault is not None:
-                call.fault = fault.label
-                if fault.kind not in ("accept_then_drop", "accept_then_hold"):
-                    return await self._answer_fault(request, call, fault)
-            record = self._pending_files.get(file_id)
-            if record is None:
-                call.status = 404
-                return web.Response(status=404, text="Not Found", content_type="text/plain")
-            record.data = data
-            if fault is not None:
-                if fault.kind == "accept_then_hold":
-                    await self._hold(fault.hold)
-                return self._drop(request)
-            call.status = 200
-            # The real upload host answers text/plain "OK - <bytes>"; slack-sdk reads it as text.
-            return web.Response(text=f"OK - {len(data)}", content_type="text/plain")
         finally:
             self._bump()
 

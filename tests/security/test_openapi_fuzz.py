@@ -88,7 +88,11 @@ async def test_the_openapi_document_is_valid_31_and_covers_the_contract(
     assert components["PostMessage"]["properties"]["text"]["maxLength"] == schemas.MAX_TEXT
     message = components["Message"]
     assert set(message["required"]) == {"id", "seq", "conversation_id", "author", "text", "created_at"}
-    assert "attachments" not in message["properties"]  # not produced yet: it comes back with files
+    # CONTRACT §7: files as {id, name, size, content_type, url}, the url a signed link
+    attachment = components["AttachmentInfo"]
+    assert message["properties"]["attachments"]["items"] == {"$ref": REF.format(model="AttachmentInfo")}
+    assert set(attachment["required"]) == {"id", "name", "size", "content_type", "url"}
+    assert "attachment_ids" in components["PostMessage"]["properties"]
     for model in ("TranscriptRequest", "OfflineMessage"):
         assert components[model]["properties"]["email"]["format"] == "email"
     # every operation documents the error shape, and the bearer ones their token

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+from datetime import time
 from operator import attrgetter
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -14,6 +16,7 @@ import adapters.email
 import adapters.matrix
 import adapters.slack
 from config.loading import ConfigError, load_settings
+from config.schedule import Weekly
 from config.settings import EmailSettings, MatrixSettings, Settings, SlackSettings, WebhookSettings, WidgetSettings
 from config.variables import VARIABLES
 
@@ -41,9 +44,20 @@ CONTRACT: dict[str, tuple[str, str, Any]] = {
     "SITECHAT_GEOIP_DB": (__file__, "widget.geoip_db", Path(__file__)),  # any file that is there
     "SITECHAT_SMTP_URL": ("smtp://u:p@mail.example:587", "email.smtp_url", "smtp://u:p@mail.example:587"),
     "SITECHAT_MAIL_FROM": ("help@acme.example", "email.mail_from", "help@acme.example"),
+    "SITECHAT_INBOUND_SMTP": ("[::]:25", "email.inbound_smtp", ("::", 25)),
+    "SITECHAT_INBOUND_DOMAIN": ("Reply.Acme.Example.", "email.inbound_domain", "reply.acme.example"),
+    "SITECHAT_FOLLOW_UP_MINUTES": ("0.5", "follow_up_minutes", 0.5),
     "SITECHAT_WEBHOOK_URL": ("https://crm.example/hook", "webhook.url", "https://crm.example/hook"),
     "SITECHAT_WEBHOOK_SECRET": ("0123456789abcdef0123", "webhook.secret", "0123456789abcdef0123"),
     "SITECHAT_RETENTION_DAYS": ("0.5", "retention_days", 0.5),
+    "SITECHAT_UPLOAD_TYPES": (
+        "image/PNG, application/pdf",
+        "widget.upload_types",
+        frozenset({"image/png", "application/pdf"}),
+    ),
+    "SITECHAT_REPORT_SCHEDULE": ("tuesday 7:30", "report_schedule", Weekly(1, time(7, 30))),
+    "SITECHAT_UPLOAD_MAX_MB": ("2.5", "widget.upload_max_mb", 2.5),
+    "SITECHAT_ATTACHMENT_LINK_HOURS": ("1", "widget.attachment_link_hours", 1.0),
     "SLACK_BOT_TOKEN": ("xoxb-9-9-9", "slack.bot_token", "xoxb-9-9-9"),
     "SLACK_SIGNING_SECRET": ("shh", "slack.signing_secret", "shh"),
     "SLACK_APP_TOKEN": ("xapp-1-A-2-b", "slack.app_token", "xapp-1-A-2-b"),
@@ -59,7 +73,13 @@ CONTRACT: dict[str, tuple[str, str, Any]] = {
     "MATRIX_TRUST": ("verified", "matrix.trust", "verified"),
 }
 NEEDS = {  # what a part needs besides the variable under test, to be on at all
-    "email": {"SITECHAT_SMTP_URL": "smtp://mail.example", "SITECHAT_MAIL_FROM": "a@acme.example"},
+    "email": {
+        "SITECHAT_SMTP_URL": "smtp://mail.example",
+        "SITECHAT_MAIL_FROM": "a@acme.example",
+        # the two go together: each is tested with the other set
+        "SITECHAT_INBOUND_SMTP": "0.0.0.0:2525",
+        "SITECHAT_INBOUND_DOMAIN": "reply.acme.example",
+    },
     "webhook": {"SITECHAT_WEBHOOK_URL": "https://crm.example/h", "SITECHAT_WEBHOOK_SECRET": "0123456789abcdef"},
     "matrix": {"MATRIX_HOMESERVER": "https://m.example", "MATRIX_USER_ID": "@b:m.example", "MATRIX_PASSWORD": "x"},
 }
@@ -215,7 +235,7 @@ def test_routes_per_endpoint(env: pytest.MonkeyPatch) -> None:
 
 
 def test_each_factory_builds_from_its_part_alone() -> None:
-    state: Any = object()
+    state: Any = SimpleNamespace(files=object())  # the durable state each endpoint gets, with the files
     assert adapters.slack.build(None, state) is None
     assert adapters.matrix.build(None, state, rooms=[], note_prefix="//") is None
     assert adapters.email.build(None, state) is None

@@ -12,12 +12,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge.model import ConversationId, Message, Participant, RemoteId, Role
+from bridge.model import Attachment, ConversationId, Message, Participant, RemoteId, Role
 from bridge.outbound import (
     ABOUT_A_MESSAGE,
     Deletion,
     Edit,
     Erase,
+    FilePost,
+    FollowUpMail,
     Invite,
     Line,
     Notice,
@@ -77,6 +79,15 @@ ROUND_TRIPS: dict[str, tuple[Outbound, RemoteId | None]] = {
     "an invitation by display name": (Invite("Bob Smith", "Alice"), None),
     "the visitor saw an agent's message": (Seen(MESSAGE, COPY), COPY),
     "seen, with no copy on this endpoint": (Seen(MESSAGE, None), None),
+    "a follow-up mail with a reply address": (
+        FollowUpMail("ada@example.org", "New reply", "Alice: Hi", "<p>Hi</p>", "c-abc.def@in.example"),
+        None,
+    ),
+    "a follow-up mail without a reply address": (FollowUpMail("ada@example.org", "Neue Antwort", "Bob: Hallo"), None),
+    "a report's picture for a channel": (
+        FilePost(Attachment("f1", "sitechat-report-acme-2027-01-04.png", 123_456, "image/png"), "Acme — 7 days"),
+        None,
+    ),
 }
 
 
@@ -94,6 +105,13 @@ def test_a_message_kind_keeps_its_message_by_id_not_by_text(what: Outbound, copy
         assert row.message_id is None
 
 
+def test_a_deletion_removes_every_post_the_message_became() -> None:
+    """The worker looks up the posts (a text and the files shared with it); the copy itself is not twice."""
+    row = encode(Deletion(MESSAGE, COPY))
+    more = [COPY, RemoteId("C1:1.2"), RemoteId("file:F0001")]
+    assert decode(row.kind, row.payload, MESSAGE, COPY, more) == Deletion(MESSAGE, COPY, more=tuple(more[1:]))
+
+
 def test_an_empty_address_is_no_address() -> None:
     """``to=""`` is stored as no address, so it comes back as a team-chat transcript."""
     assert through_the_outbox(Transcript("t", to="")) == Transcript("t", None)
@@ -107,8 +125,10 @@ def test_the_union_and_the_decoder_know_the_same_kinds() -> None:
     """A kind added to ``Outbound`` without a ``decode`` case fails here (the outbox could not hand it back)."""
     names = [kind.KIND for kind in KINDS]
     assert len(set(names)) == len(names), "two kinds share a KIND name"
+    # a file post cannot be sent without its file: the one kind whose row must name something
+    least = {FilePost.KIND: {"file": {"id": "f1", "name": "r.png", "size": 1, "content_type": "image/png"}}}
     for kind in KINDS:
-        assert type(decode(kind.KIND, {}, MESSAGE, COPY)) is kind
+        assert type(decode(kind.KIND, least.get(kind.KIND, {}), MESSAGE, COPY)) is kind
 
 
 def test_about_a_message_is_exactly_the_kinds_that_carry_one() -> None:
@@ -125,6 +145,8 @@ UNDECODABLE: dict[str, tuple[str, dict[str, Any] | None, Message | None]] = {
     "a line whose message is gone": (Line.KIND, None, None),
     "an edit whose message is gone": (Edit.KIND, None, None),
     "a deletion whose message is gone": (Deletion.KIND, None, None),
+    "a file post without its file": (FilePost.KIND, {"text": "x"}, None),
+    "a file post whose file is not readable": (FilePost.KIND, {"file": {"id": "f1"}, "text": "x"}, None),
 }
 
 
@@ -157,6 +179,11 @@ outbounds: st.SearchStrategy[tuple[Outbound, Message | None, RemoteId | None]] =
     st.tuples(st.builds(Erase, copies), st.none(), st.none()),
     st.tuples(st.builds(Reminder, texts, st.sampled_from(["here", "none", "U0BOB", "S0TEAM"])), st.none(), st.none()),
     st.tuples(st.builds(Invite, texts, texts), st.none(), st.none()),
+    st.tuples(
+        st.builds(FilePost, st.builds(Attachment, texts, texts, st.integers(0, 2**40), texts), texts),
+        st.none(),
+        st.none(),
+    ),
     st.tuples(
         st.builds(
             WebhookEvent,

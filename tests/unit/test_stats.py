@@ -117,8 +117,17 @@ def test_the_site_zone_is_its_office_hours_zone_else_utc() -> None:
 def test_the_builder_folds_conversations_into_the_numbers() -> None:
     builder = StatsBuilder(at("2024-05-06 00:00"), at("2024-05-08 00:00"), ZoneInfo("UTC"))
     facts = [
-        ConversationFacts("a", "acme", "chat", "closed", at("2024-05-06 09:00"), at("2024-05-06 09:00"),
-                          at("2024-05-06 09:00:30"), 5, None),
+        ConversationFacts(
+            "a",
+            "acme",
+            "chat",
+            "closed",
+            at("2024-05-06 09:00"),
+            at("2024-05-06 09:00"),
+            at("2024-05-06 09:00:30"),
+            5,
+            None,
+        ),
         ConversationFacts("b", "acme", "chat", "closed", at("2024-05-06 09:10"), at("2024-05-06 09:10"), None, 1, "no"),
         ConversationFacts("c", "acme", "chat", "open", at("2024-05-07 14:00"), at("2024-05-07 14:00"), None),
         ConversationFacts("d", "acme", "chat", "closed", at("2024-05-07 15:00")),  # the visitor never wrote
@@ -152,22 +161,54 @@ def week() -> list[Seeded]:
         return Seeded(cid, at(start), messages=said, closed_at=at(closed) if closed else None, **kw)  # type: ignore[arg-type]
 
     return [
-        chat("c1", "2024-03-25 08:00", ("visitor", "2024-03-25 08:00:10"), ("agent", "2024-03-25 08:00:40"),
-             ("visitor", "2024-03-25 08:01:00"), ("agent", "2024-03-25 08:05:00"), closed="2024-03-25 08:10", rating=5),
-        chat("c2", "2024-03-25 08:30", ("visitor", "2024-03-25 08:30:00"), ("agent", "2024-03-25 08:32:00"),
-             closed="2024-03-25 08:40", rating=2, comment="Too slow"),
-        chat("c3", "2024-03-26 13:05", ("visitor", "2024-03-26 13:05:00"), ("system", "2024-03-26 13:05:10"),
-             ("agent", "2024-03-26 13:05:45")),
+        chat(
+            "c1",
+            "2024-03-25 08:00",
+            ("visitor", "2024-03-25 08:00:10"),
+            ("agent", "2024-03-25 08:00:40"),
+            ("visitor", "2024-03-25 08:01:00"),
+            ("agent", "2024-03-25 08:05:00"),
+            closed="2024-03-25 08:10",
+            rating=5,
+        ),
+        chat(
+            "c2",
+            "2024-03-25 08:30",
+            ("visitor", "2024-03-25 08:30:00"),
+            ("agent", "2024-03-25 08:32:00"),
+            closed="2024-03-25 08:40",
+            rating=2,
+            comment="Too slow",
+        ),
+        chat(
+            "c3",
+            "2024-03-26 13:05",
+            ("visitor", "2024-03-26 13:05:00"),
+            ("system", "2024-03-26 13:05:10"),
+            ("agent", "2024-03-26 13:05:45"),
+        ),
         chat("c4", "2024-03-27 10:00", ("visitor", "2024-03-27 10:00:00"), closed="2024-03-27 10:30", rating=1),
-        chat("c5", "2024-03-31 07:15", ("visitor", "2024-03-31 07:15:00"), ("agent", "2024-03-31 07:16:00"),
-             closed="2024-03-31 07:30", rating=4),
+        chat(
+            "c5",
+            "2024-03-31 07:15",
+            ("visitor", "2024-03-31 07:15:00"),
+            ("agent", "2024-03-31 07:16:00"),
+            closed="2024-03-31 07:30",
+            rating=4,
+        ),
         chat("c6", "2024-03-28 09:00", closed="2024-03-28 09:30"),  # opened, never written in: not missed
         chat("c7", "2024-03-29 18:00", ("system", "2024-03-29 18:00:00"), closed="2024-03-29 18:00", kind="offline"),
         chat("c8", "2024-03-24 22:59", ("visitor", "2024-03-24 22:59:30")),  # Sunday 23:59 in Berlin: before
         chat("c9", "2024-03-26 12:00", ("visitor", "2024-03-26 12:00:00"), site="beta"),
         # the agent greeted first; the response is to the visitor's first message
-        chat("c10", "2024-03-29 12:00", ("agent", "2024-03-29 12:00:00"), ("visitor", "2024-03-29 12:00:30"),
-             ("agent", "2024-03-29 12:00:50"), closed="2024-03-29 12:10"),
+        chat(
+            "c10",
+            "2024-03-29 12:00",
+            ("agent", "2024-03-29 12:00:00"),
+            ("visitor", "2024-03-29 12:00:30"),
+            ("agent", "2024-03-29 12:00:50"),
+            closed="2024-03-29 12:10",
+        ),
         chat("c11", "2024-03-31 22:00", ("visitor", "2024-03-31 22:00:05")),  # Monday 00:00 in Berlin: after
     ]
 
@@ -224,8 +265,17 @@ async def test_a_seeded_week_gives_exactly_the_expected_numbers(seeded: Database
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(None, "–"), (0, "0 s"), (4.5, "4.5 s"), (45, "45 s"), (59.6, "1 min"), (96, "1 min 36 s"), (120, "2 min"),
-     (3600, "1 h"), (3900, "1 h 5 min")],
+    [
+        (None, "–"),
+        (0, "0 s"),
+        (4.5, "4.5 s"),
+        (45, "45 s"),
+        (59.6, "1 min"),
+        (96, "1 min 36 s"),
+        (120, "2 min"),
+        (3600, "1 h"),
+        (3900, "1 h 5 min"),
+    ],
 )
 def test_durations_read_as_people_say_them(seconds: float | None, text: str) -> None:
     assert human_seconds(seconds) == text

@@ -16,7 +16,7 @@ from netaddr import IPSet
 from adapters.matrix.format import root_content
 from adapters.slack import blocks
 from bridge.model import ClientFacts, Conversation, ConversationId, PageView, Status, Visitor
-from bridge.visitor_context import country_of_zone, search_words, visitor_facts
+from bridge.visitor_context import _zone_countries, country_name, country_of_zone, search_words, visitor_facts
 from widget_server.visitor_lookup import VisitorLookup, describe_user_agent, visitor_language
 
 CHROME_ON_WINDOWS = (
@@ -115,6 +115,44 @@ def test_country_of_a_time_zone(zone: str) -> None:
     assert country_of_zone(zone) == ZONES[zone]
 
 
+#: (code, language) → CLDR's name; the root speaks English (ROOT_LANGUAGE), the names serve any language
+COUNTRY_NAMES: dict[tuple[str, str], str | None] = {
+    ("DE", "en"): "Germany",
+    ("DE", "de"): "Deutschland",
+    ("DE", "fr"): "Allemagne",
+    ("DE", "es"): "Alemania",
+    ("GB", "en"): "United Kingdom",  # not the tz database's "Britain (UK)"
+    ("GB", "de"): "Vereinigtes Königreich",
+    ("US", "fr"): "États-Unis",
+    ("KR", "es"): "Corea del Sur",
+    ("de", "en"): "Germany",  # codes in any case
+    ("DE", "de-AT"): "Deutschland",  # a regional tag: its language's names
+    ("DE", "de_AT"): "Deutschland",
+    ("DE", "xx"): "Germany",  # a language CLDR does not have: English
+    ("DE", ""): "Germany",
+    ("ZZ", "en"): None,  # CLDR's "Unknown Region"
+    ("001", "en"): None,  # "World": a region, not a country
+    ("XX", "en"): None,
+    ("", "en"): None,
+    ("Germany", "en"): None,
+}
+
+
+@pytest.mark.parametrize(("code", "language"), list(COUNTRY_NAMES))
+def test_country_names_in_a_language(code: str, language: str) -> None:
+    assert country_name(code, language) == COUNTRY_NAMES[code, language]
+
+
+INDIA = {"en": "India", "de": "Indien", "fr": "Inde", "es": "India"}
+
+
+@pytest.mark.parametrize("language", list(INDIA))
+def test_every_time_zones_country_has_a_name_in_every_language(language: str) -> None:
+    unnamed = sorted({code for code in _zone_countries().values() if not country_name(code, language)})
+    assert not unnamed
+    assert country_of_zone("Asia/Calcutta", language) == INDIA[language]  # an old zone name, too
+
+
 @pytest.fixture
 def geoip_db(tmp_path: Path) -> Path:
     """A small GeoIP2 City database, as MaxMind's readers read it."""
@@ -129,14 +167,15 @@ def geoip_db(tmp_path: Path) -> Path:
     return path
 
 
-ADDRESSES: dict[str | None, tuple[str | None, str | None]] = {
-    "81.2.69.160": ("United Kingdom", "London"),
-    "2a02:8100::1": ("Germany", None),
-    "8.8.8.8": (None, None),  # not in this database
-    "127.0.0.1": (None, None),  # not a public address: never looked up
-    "10.1.2.3": (None, None),
-    "unknown": (None, None),
-    None: (None, None),
+NOWHERE = (None, None, None)
+ADDRESSES: dict[str | None, tuple[str | None, str | None, str | None]] = {
+    "81.2.69.160": ("GB", "United Kingdom", "London"),
+    "2a02:8100::1": ("DE", "Germany", None),
+    "8.8.8.8": NOWHERE,  # not in this database
+    "127.0.0.1": NOWHERE,  # not a public address: never looked up
+    "10.1.2.3": NOWHERE,
+    "unknown": NOWHERE,
+    None: NOWHERE,
 }
 
 
@@ -146,24 +185,28 @@ def test_where_an_address_is(geoip_db: Path, address: str | None) -> None:
 
 
 def test_without_a_database_nobody_is_located(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    assert VisitorLookup(None).locate("81.2.69.160") == (None, None)
+    assert VisitorLookup(None).locate("81.2.69.160") == NOWHERE
     broken = tmp_path / "broken.mmdb"
     broken.write_bytes(b"not a database")
     lookup = VisitorLookup(broken)
     with caplog.at_level(logging.ERROR):
-        assert lookup.locate("81.2.69.160") == (None, None)
-        assert lookup.locate("81.2.69.161") == (None, None)
+        assert lookup.locate("81.2.69.160") == NOWHERE
+        assert lookup.locate("81.2.69.161") == NOWHERE
     assert len([r for r in caplog.records if "cannot be read" in r.getMessage()]) == 1
 
 
 LOCATIONS: dict[str, tuple[ClientFacts, str | None, str | None]] = {
     "GeoIP city and country": (
-        ClientFacts(country="United Kingdom", city="London"),
+        ClientFacts(country="United Kingdom", city="London", country_code="GB"),
         "Europe/Berlin",
         "London, United Kingdom",
     ),
-    "GeoIP country": (ClientFacts(country="Germany"), None, "Germany"),
+    "GeoIP country": (ClientFacts(country="Germany", country_code="DE"), None, "Germany"),
+    "CLDR's name over the database's": (ClientFacts(country="Czech Republic", country_code="CZ"), None, "Czechia"),
+    "a code CLDR does not name: the database's": (ClientFacts(country="Nowhere", country_code="XX"), None, "Nowhere"),
+    "stored before there were codes": (ClientFacts(country="Germany", city="Köln"), None, "Köln, Germany"),
     "the time zone's country": (ClientFacts(), "Europe/Berlin", "Germany (from time zone)"),
+    "the time zone's, by CLDR": (ClientFacts(), "Europe/London", "United Kingdom (from time zone)"),
     "nothing to go by": (ClientFacts(), "UTC", None),
 }
 
@@ -172,6 +215,23 @@ LOCATIONS: dict[str, tuple[ClientFacts, str | None, str | None]] = {
 def test_location_prefers_geoip_over_the_time_zone(case: str) -> None:
     client, zone, expected = LOCATIONS[case]
     assert dict(visitor_facts(_conversation(client=client, timezone=zone))).get("Location") == expected
+
+
+#: only the country follows the language: the marker, like every label, is the root's (ROOT_LANGUAGE, English)
+LOCATIONS_IN: dict[str, tuple[str, str]] = {
+    "en": ("London, United Kingdom", "Germany (from time zone)"),
+    "de": ("London, Vereinigtes Königreich", "Deutschland (from time zone)"),
+    "fr": ("London, Royaume-Uni", "Allemagne (from time zone)"),
+    "es": ("London, Reino Unido", "Alemania (from time zone)"),
+}
+
+
+@pytest.mark.parametrize("language", list(LOCATIONS_IN))
+def test_location_names_the_country_in_a_language(language: str) -> None:
+    geoip = _conversation(client=ClientFacts(country="United Kingdom", city="London", country_code="GB"))
+    zone = _conversation(timezone="Europe/Berlin")
+    found = (dict(visitor_facts(c, language)).get("Location") for c in (geoip, zone))
+    assert tuple(found) == LOCATIONS_IN[language]
 
 
 def test_local_time_when_the_chat_began() -> None:

@@ -1,6 +1,7 @@
 // What the widget's forms and buttons do: start a chat, leave a message offline, write, end,
 // rate, ask for the transcript, start a new chat.
 
+import { clearFiles, readyFiles, wireFiles } from './files.js';
 import { callApi, conversationPath, errorText, sitePath } from './http.js';
 import { connect, reportTyping } from './live.js';
 import { sendText } from './outbox.js';
@@ -13,6 +14,7 @@ export function wireForms() {
   byId('prechat').onsubmit = startChat;
   byId('offline').onsubmit = leaveMessage;
   wireComposer();
+  wireFiles();
   byId('end-chat').onclick = endChat;
   for (const star of state.root.querySelectorAll('.star')) {
     star.onclick = () => {
@@ -37,6 +39,7 @@ async function startChat(event) {
     email: byId('prechat-email').value.trim(),
     id: visitor.id,
     hash: visitor.hash,
+    key: visitorKey(),
   };
   const who = {};
   for (const [key, value] of Object.entries(given)) if (value) who[key] = value;
@@ -62,6 +65,17 @@ async function startChat(event) {
   showView('chat');
   connect();
   byId('composer-text').focus();
+}
+
+/** The random key this browser keeps for the site (with the visitor): the team sees a returning visitor. */
+function visitorKey() {
+  const { visitor } = state;
+  if (!/^[A-Za-z0-9_-]{16,64}$/.test(visitor.key || '')) {
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    visitor.key = Array.from(bytes, byte => byte.toString(16).padStart(2, '0')).join('');
+    saveState();
+  }
+  return visitor.key;
 }
 
 async function leaveMessage(event) {
@@ -93,9 +107,12 @@ function wireComposer() {
   const box = byId('composer-text');
   byId('composer').onsubmit = event => {
     event.preventDefault();
-    if (sendText(box.value)) {
+    const files = readyFiles();
+    if (!files) return setText('composer-error', state.texts.stillUploading);
+    if (sendText(box.value, files)) {
       box.value = '';
       box.style.height = '';
+      clearFiles();
     }
   };
   // Enter sends, Shift+Enter adds a line (and Enter that confirms an IME composition is the IME's)

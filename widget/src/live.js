@@ -3,7 +3,7 @@
 
 import { callApi, conversationPath } from './http.js';
 import { highestSeqShown, redrawMessage, showDeleted, showMessage, showTyping } from './log.js';
-import { cancelFlush, findQueued, flush, markFailed } from './outbox.js';
+import { cancelFlush, findQueued, flush, markFailed, messageBody } from './outbox.js';
 import { reportSeen, showRead } from './seen.js';
 import { setText, state } from './state.js';
 import { parseJson } from './util.js';
@@ -96,7 +96,7 @@ export function sendFrame(frame) {
 
 export function sendMessageFrame(item) {
   lastSentClientMsgId = item.clientMsgId;
-  sendFrame({ type: 'message', client_msg_id: item.clientMsgId, text: item.text });
+  sendFrame(Object.assign({ type: 'message' }, messageBody(item)));
 }
 
 /** Tell the team the page the visitor is on, when it changed (or, forced, on every new socket). */

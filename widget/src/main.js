@@ -27,6 +27,9 @@
  *   <script>window.Sitechat=window.Sitechat||{q:[]};["open","close","identify","on"].forEach(function(m){
  *     Sitechat[m]=Sitechat[m]||function(){Sitechat.q.push([m].concat([].slice.call(arguments)))}})</script>
  *
+ * Follow-up mail (CONTRACT §8): a link to the page with #sitechat-resume={ticket} reopens that chat here
+ * (resume.js); visitor.key, a random key kept with the visitor, tells the team a returning visitor.
+ *
  * Storage: localStorage "sitechat:{site}" = {id, token, lastSeq, status, queue, rated, visitor};
  * sessionStorage "sitechat:{site}:invited" once the chat invitation has been shown in this visit.
  */
@@ -38,6 +41,7 @@ import { scheduleInvitation } from './invitation.js';
 import { loadTexts } from './language.js';
 import { reconnectNow, reportPage } from './live.js';
 import { restoreQueue } from './outbox.js';
+import { resumeFromLink, takeResumeTicket } from './resume.js';
 import { reportSeen } from './seen.js';
 import { render } from './panel.js';
 import { restoreState, saveState, state } from './state.js';
@@ -62,6 +66,7 @@ function main() {
     return;
   }
   state.config = config;
+  takeResumeTicket(); // a follow-up mail's link: off the address before anything else sees it
   state.texts = textsIn({}, config.pageTexts); // English until the site's settings say otherwise
   restoreQueue(restoreState());
   installPageApi();
@@ -147,6 +152,7 @@ async function boot() {
   }
   state.site = answer.body;
   await loadTexts();
+  await resumeFromLink();
   if (document.body) render();
   else document.addEventListener('DOMContentLoaded', render);
 }

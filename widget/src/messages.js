@@ -1,6 +1,7 @@
 // One message of the log as an element (CONTRACT §3's message shape). Agent text is shown as text;
 // only http/https URLs in it become links. An agent's formatting (`html`, CONTRACT §7) is built from
-// the allowed tags only (rich.js).
+// the allowed tags only (rich.js). Files show as images or as download links, only when their link
+// is the widget's own server's (the bridge serves every file itself).
 
 import { element, externalLink, safeUrl } from './dom.js';
 import { appendRich } from './rich.js';
@@ -10,10 +11,13 @@ const URL_IN_TEXT = /https?:\/\/[^\s<>"]+/gi;
 // punctuation that ends a sentence rather than the URL: "see https://x.example/a."
 const TRAILING_PUNCTUATION = /[.,;:!?'")\]]+$/;
 const MB = 1048576;
+// shown inline; anything else (an SVG too) is a download
+const IMAGE = /^image\/(png|jpeg|gif|webp)$/;
+const FOLLOWING_PX = 80;
 
 /**
  * The element for a message; `message` may also be a visitor's line not yet confirmed:
- * {author, text, pending: true}. The class "m" marks every message (tests count them by it).
+ * {author, text, attachments, pending: true}. The class "m" marks every message (tests count them by it).
  */
 export function messageElement(message) {
   const { texts } = state;
@@ -39,7 +43,7 @@ export function messageElement(message) {
   }
   bubble.append(body);
 
-  const files = (message.attachments || []).filter(file => safeUrl(file.url));
+  const files = (message.attachments || []).filter(file => ownUrl(file.url));
   if (files.length && !message.deleted) bubble.append(attachmentList(files));
 
   if (message.pending) {
@@ -72,15 +76,41 @@ function appendLinkified(el, text) {
   el.append(text.slice(done));
 }
 
+/** The URL when it is an http(s) link to the server the widget came from, else ''. */
+function ownUrl(url) {
+  const href = safeUrl(url);
+  return href && new URL(href).origin === state.config.apiBase ? href : '';
+}
+
+/** Images inline (a click opens the whole picture in a new tab); other files as a download link. */
 function attachmentList(files) {
   const list = element('ul', 'attachments');
   for (const file of files) {
-    const label = (file.name || 'file') + (file.size ? ' (' + fileSize(file.size) + ')' : '');
+    const name = file.name || 'file';
+    const link = externalLink(ownUrl(file.url));
+    if (IMAGE.test(file.content_type)) {
+      const img = element('img');
+      img.alt = name;
+      img.src = link.href;
+      img.onload = () => keepInView(img);
+      link.append(img);
+    } else {
+      link.textContent = name + (file.size ? ' (' + fileSize(file.size) + ')' : '');
+      link.download = name;
+    }
     const item = element('li');
-    item.append(externalLink(safeUrl(file.url), label));
+    item.append(link);
     list.append(item);
   }
   return list;
+}
+
+/** An image that loaded into a log scrolled to its end keeps the end in view. */
+function keepInView(img) {
+  const log = img.closest('#log');
+  if (log && log.scrollHeight - log.scrollTop - log.clientHeight <= img.height + FOLLOWING_PX) {
+    log.scrollTop = log.scrollHeight;
+  }
 }
 
 function fileSize(bytes) {

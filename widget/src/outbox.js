@@ -20,7 +20,8 @@ const RECHECK_DOWN_MS = 2500;
 const DEFAULT_WAIT_SECONDS = 5;
 
 /**
- * Oldest first. Each: {clientMsgId, text, el (its pending line), failed (waits for Retry),
+ * Oldest first. Each: {clientMsgId, text, attachments (the files uploaded for it: {id, name, size,
+ * content_type, url}), el (its pending line), failed (waits for Retry),
  * posting (an HTTP POST is in flight), notBefore (ms; after a 429), sentOn (the socket generation
  * it was sent on: sent once per socket)}
  */
@@ -29,12 +30,20 @@ let flushTimer;
 
 /** Queue the messages a reload found in storage (they are drawn once the log is there). */
 export function restoreQueue(saved) {
-  queue = saved.map(item => ({ clientMsgId: item.client_msg_id, text: item.text }));
+  queue = saved.map(item => ({ clientMsgId: item.client_msg_id, text: item.text, attachments: item.attachments }));
 }
 
-/** What storage keeps: the lines still to send, as {client_msg_id, text}. */
+/** What storage keeps: the lines still to send, as {client_msg_id, text, attachments}. */
 export function unsentForStorage() {
-  return queue.filter(item => !item.failed).map(item => ({ client_msg_id: item.clientMsgId, text: item.text }));
+  return queue
+    .filter(item => !item.failed)
+    .map(item => ({ client_msg_id: item.clientMsgId, text: item.text, attachments: item.attachments }));
+}
+
+/** A queued line as the server takes it, over the socket or by POST. */
+export function messageBody(item) {
+  const ids = (item.attachments || []).map(file => file.id);
+  return { client_msg_id: item.clientMsgId, text: item.text, attachment_ids: ids };
 }
 
 /** Draw every queued line as pending (after a reload). */
@@ -42,16 +51,16 @@ export function drawQueued() {
   queue.forEach(drawPending);
 }
 
-/** Queue what the visitor typed. False when there is nothing to send (or no conversation). */
-export function sendText(typed) {
+/** Queue what the visitor typed, with the files uploaded for it. False when there is nothing to send. */
+export function sendText(typed, attachments = []) {
   const text = typed.trim();
-  if (!text || !state.conversation) return false;
+  if ((!text && !attachments.length) || !state.conversation) return false;
   if (text.length > MAX_LENGTH) {
     setText('composer-error', state.texts.tooLong);
     return false;
   }
   setText('composer-error');
-  const item = { clientMsgId: randomId(), text };
+  const item = { clientMsgId: randomId(), text, attachments };
   queue.push(item);
   saveState();
   drawPending(item);
@@ -134,7 +143,7 @@ export function markFailed(item, message, waitSeconds) {
 
 function drawPending(item) {
   const author = { role: 'visitor', name: state.visitor.name || state.texts.you };
-  item.el = messageElement({ author, text: item.text, pending: true });
+  item.el = messageElement({ author, text: item.text, attachments: item.attachments, pending: true });
   placeInLog(item.el);
 }
 
@@ -143,7 +152,7 @@ async function postOverHttp(item) {
   const conversation = state.conversation;
   const answer = await callApi(
     conversationPath(conversation, '/messages'),
-    { client_msg_id: item.clientMsgId, text: item.text },
+    messageBody(item),
     conversation.token,
   );
   item.posting = false;

@@ -20,6 +20,9 @@ function icon(paths) {
 const CHAT_ICON = '<path class="icon-open" d="M21 12a8 8 0 0 1-11.6 7.1L4 20.5l1.4-4.8A8 8 0 1 1 21 12z"/>';
 const CHEVRON_ICON = '<path class="icon-close" d="m6 9 6 6 6-6"/>';
 const CROSS_ICON = '<path d="M6 6l12 12M18 6 6 18"/>';
+const CLIP_ICON = '<path d="m21.4 11-9.2 9.2a6 6 0 0 1-8.5-8.5l9.2-9.2a4 4 0 0 1 5.7 5.7l-9.2 9.2a2 2 0 0 1-2.8-2.8l8.5-8.5"/>';
+// what the attach button offers (the server's default SITECHAT_UPLOAD_TYPES; it decides by the bytes)
+const ACCEPT = 'image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain';
 
 export function widgetHtml(texts, config, language) {
   const t = key => escapeHtml(texts[key]);
@@ -97,6 +100,9 @@ ${label('transcript-email', 'transcriptEmail')}
 <button type="button" class="secondary" id="new-chat">${t('newChat')}</button>
 </div>
 <form class="composer" id="composer">
+<ul class="files" id="files"></ul>
+<button type="button" class="icon-button" id="attach" aria-label="${t('attach')}">${icon(CLIP_ICON)}</button>
+<input type="file" id="file-input" multiple accept="${ACCEPT}" tabindex="-1" hidden>
 <label class="sr-only" for="composer-text">${t('message')}</label>
 <textarea id="composer-text" rows="1" maxlength="4000" placeholder="${t('placeholder')}"></textarea>
 <button class="primary">${t('send')}</button>

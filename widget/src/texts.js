@@ -60,6 +60,14 @@ export const TEXTS = {
   // the bubble that invites the visitor to chat (the site's greeting is its button)
   invitation: t('widget.invitation', 'Chat invitation'),
   dismiss: t('widget.dismiss', 'Dismiss'),
+  // the visitor's files (files.js)
+  attach: t('widget.attach', 'Attach a file'),
+  uploading: t('widget.uploading', 'Uploading {name}'),
+  remove: t('widget.remove', 'Remove {name}'),
+  stillUploading: t('widget.stillUploading', 'Your files are still uploading.'),
+  fileTooLarge: t('widget.fileTooLarge', '{name} is too large to send.'),
+  fileType: t('widget.fileType', '{name}: files of this type cannot be sent.'),
+  tooManyFiles: t('widget.tooManyFiles', 'Too many files at once. Please try again shortly.'),
 };
 
 /** What the page says about our texts: window.SitechatTexts, then the script tag's data-texts. */

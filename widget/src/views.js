@@ -2,6 +2,7 @@
 // conversation; opening and closing; starting over. And what it says to screen readers.
 
 import { emit } from './events.js';
+import { clearFiles } from './files.js';
 import { callApi, sitePath } from './http.js';
 import { clearLog, showTyping } from './log.js';
 import { connect, disconnect } from './live.js';
@@ -140,6 +141,7 @@ export async function startOver() {
   disconnect();
   state.conversation = null;
   clearQueue();
+  clearFiles();
   state.score = 0;
   updateStars();
   clearLog();

@@ -1,0 +1,199 @@
+"""SQLite through aiosqlite with one hand-off to its worker thread per statement.
+
+aiosqlite runs every sqlite3 call on a thread of its own, and SQLAlchemy's adapter makes four such
+calls for one statement (make a cursor, execute, fetch, close the cursor) plus one for ``BEGIN``, and a
+``ROLLBACK`` when a connection goes back to the pool even after its ``COMMIT``. Each hand-off wakes the
+thread and then the event loop: tens of microseconds of CPU, most of it kernel time, and a visitor's
+message took over a hundred of them. Here a statement is one call (execute, fetch what it returned,
+close), ``BEGIN`` goes along with the statement that follows it, and a rollback of a connection that
+is in no transaction is not sent at all. The work still runs on aiosqlite's thread, never on the loop.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Sequence
+from functools import partial
+from typing import Any
+
+import aiosqlite
+
+#: rows taken with the statement itself; a larger result is fetched on demand (a streamed export)
+PREFETCH = 256
+
+_Description = tuple[tuple[Any, ...], ...] | None
+
+
+class OneCallConnection(aiosqlite.Connection):
+    """An aiosqlite connection whose cursors execute and fetch in one call to the worker thread."""
+
+    def __init__(self, connector: Callable[[], sqlite3.Connection], iter_chunk_size: int = 64) -> None:
+        super().__init__(connector, iter_chunk_size)
+        self._thread.daemon = True  # as SQLAlchemy does for aiosqlite's own connections
+        #: ``BEGIN`` asked for and not sent yet: it goes with the next statement
+        self._begin_pending = False
+        #: True when this connection is known to be in no transaction (our own calls keep it up to date)
+        self._idle = False
+
+    def begin_with_next_statement(self) -> None:
+        """``BEGIN`` (deferred: it takes no lock by itself), sent together with the next statement."""
+        self._begin_pending = True
+
+    async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        # any call besides ours may start or end a transaction: its state is unknown afterwards
+        self._idle = False
+        return await super()._execute(fn, *args, **kwargs)  # type: ignore[no-untyped-call]
+
+    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await super()._execute(fn, *args)  # type: ignore[no-untyped-call]
+
+    def cursor(self) -> _Cursor:  # type: ignore[override]  # a cursor of ours, ready at once (no hand-off)
+        return _Cursor(self)
+
+    async def run(
+        self, sql: str, parameters: Iterable[Any], many: bool = False
+    ) -> tuple[list[Any], sqlite3.Cursor | None, _Description, int, int | None]:
+        """Execute one statement (after a pending ``BEGIN``) and take up to ``PREFETCH`` of its rows, in one
+        call: (rows, the open sqlite3 cursor when more rows may follow, description, rowcount, lastrowid)."""
+        begin, self._begin_pending = self._begin_pending, False
+        self._idle = False
+        result = await self._call(_statement, self._conn, begin, sql, parameters, many)
+        *answer, in_transaction = result
+        self._idle = not in_transaction
+        rows, cursor, description, rowcount, lastrowid = answer
+        return rows, cursor, description, rowcount, lastrowid
+
+    async def commit(self) -> None:
+        await self._end(_commit)
+
+    async def rollback(self) -> None:
+        await self._end(_rollback)
+
+    async def _end(self, fn: Callable[[sqlite3.Connection], None]) -> None:
+        if self._begin_pending or self._idle:
+            # a BEGIN never sent, or no transaction at all: nothing to commit or roll back
+            self._begin_pending = False
+            return
+        await self._call(fn, self._conn)
+        self._idle = True
+
+
+def _statement(
+    conn: sqlite3.Connection, begin: bool, sql: str, parameters: Any, many: bool
+) -> tuple[list[Any], sqlite3.Cursor | None, _Description, int, int | None, bool]:
+    """On the worker thread."""
+    if begin:
+        conn.execute("BEGIN")
+    cursor = conn.cursor()
+    try:
+        if many:
+            cursor.executemany(sql, parameters)
+        else:
+            cursor.execute(sql, parameters)
+        description = cursor.description
+        rows = cursor.fetchmany(PREFETCH) if description else []
+        more = bool(description) and len(rows) == PREFETCH
+    except BaseException:
+        cursor.close()
+        raise
+    rowcount, lastrowid = cursor.rowcount, cursor.lastrowid
+    if not more:
+        cursor.close()
+    return rows, cursor if more else None, description, rowcount, lastrowid, conn.in_transaction
+
+
+def _commit(conn: sqlite3.Connection) -> None:
+    conn.commit()
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    conn.rollback()
+
+
+def _fetch(cursor: sqlite3.Cursor, size: int | None) -> list[Any]:
+    return cursor.fetchall() if size is None else cursor.fetchmany(size)
+
+
+def _fetch_rest(cursor: sqlite3.Cursor, size: int | None) -> list[Any]:
+    """Rows after the prefetched ones; the cursor is closed once they run out."""
+    rows = _fetch(cursor, size)
+    if size is None or len(rows) < size:
+        cursor.close()
+    return rows
+
+
+class _Cursor:
+    """What SQLAlchemy's aiosqlite adapter needs of a cursor; the rows of a statement come with it."""
+
+    def __init__(self, conn: OneCallConnection) -> None:
+        self._conn = conn
+        self._rows: list[Any] = []
+        self._open: sqlite3.Cursor | None = None
+        self.description: _Description = None
+        self.rowcount = -1
+        self.lastrowid: int | None = None
+        self.arraysize = 1
+
+    def __await__(self) -> Generator[Any, None, _Cursor]:
+        return self.__aenter__().__await__()
+
+    async def __aenter__(self) -> _Cursor:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    async def execute(self, sql: str, parameters: Iterable[Any] | None = None) -> _Cursor:
+        await self.close()
+        self._rows, self._open, self.description, self.rowcount, self.lastrowid = await self._conn.run(
+            sql, () if parameters is None else parameters
+        )
+        return self
+
+    async def executemany(self, sql: str, parameters: Iterable[Iterable[Any]]) -> _Cursor:
+        await self.close()
+        self._rows, self._open, self.description, self.rowcount, self.lastrowid = await self._conn.run(
+            sql, parameters, many=True
+        )
+        return self
+
+    async def fetchone(self) -> Any:
+        rows = await self.fetchmany(1)
+        return rows[0] if rows else None
+
+    async def fetchmany(self, size: int | None = None) -> Sequence[Any]:
+        size = self.arraysize if size is None else size
+        if len(self._rows) < size and self._open is not None:
+            self._rows += await self._more(size - len(self._rows))
+        rows, self._rows = self._rows[:size], self._rows[size:]
+        return rows
+
+    async def fetchall(self) -> Sequence[Any]:
+        if self._open is not None:
+            self._rows += await self._more(None)
+        rows, self._rows = self._rows, []
+        return rows
+
+    async def _more(self, size: int | None) -> list[Any]:
+        assert self._open is not None
+        cursor = self._open
+        rows: list[Any] = await self._conn._call(partial(_fetch_rest, cursor, size))
+        if size is None or len(rows) < size:
+            self._open = None
+        return rows
+
+    async def __aiter__(self) -> AsyncIterator[Any]:
+        while rows := await self.fetchmany(self._conn._iter_chunk_size):
+            for row in rows:
+                yield row
+
+    async def close(self) -> None:
+        self._rows = []
+        if self._open is not None:
+            cursor, self._open = self._open, None
+            await self._conn._call(cursor.close)
+
+
+def connect(*args: Any, **kwargs: Any) -> OneCallConnection:
+    """Like ``aiosqlite.connect`` (the arguments of ``sqlite3.connect``), not yet awaited."""
+    return OneCallConnection(partial(sqlite3.connect, *args, **kwargs))
