@@ -22,9 +22,9 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.figures import figure
-from tests.e2e.test_files_api import png
 from tests.fakes.slack_api import FakeSlack
 from tests.harness import ORIGIN, clean_environment, free_port
+from tests.images import png
 
 LIMIT_MB = 10
 PIECE = 256 * 1024

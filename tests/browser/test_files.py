@@ -22,9 +22,9 @@ from playwright.async_api import FilePayload, Locator, Page, Route, expect
 
 from tests.browser.conftest import Browse, EmbeddingSite, Visit, thread_root
 from tests.browser.test_widget_page import axe_violations
-from tests.e2e.test_files_api import png
 from tests.fakes.slack_api import FakeSlack
 from tests.harness import BridgeFactory, RunningBridge, SlackAgent, Visitor
+from tests.images import png
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 

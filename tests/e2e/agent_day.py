@@ -33,4 +33,3 @@ async def system_lines(visitor: Visitor) -> list[dict[str, Any]]:
 
 def reminders(slack: FakeSlack, root: dict[str, Any], channel: str = "C0SUPPORT") -> list[dict[str, Any]]:
     return [m for m in slack.replies(channel, root["ts"]) if "⏰" in m["text"]]
-

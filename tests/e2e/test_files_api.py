@@ -3,9 +3,7 @@ the signed links that serve it — the hostile cases included."""
 
 from __future__ import annotations
 
-import struct
 import time
-import zlib
 from urllib.parse import parse_qs, urlparse
 
 import aiohttp
@@ -13,17 +11,7 @@ import aiohttp
 from tests.conftest import BridgeFactory
 from tests.fakes.slack_api import FakeSlack
 from tests.harness import RunningBridge, Visitor
-
-
-def png(width: int = 2, height: int = 2) -> bytes:
-    """A real PNG: signature, IHDR, one IDAT, IEND."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    rows = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+from tests.images import png
 
 
 async def test_a_screenshot_is_kept_sent_with_a_message_and_served_by_its_signed_link(

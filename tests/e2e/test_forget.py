@@ -24,6 +24,7 @@ from sitechat.demo.local_homeserver import LocalSynapse, RegisteredUser
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.synapse import new_bot, new_user
 from tests.harness import BridgeFactory, SlackAgent, Visitor, bridge_factory, run_sitechat, wait_until
+from tests.images import png
 
 pytestmark = [pytest.mark.synapse, pytest.mark.asyncio(loop_scope="session")]
 
@@ -169,6 +170,10 @@ async def test_forget_erases_one_person_everywhere_and_leaves_the_others_whole(
         await _chat(ann, fake_slack, agent, room, "Ann", ANN)
         for _ in range(3):  # a transcript in several posts (Slack) and events (Matrix)
             assert (await ann.say(LONG))[0] == 201
+        # a file too: kept by the bridge, shared into Slack, uploaded to Matrix
+        status, uploaded = await ann.upload(png(), "ann-passport.png")
+        assert status == 201, uploaded
+        assert (await ann.say("my passport", attachment_ids=[uploaded["attachment"]["id"]]))[0] == 201
         path = f"/api/v1/conversations/{ann.conversation_id}"
         assert (await ann.request("POST", f"{path}/close"))[0] == 200
         assert (await ann.request("POST", f"{path}/rating", {"score": 5, "comment": "Ann is happy"}))[0] == 200
@@ -210,6 +215,8 @@ async def test_forget_erases_one_person_everywhere_and_leaves_the_others_whole(
         rows = "\n".join(await _every_row(bridge.runtime.db)).lower()
         for trace in (ANN, "ann's secret", "on its way, ann", "greets ann", "ann is happy", "left a note", LONG):
             assert trace.lower() not in rows, trace
+        assert "ann-passport" not in rows and "attachment_chunk:" not in rows, "her file's bytes went too"
+        assert not [f for f in fake_slack.files if f.name == "ann-passport.png" and not f.deleted], "and Slack's copy"
         assert (await ann.request("GET", f"{path}/messages?after=0"))[0] == 403
 
         # Bob's conversation is whole, everywhere, and still works

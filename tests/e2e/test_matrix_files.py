@@ -12,8 +12,6 @@ import asyncio
 import io
 import json
 import secrets
-import struct
-import zlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -27,7 +25,8 @@ from nio.crypto.attachments import decrypt_attachment
 
 from adapters.matrix.format import thread_relation
 from sitechat.demo.local_homeserver import LocalSynapse, RegisteredUser
-from tests.fakes.synapse import EncryptingClient, new_bot, new_user, room_timeline
+from tests import images
+from tests.fakes.synapse import EncryptingClient, media_upload, new_bot, new_user, room_timeline
 from tests.harness import BridgeFactory, Visitor, bridge_factory
 
 pytestmark = [pytest.mark.synapse, pytest.mark.asyncio(loop_scope="session")]
@@ -38,14 +37,7 @@ PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>
 
 
 def png(width: int = 2, height: int = 2) -> bytes:
-    """A real PNG: signature, IHDR, one IDAT, IEND."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    rows = b"".join(b"\x00" + b"\x20\x80\xc0" * width for _ in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    return images.png(width, height, b"\x20\x80\xc0")
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -89,21 +81,6 @@ class Staff:
 
     async def close(self) -> None:
         await self.client.close()
-
-
-async def media_upload(hs: LocalSynapse, token: str, data: bytes, name: str, content_type: str) -> str:
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(
-            f"{hs.base_url}/_matrix/media/v3/upload",
-            params={"filename": name},
-            data=data,
-            headers={"Authorization": f"Bearer {token}", "Content-Type": content_type},
-        ) as r,
-    ):
-        answer = await r.json()
-        assert r.status == 200, answer
-        return str(answer["content_uri"])
 
 
 async def media_download(hs: LocalSynapse, token: str, mxc: str) -> bytes:

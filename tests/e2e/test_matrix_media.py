@@ -8,31 +8,17 @@ import pytest
 
 from adapters.matrix.media import MediaReader, MediaTooLarge, MediaUnavailable
 from sitechat.demo.local_homeserver import LocalSynapse, RegisteredUser
+from tests.fakes.synapse import media_upload
 
 pytestmark = [pytest.mark.synapse, pytest.mark.asyncio(loop_scope="session")]
 
 PICTURE = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40
 
 
-async def _upload(hs: LocalSynapse, user: RegisteredUser, data: bytes, name: str, content_type: str) -> str:
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(
-            f"{hs.base_url}/_matrix/media/v3/upload",
-            params={"filename": name},
-            data=data,
-            headers={"Authorization": f"Bearer {user.access_token}", "Content-Type": content_type},
-        ) as r,
-    ):
-        answer = await r.json()
-        assert r.status == 200, answer
-        return str(answer["content_uri"])
-
-
 async def test_media_is_read_through_authenticated_media(
     synapse: LocalSynapse, synapse_bot: RegisteredUser, synapse_staff: RegisteredUser
 ) -> None:
-    mxc = await _upload(synapse, synapse_staff, PICTURE, "avatar of Sam.png", "image/png")
+    mxc = await media_upload(synapse, synapse_staff.access_token, PICTURE, "avatar of Sam.png", "image/png")
 
     async def token() -> str:
         return synapse_bot.access_token
@@ -63,7 +49,7 @@ async def test_media_is_read_through_authenticated_media(
 
 
 async def test_media_wants_a_login(synapse: LocalSynapse, synapse_staff: RegisteredUser) -> None:
-    mxc = await _upload(synapse, synapse_staff, b"hello", "hello.txt", "text/plain")
+    mxc = await media_upload(synapse, synapse_staff.access_token, b"hello", "hello.txt", "text/plain")
 
     async def no_token() -> str | None:
         return None

@@ -35,18 +35,75 @@ def chat(cid: str, hours: float, *lines: tuple[str, str, float], **kw: Any) -> S
 
 def seeded() -> list[Seeded]:
     return [
-        chat("r1", 30, ("visitor", "Ann", 5), ("agent", "Alice", 35), ("visitor", "Ann", 50), ("agent", "Bob", 80),
-             closed_at=ago(29), rating=5, comment="Great", pages=("https://acme.example/", "https://acme.example/p")),
-        chat("r2", 50, ("visitor", "Ben", 0), ("agent", "Alice", 120), closed_at=ago(49), rating=2, comment="Too slow",
-             topic="sales", visitor_name="Ben", visitor_email=None),
-        chat("r3", 70, ("visitor", "Cai", 0), ("system", "Acme", 10), ("agent", "Bob", 45),
-             visitor_name="Cai, \"the\" tester", visitor_email="cai@example.com"),
+        chat(
+            "r1",
+            30,
+            ("visitor", "Ann", 5),
+            ("agent", "Alice", 35),
+            ("visitor", "Ann", 50),
+            ("agent", "Bob", 80),
+            closed_at=ago(29),
+            rating=5,
+            comment="Great",
+            pages=("https://acme.example/", "https://acme.example/p"),
+        ),
+        chat(
+            "r2",
+            50,
+            ("visitor", "Ben", 0),
+            ("agent", "Alice", 120),
+            closed_at=ago(49),
+            rating=2,
+            comment="Too slow",
+            topic="sales",
+            visitor_name="Ben",
+            visitor_email=None,
+        ),
+        chat(
+            "r3",
+            70,
+            ("visitor", "Cai", 0),
+            ("system", "Acme", 10),
+            ("agent", "Bob", 45),
+            visitor_name='Cai, "the" tester',
+            visitor_email="cai@example.com",
+        ),
         chat("r4", 90, ("visitor", "Dee", 0), closed_at=ago(89), rating=1, visitor_name="Dee"),
-        chat("r5", 100, ("visitor", "Eve", 0), ("agent", "Alice", 60), ("visitor", "Eve", 70, ), closed_at=ago(99),
-             rating=4, visitor_name="Eve", visitor_email="eve@example.com"),
-        chat("r6", 110, ("visitor", "Fay", 0), ("agent", "Alice", 20, ), closed_at=ago(109), visitor_name="Fay"),
-        Seeded("off1", ago(20), kind="offline", closed_at=ago(20), visitor_name="Gus",
-               messages=(Said("system", "Acme", "Offline message", ago(20)),)),
+        chat(
+            "r5",
+            100,
+            ("visitor", "Eve", 0),
+            ("agent", "Alice", 60),
+            (
+                "visitor",
+                "Eve",
+                70,
+            ),
+            closed_at=ago(99),
+            rating=4,
+            visitor_name="Eve",
+            visitor_email="eve@example.com",
+        ),
+        chat(
+            "r6",
+            110,
+            ("visitor", "Fay", 0),
+            (
+                "agent",
+                "Alice",
+                20,
+            ),
+            closed_at=ago(109),
+            visitor_name="Fay",
+        ),
+        Seeded(
+            "off1",
+            ago(20),
+            kind="offline",
+            closed_at=ago(20),
+            visitor_name="Gus",
+            messages=(Said("system", "Acme", "Offline message", ago(20)),),
+        ),
         chat("old", 24 * 40, ("visitor", "Old", 0), ("agent", "Alice", 30), closed_at=ago(24 * 40 - 1)),
         chat("beta1", 10, ("visitor", "Hal", 0), site="beta"),
     ]
@@ -111,7 +168,15 @@ def png_size(path: Path) -> tuple[int, int]:
 async def test_report_draws_the_week_and_says_its_numbers(admin: Seededdb) -> None:
     out = admin.cwd / "out" / "week.png"
     code, text = await run_sitechat(
-        "report", "--env-file", str(admin.env_file), "--since", "7d", "--site", "acme", "--out", str(out),
+        "report",
+        "--env-file",
+        str(admin.env_file),
+        "--since",
+        "7d",
+        "--site",
+        "acme",
+        "--out",
+        str(out),
         cwd=admin.cwd,
     )
     assert code == 0, text
@@ -137,8 +202,9 @@ async def test_report_of_all_sites_and_what_it_refuses(admin: Seededdb) -> None:
 
     code, text = await run_sitechat("report", "--env-file", str(admin.env_file), "--site", "nope", cwd=admin.cwd)
     assert code == 2 and "no such site" in text and "acme, beta" in text, text
-    code, text = await run_sitechat("export", "--env-file", str(admin.env_file), "--format", "csv", "--since",
-                                    "soon", cwd=admin.cwd)
+    code, text = await run_sitechat(
+        "export", "--env-file", str(admin.env_file), "--format", "csv", "--since", "soon", cwd=admin.cwd
+    )
     assert code == 2 and "--since 'soon'" in text and "Traceback" not in text, text
 
 
@@ -171,7 +237,15 @@ async def test_export_jsonl_and_csv_say_exactly_what_was_seeded(admin: Seededdb)
     wanted = [expected_row(admin.by_id[cid]) for cid in EXPECTED]  # oldest first
 
     code, text = await run_sitechat(
-        "export", "--env-file", str(admin.env_file), "--site", "acme", "--format", "jsonl", "--out", "rows.jsonl",
+        "export",
+        "--env-file",
+        str(admin.env_file),
+        "--site",
+        "acme",
+        "--format",
+        "jsonl",
+        "--out",
+        "rows.jsonl",
         cwd=admin.cwd,
     )
     assert code == 0, text
@@ -182,7 +256,15 @@ async def test_export_jsonl_and_csv_say_exactly_what_was_seeded(admin: Seededdb)
     assert rows == wanted
 
     code, text = await run_sitechat(
-        "export", "--env-file", str(admin.env_file), "--site", "acme", "--format", "csv", "--since", "30d",
+        "export",
+        "--env-file",
+        str(admin.env_file),
+        "--site",
+        "acme",
+        "--format",
+        "csv",
+        "--since",
+        "30d",
         cwd=admin.cwd,
     )
     assert code == 0, text
@@ -191,9 +273,7 @@ async def test_export_jsonl_and_csv_say_exactly_what_was_seeded(admin: Seededdb)
     assert [list(r) for r in table] == [list(COLUMNS)] * 6
 
     def as_csv(row: dict[str, Any]) -> dict[str, str]:
-        return {
-            k: "" if v is None else "\n".join(v) if isinstance(v, list) else str(v) for k, v in row.items()
-        }
+        return {k: "" if v is None else "\n".join(v) if isinstance(v, list) else str(v) for k, v in row.items()}
 
     assert table == [as_csv(r) for r in wanted]
 

@@ -10,9 +10,9 @@ from typing import Any
 
 from bridge.retention import forget
 from tests.conftest import BridgeFactory
-from tests.e2e.test_files_api import png
 from tests.fakes.slack_api import DOWNLOAD, UPLOAD, FakeSlack
 from tests.harness import RunningBridge, SlackAgent, Visitor, root_of, visitor_and_agent, wait_until
+from tests.images import png
 
 CHANNEL = "C0SUPPORT"
 PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"

@@ -281,10 +281,11 @@ class FakeSlackFiles:
         record.deleted = True
         for chan in self._channels.values():  # type: ignore[attr-defined]
             for message in chan.messages.values():
-                shown = message.get("files") or []
-                message["files"] = [
-                    {"id": f["id"], "mode": "tombstone"} if f.get("id") == record.id else f for f in shown
-                ] or message.get("files")
+                if message.get("files"):  # a message without files stays as it was
+                    message["files"] = [
+                        {"id": f["id"], "mode": "tombstone"} if f.get("id") == record.id else f
+                        for f in message["files"]
+                    ]
         return {"ok": True}
 
     # ------------------------------------------------------------------ hosts

@@ -262,3 +262,18 @@ async def cross_sign(hs: LocalSynapse, user: RegisteredUser, device_id: str) -> 
         ) as r:
             answer = await r.json()
         assert r.status == 200 and not answer.get("failures"), answer
+
+
+async def media_upload(hs: LocalSynapse, token: str, data: bytes, name: str, content_type: str) -> str:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{hs.base_url}/_matrix/media/v3/upload",
+            params={"filename": name},
+            data=data,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": content_type},
+        ) as r,
+    ):
+        answer = await r.json()
+        assert r.status == 200, answer
+        return str(answer["content_uri"])

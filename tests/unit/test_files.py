@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import struct
-import zlib
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -12,18 +9,11 @@ from hypothesis import strategies as st
 from bridge.files import link_signature, link_valid, safe_name, sniff
 from bridge.model import Attachment
 from bridge.transcript import file_line, human_size
-
-
-def _png() -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)) + chunk(b"IEND", b"")
-
+from tests.images import png
 
 # the file's first bytes → the type it is kept and served as
 SNIFFED: dict[str, tuple[bytes, str]] = {
-    "a PNG": (_png(), "image/png"),
+    "a PNG": (png(1, 1), "image/png"),
     "a JPEG": (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 32, "image/jpeg"),
     "a GIF": (b"GIF89a\x01\x00\x01\x00\x00\x00\x00;", "image/gif"),
     "a WebP": (b"RIFF\x24\x00\x00\x00WEBPVP8 " + b"\x00" * 32, "image/webp"),

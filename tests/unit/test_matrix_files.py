@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import struct
-import zlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -26,16 +25,12 @@ from adapters.matrix.files import (
 from adapters.matrix.format import file_caption, staff_message
 from bridge.faces import face_attachment, stored_face
 from bridge.model import Attachment, Participant, Role
+from tests import images
 from widget_server.answers import Author
 
 
 def png(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    rows = b"".join(b"\x00" + b"\x00\x00\xff" * width for _ in range(height))
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    return images.png(width, height, b"\x00\x00\xff")
 
 
 JPEG = (
