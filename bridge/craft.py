@@ -42,11 +42,11 @@ async def greet(core: Core, work: Work, cid: str) -> bool:
     return True
 
 
-async def tell_place_in_line(core: Core, work: Work, conv: Conversation) -> None:
-    """At the visitor's first message: when more conversations wait for a first answer than the site's
-    ``MAX_WAITING``, the visitor's place and about how long it takes."""
+async def tell_place_in_line(core: Core, work: Work, conv: Conversation, seq: int) -> None:
+    """At the visitor's first message (``seq``): when more conversations wait for a first answer than the
+    site's ``MAX_WAITING``, the visitor's place and about how long it takes."""
     site = core.sites.get(conv.site_id)
-    if site is None or conv.kind != "chat" or await craft.visitor_messages(work.conn, conv.id) != 1:
+    if site is None or conv.kind != "chat" or await craft.visitor_wrote_before(work.conn, conv.id, seq):
         return
     ahead = await craft.waiting_before(work.conn, conv.site_id, conv.id)
     if ahead + 1 <= site.max_waiting:

@@ -166,6 +166,9 @@ class DeliveryWorker:
         except Exception as exc:
             if not connection_lost(exc):
                 log.exception("delivery lane %s failed; it will be retried", lane.key)
+                # not at once: a lane that fails the same way every time would spin; the scheduler's
+                # next look (poll_seconds) tries it again
+                rescan = False
             else:
                 log.warning("delivery lane %s: database connection lost (%s); retried", lane.key, _first_line(exc))
         finally:

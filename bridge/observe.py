@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import select
 
-from bridge.store import conversations as q
 from bridge.store.stats import first_response_of
 from bridge.store.tables import conversation
 
@@ -89,8 +88,9 @@ def started(work: Work, site: str, topic: str | None) -> None:
 
 
 async def visitor_said(work: Work, cid: str) -> None:
-    """A visitor's message, stored for every team chat the conversation has a thread on."""
-    endpoints = list(await q.thread_links(work.conn, cid))
+    """A visitor's message, stored for every team chat the conversation has a thread on (the lanes its
+    line was just queued on: no need to read the threads again)."""
+    endpoints = sorted(endpoint for lane, endpoint in work.lanes if lane == cid)
 
     def count(observer: Observer) -> None:
         for endpoint in endpoints:

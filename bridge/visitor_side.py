@@ -152,7 +152,7 @@ class VisitorSide:
             # the first unanswered message starts the first-response clock
             await q.touch_by_visitor(work.conn, cid, work.now)
             work.signal(cid, NewMessage(msg.seq))
-            await craft.tell_place_in_line(self.core, work, conv)
+            await craft.tell_place_in_line(self.core, work, conv, msg.seq)
         return msg, True
 
     async def known_visitor_message(self, cid: str, client_msg_id: str) -> Message | None:

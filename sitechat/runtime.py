@@ -40,6 +40,7 @@ from sitechat.insight.posting import ReportSchedule
 from widget_server.app import create_app
 from widget_server.context import WidgetContext
 from widget_server.metrics import SitechatMetrics
+from widget_server.ratelimit import LocalLimits
 from widget_server.socket import close_open_sockets
 
 log = logging.getLogger("sitechat")
@@ -180,7 +181,9 @@ def build_runtime(settings: Settings, *, plugins: Sequence[Plugin] | None = None
         sockets_per_address=widget.sockets_per_address,
         trusted_proxies=widget.trusted_proxies,
         geoip_db=widget.geoip_db,
-        limits=SharedLimits(db),  # counted in the database, so N instances do not make them N times
+        # counted in the database, so N instances do not make them N times; SQLite is one instance, whose
+        # own count is exact and costs no write transaction per message
+        limits=LocalLimits() if db.is_sqlite else SharedLimits(db),
         send_transcript=conversations.request_transcript if "email" in endpoints else None,
         resume_chat=partial(resume, conversations.core, keys) if follow_ups else None,
         registry=registry,

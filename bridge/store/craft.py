@@ -76,11 +76,15 @@ async def waiting_before(conn: AsyncConnection, site_id: str, cid: str) -> int:
     return int(found.scalar_one())
 
 
-async def visitor_messages(conn: AsyncConnection, cid: str) -> int:
+async def visitor_wrote_before(conn: AsyncConnection, cid: str, seq: int) -> bool:
+    """Whether the visitor wrote in the conversation before message ``seq`` (one row looked at, however
+    long the conversation)."""
     found = await conn.execute(
-        select(func.count()).where(and_(message.c.conversation_id == cid, message.c.role == Role.VISITOR.value))
+        select(message.c.seq)
+        .where(and_(message.c.conversation_id == cid, message.c.role == Role.VISITOR.value, message.c.seq < seq))
+        .limit(1)
     )
-    return int(found.scalar_one())
+    return found.first() is not None
 
 
 async def recent_median_first_response(conn: AsyncConnection, site_id: str, since: datetime) -> float | None:

@@ -8,12 +8,14 @@ sitechat.po`` translates them. Babel's ``pybabel`` keeps them in step and compil
 ``widget/build.mjs`` turns the ``widget.*`` entries of each ``.po`` into the widget's language packs.
 ``tests/unit/test_texts.py`` fails when any of these has fallen behind, and says what to run::
 
-    .venv/bin/pybabel extract -F bridge/texts/babel.cfg -k text:1c,2 -k t:1c,2 --no-location \\
-        --omit-header --sort-output -o bridge/texts/sitechat.pot bridge widget/src
+    .venv/bin/pybabel extract -F bridge/texts/babel.cfg -k text:1c,2 -k t:1c,2 -c TRANSLATORS: \\
+        --no-location --omit-header --sort-output -o bridge/texts/sitechat.pot .
     .venv/bin/pybabel update -i bridge/texts/sitechat.pot -d bridge/texts -D sitechat --no-fuzzy-matching
     .venv/bin/pybabel compile -d bridge/texts -D sitechat
 
-Placeholders are ``{name}``-style and stay as they are in every language.
+Extract from the repository's root (``.``): ``babel.cfg``'s patterns are relative to it, and an extract
+that finds nothing would have ``update`` empty every ``.po``. Placeholders are ``{name}``-style and stay as
+they are in every language.
 """
 
 from __future__ import annotations

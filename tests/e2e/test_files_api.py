@@ -163,3 +163,18 @@ async def test_bad_forms_get_clear_errors(slack_bridge: RunningBridge, visitor: 
         assert r.status == 422
     status, body = await visitor.upload(b"", "empty.png")
     assert status == 422 and body["error"]["code"] == "empty"
+
+
+async def test_a_file_never_sent_is_forgotten_after_a_day(slack_bridge: RunningBridge, visitor: Visitor) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    await visitor.start()
+    _, kept = await visitor.upload(png(), "sent.png")
+    _, dropped = await visitor.upload(png(3, 3), "never-sent.png")
+    assert (await visitor.say("here", attachment_ids=[kept["attachment"]["id"]]))[0] == 201
+    assert slack_bridge.runtime is not None and slack_bridge.runtime.widget.files is not None
+    files = slack_bridge.runtime.widget.files
+    assert await files.purge(datetime.now(UTC) - timedelta(hours=24)) == 0, "younger than a day: kept"
+    assert await files.purge(datetime.now(UTC) + timedelta(seconds=1)) == 1, "only the one never sent"
+    assert (await visitor.download(dropped["attachment"]["url"]))[0] == 404
+    assert (await visitor.download(kept["attachment"]["url"]))[0] == 200
