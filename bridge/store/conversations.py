@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from typing import Any, overload
 
 from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.model import (
@@ -292,21 +292,18 @@ async def remember_remote(
     message_id: str | None = None,
     conversation_id: str | None = None,
 ) -> bool:
-    """Record a remote event; False when it was already recorded (a retry or a replay)."""
-    try:
-        async with conn.begin_nested():
-            await conn.execute(
-                insert(message_link).values(
-                    endpoint=endpoint,
-                    remote_id=remote_id,
-                    message_id=message_id,
-                    conversation_id=conversation_id,
-                    created_at=now,
-                )
-            )
-    except IntegrityError:
-        return False
-    return True
+    """Record a remote event; False when it was already recorded (a retry or a replay). One statement:
+    ON CONFLICT DO NOTHING, where a savepoint around a failing insert took three."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    row = {
+        "endpoint": endpoint,
+        "remote_id": remote_id,
+        "message_id": message_id,
+        "conversation_id": conversation_id,
+        "created_at": now,
+    }
+    done = await conn.execute(dialect.insert(message_link).values(row).on_conflict_do_nothing())
+    return bool(done.rowcount)
 
 
 async def is_known_remote(conn: AsyncConnection, endpoint: str, remote_id: str) -> bool:

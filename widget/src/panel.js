@@ -43,6 +43,7 @@ export function render() {
     }
   } else {
     showStart();
+    if (state.linkRefused) setText(site.online === false ? 'offline-error' : 'prechat-error', texts.linkUsed);
   }
   prefill();
   if (state.openWhenRendered) openPanel();

@@ -26,6 +26,8 @@ export const state = {
   isOpen: false,
   /** open() was called before the widget was rendered: open it once it is */
   openWhenRendered: false,
+  /** a follow-up mail's link was refused and there is no chat here: the start view says so (resume.js) */
+  linkRefused: false,
   /** agent messages that arrived while the panel was closed */
   unread: 0,
   /** the rating the visitor picked, 1..5; 0 = none yet */

@@ -68,6 +68,8 @@ export const TEXTS = {
   fileTooLarge: t('widget.fileTooLarge', '{name} is too large to send.'),
   fileType: t('widget.fileType', '{name}: files of this type cannot be sent.'),
   tooManyFiles: t('widget.tooManyFiles', 'Too many files at once. Please try again shortly.'),
+  // a follow-up mail's link opened a second time, or too late (resume.js)
+  linkUsed: t('widget.linkUsed', 'This link has expired or was used already.'),
 };
 
 /** What the page says about our texts: window.SitechatTexts, then the script tag's data-texts. */
