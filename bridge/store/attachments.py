@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bridge.model import Attachment
 from bridge.store.tables import attachment, attachment_chunk, message, sync_state
 
+#: how long a report's picture is kept beyond the unsent files' day
+REPORT_KEPT = timedelta(days=30)
 #: how many bytes one row of ``attachment_chunk`` holds: the most a transfer keeps in memory at once
 CHUNK_BYTES = 256 * 1024
 
@@ -144,17 +146,14 @@ async def insert_state(conn: AsyncConnection, key: str, value: str, now: datetim
 async def unfinished(conn: AsyncConnection, before: datetime, limit: int = 500) -> list[str]:
     """Files that never became part of a message since ``before``: an upload cut off, one the visitor
     never sent, a team file whose event was no conversation's reply. Their bytes are of no use to anyone.
-    Team members' photos (origin ``avatar``, ``bridge/faces.py``) belong to no message and stay."""
+    Team members' photos (origin ``avatar``, ``bridge/faces.py``) belong to no message and stay; a report's
+    picture stays a month (its post may wait out a long team-chat outage)."""
+    unsent = and_(
+        or_(attachment.c.complete.is_(False), attachment.c.message_id.is_(None)),
+        attachment.c.origin.not_in(("report", "avatar")),
+    )
+    old_report = and_(attachment.c.origin == "report", attachment.c.created_at < before - REPORT_KEPT)
     rows = await conn.execute(
-        select(attachment.c.id)
-        .where(
-            and_(
-                attachment.c.created_at < before,
-                or_(attachment.c.complete.is_(False), attachment.c.message_id.is_(None)),
-                # a report is kept until posted; a team member's photo for as long as messages name it
-                attachment.c.origin.not_in(("report", "avatar")),
-            )
-        )
-        .limit(limit)
+        select(attachment.c.id).where(and_(attachment.c.created_at < before, or_(unsent, old_report))).limit(limit)
     )
     return list(rows.scalars().all())

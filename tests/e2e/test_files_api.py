@@ -4,6 +4,7 @@ the signed links that serve it — the hostile cases included."""
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from urllib.parse import parse_qs, urlparse
 
 import aiohttp
@@ -178,3 +179,12 @@ async def test_a_file_never_sent_is_forgotten_after_a_day(slack_bridge: RunningB
     assert await files.purge(datetime.now(UTC) + timedelta(seconds=1)) == 1, "only the one never sent"
     assert (await visitor.download(dropped["attachment"]["url"]))[0] == 404
     assert (await visitor.download(kept["attachment"]["url"]))[0] == 200
+
+    async def once(data: bytes) -> AsyncIterator[bytes]:
+        yield data
+
+    # a report's picture waits for its post (a team chat may be down for days): kept a month, then gone
+    report = await files.save(once(png()), name="report.png", origin="report", any_type=True)
+    assert await files.purge(datetime.now(UTC) + timedelta(days=2)) == 0
+    assert await files.purge(datetime.now(UTC) + timedelta(days=32)) == 1
+    assert await files.find(report.id) is None
