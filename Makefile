@@ -116,9 +116,12 @@ lint: venv lock-check node
 unit: venv
 	$(BIN)/pytest -q tests/unit
 
+# the unit layer first (seconds); then the tests of real parts, spread over the machine's cores (each
+# worker starts its own Synapse and Chromium); the fault tests last and alone, as their timings assume
 test: venv synapse chromium node widget
 	$(BIN)/pytest -q tests/unit
-	SITECHAT_SYNAPSE_VENV=$(abspath $(SYNAPSE_VENV)) $(BIN)/pytest -q --ignore=tests/unit $(PYTEST_ARGS)
+	SITECHAT_SYNAPSE_VENV=$(abspath $(SYNAPSE_VENV)) $(BIN)/pytest -q -n auto --ignore=tests/unit --ignore=tests/faults $(PYTEST_ARGS)
+	SITECHAT_SYNAPSE_VENV=$(abspath $(SYNAPSE_VENV)) $(BIN)/pytest -q tests/faults $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) $(SYNAPSE_VENV) .pytest_cache .mypy_cache .ruff_cache
