@@ -17,9 +17,9 @@ from typing import Any, TypeVar, assert_never
 
 from slack_bolt.app.async_app import AsyncApp
 
-from adapters.slack.events import split_ref
 from adapters.slack.failures import describe
 from adapters.slack.format import escape
+from adapters.slack.permalinks import Permalinks
 from adapters.slack.session import SlackSession
 from adapters.slack.users import UserDirectory
 from bridge.desk_answers import DeskAnswer, DeskHelp, OpenConversation, OpenList, PresenceSet, StatsReport
@@ -41,12 +41,12 @@ INLINE_SECONDS = 2.0
 
 
 class SlackDesk:
-    def __init__(self, name: str, session: SlackSession, users: UserDirectory) -> None:
+    def __init__(self, name: str, session: SlackSession, users: UserDirectory, permalinks: Permalinks) -> None:
         self.endpoint = name
         self._session = session
         self._users = users
         self._desk: Desk | None = None
-        self._permalinks: dict[str, str] = {}
+        self._permalinks = permalinks
         self._answering: set[asyncio.Task[Any]] = set()
 
     def use(self, desk: Desk) -> None:
@@ -147,25 +147,9 @@ class SlackDesk:
             if thread is None:
                 return None
             async with gate:
-                return await self.permalink(thread)
+                return await self._permalinks.of(thread)
 
         return list(await asyncio.gather(*(one(t) for t in threads)))
-
-    async def permalink(self, thread: ThreadRef) -> str:
-        """The thread's root as a link people open in Slack; a plain archive link if Slack won't say."""
-        known = self._permalinks.get(thread)
-        if known is not None:
-            return known
-        channel, ts = split_ref(thread)
-        assert self._session.client is not None
-        try:
-            answer = await self._session.client.chat_getPermalink(channel=channel, message_ts=ts)
-            link = str(answer["permalink"])
-        except Exception as exc:
-            log.warning("Slack chat.getPermalink %s failed (%s); linking the archive", thread, describe(exc))
-            return f"https://slack.com/archives/{channel}/p{ts.replace('.', '')}"
-        self._permalinks[thread] = link
-        return link
 
 
 def _conversation_line(conv: OpenConversation, link: str | None, answer: OpenList) -> str:

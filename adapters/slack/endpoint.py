@@ -18,6 +18,7 @@ from adapters.slack.desk import SlackDesk
 from adapters.slack.downloads import SlackDownloads
 from adapters.slack.inbound import SlackInbound
 from adapters.slack.outbound import SlackOutbound
+from adapters.slack.permalinks import Permalinks
 from adapters.slack.session import SlackSession
 from adapters.slack.uploads import SlackUploads
 from adapters.slack.users import UserDirectory
@@ -65,8 +66,9 @@ class SlackEndpoint:
             note_prefix=note_prefix,
         )
         uploads = SlackUploads(self.session, self.pacer, state, clock) if state is not None else None
-        self.outbound = SlackOutbound(self.session, self.pacer, uploads)
-        self.desk = SlackDesk(self.name, self.session, self.users)
+        permalinks = Permalinks(self.session)  # one cache for the roots and /sitechat open
+        self.outbound = SlackOutbound(self.session, self.pacer, permalinks, uploads)
+        self.desk = SlackDesk(self.name, self.session, self.users, permalinks)
 
     def use_desk(self, desk: Desk) -> None:
         """``/sitechat``'s answers come from the core's desk (the composition root hands it in)."""

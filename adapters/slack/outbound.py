@@ -17,7 +17,17 @@ from adapters.slack.failures import as_delivery_error
 from adapters.slack.format import display_name, escape
 from adapters.slack.history import find_landed, metadata
 from adapters.slack.people import People, invitation, reminder_post
-from adapters.slack.posts import Post, fit_escaped, formatted_line, groups, line_posts, part_count, text_posts
+from adapters.slack.permalinks import Permalinks
+from adapters.slack.posts import (
+    Post,
+    fit_escaped,
+    formatted_line,
+    groups,
+    line_posts,
+    part_count,
+    sent_for,
+    text_posts,
+)
 from adapters.slack.session import SlackSession
 from adapters.slack.uploads import (
     InDoubt,
@@ -55,14 +65,15 @@ SEEN_REACTION = "eyes"
 
 
 class SlackOutbound:
-    def __init__(self, session: SlackSession, pacer: Pacer, uploads: SlackUploads | None = None) -> None:
+    def __init__(
+        self, session: SlackSession, pacer: Pacer, permalinks: Permalinks, uploads: SlackUploads | None = None
+    ) -> None:
         self._session = session
         self.pacer = pacer
         #: files up to Slack (None without the endpoint's state: a file line then goes as its words)
         self._uploads = uploads
         self._people = People(session)
-        #: thread → its permalink (a message's permalink never changes)
-        self._permalinks: dict[str, str] = {}
+        self._permalinks = permalinks
 
     @property
     def _client(self) -> AsyncWebClient:
@@ -89,7 +100,7 @@ class SlackOutbound:
             if parts and len(parts) >= part_count(item):
                 last = max(parts)
                 earlier = [parts[p] for p in sorted(parts) if p != last]
-                sent.extend(self._sent([item], item.destination, parts[last], earlier))
+                sent.extend(sent_for([item], item.destination, parts[last], earlier))
             else:
                 # not in Slack (or only some parts of a split post): what is missing goes out now,
                 # and a line that did not land may combine with the next ones again
@@ -117,7 +128,7 @@ class SlackOutbound:
             case OpenThread():
                 root = blocks.root_text(head.conversation, head.site_name)
                 ts = await self._post(channel, None, root, ids, blocks=await self._root_blocks(head))
-                sent.extend(self._sent(group, channel, ts))
+                sent.extend(sent_for(group, channel, ts))
             case RootState():
                 await self._update_root(head)
                 sent.extend(Sent(i) for i in ids)
@@ -229,7 +240,7 @@ class SlackOutbound:
                     # earlier parts of this delivery are in Slack: the retry must look for them first
                     raise as_delivery_error(exc, channel, self.pacer, sent, partly_posted=post.part > 0) from exc
             if index + 1 == len(posts) or posts[index + 1].ids != post.ids:
-                sent.extend(self._sent([by_id[i] for i in post.ids], channel, ts, earlier))
+                sent.extend(sent_for([by_id[i] for i in post.ids], channel, ts, earlier))
                 earlier = []
             else:
                 earlier.append(ts)
@@ -296,17 +307,6 @@ class SlackOutbound:
         copies = (*(RemoteId(thread_ref(channel, ts)) for ts in words), *map(file_ref, shared.file_ids))
         sent.append(Sent(item.delivery_id, RemoteId(thread_ref(channel, shared.ts)), None, copies))
 
-    @staticmethod
-    def _sent(group: Sequence[Outgoing], channel: str, ts: str, earlier: Sequence[str] = ()) -> list[Sent]:
-        """What ``group`` became: the post ``ts`` (after the ``earlier`` parts of a long text); a root
-        (posted now or found after a crash) is the thread."""
-        ref = thread_ref(channel, ts)
-        more = tuple(RemoteId(thread_ref(channel, part)) for part in earlier)
-        return [
-            Sent(o.delivery_id, RemoteId(ref), ThreadRef(ref) if isinstance(o.what, OpenThread) else None, more)
-            for o in group
-        ]
-
     async def _post(
         self,
         channel: str,
@@ -361,24 +361,8 @@ class SlackOutbound:
     async def _root_blocks(self, item: Outgoing) -> list[dict[str, Any]]:
         returning = item.conversation.returning
         last = returning.last_thread("slack") if returning else None
-        previous = await self._permalink(last[1]) if last else None
+        previous = await self._permalinks.of(last[1]) if last else None
         return blocks.root_blocks(item.conversation, item.site_name, item.topic_label, previous)
-
-    async def _permalink(self, thread: ThreadRef) -> str:
-        """A thread's root as a link people open in Slack (a returning visitor's last chat); the archive
-        link when Slack will not say (it opens the same message in the workspace one is signed in to)."""
-        known = self._permalinks.get(thread)
-        if known is not None:
-            return known
-        channel, ts = split_ref(thread)
-        try:
-            answer = await self._client.chat_getPermalink(channel=channel, message_ts=ts)
-            link = str(answer["permalink"])
-        except Exception as exc:  # a link is a courtesy: the root goes out without Slack's own
-            log.info("Slack chat.getPermalink %s failed (%s); linking the archive", thread, type(exc).__name__)
-            return f"https://slack.com/archives/{channel}/p{ts.replace('.', '')}"
-        self._permalinks[thread] = link
-        return link
 
     async def _react(self, copy: str, name: str) -> None:
         """The bot's reaction on a message; one that is there already, or a message gone, is fine."""

@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from adapters.slack.events import thread_ref
 from adapters.slack.format import escape, line_mrkdwn
-from bridge.endpoint import Outgoing
-from bridge.model import Message, Role
-from bridge.outbound import Line, Notice, RootState, Transcript
+from bridge.endpoint import Outgoing, Sent
+from bridge.model import Message, RemoteId, Role, ThreadRef
+from bridge.outbound import Line, Notice, OpenThread, RootState, Transcript
 
 MAX_POST_CHARS = 4000
 
@@ -163,3 +164,14 @@ def fit_escaped(text: str, limit: int = MAX_POST_CHARS) -> str:
     """
     pieces = split_escaped(text, limit)
     return escape(pieces[0]) if len(pieces) == 1 else escape(split_escaped(text, limit - 1)[0]) + "…"
+
+
+def sent_for(group: Sequence[Outgoing], channel: str, ts: str, earlier: Sequence[str] = ()) -> list[Sent]:
+    """What ``group`` became: the post ``ts`` (after the ``earlier`` parts of a long text); a root (posted now
+    or found after a crash) is the thread."""
+    ref = thread_ref(channel, ts)
+    more = tuple(RemoteId(thread_ref(channel, part)) for part in earlier)
+    return [
+        Sent(o.delivery_id, RemoteId(ref), ThreadRef(ref) if isinstance(o.what, OpenThread) else None, more)
+        for o in group
+    ]
