@@ -8,7 +8,6 @@ into ``CHUNK_BYTES`` rows as it comes, and is refused the moment it grows past t
 from __future__ import annotations
 
 import codecs
-import contextlib
 import hashlib
 import hmac
 import re
@@ -19,11 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import filetype
-from sqlalchemy.exc import IntegrityError
 
 from bridge.model import Attachment
+from bridge.shared_key import SharedKey
 from bridge.store import attachments as store
-from bridge.store import conversations as q
 from bridge.store.database import Database
 
 #: what the widget may send when ``SITECHAT_UPLOAD_TYPES`` is not set
@@ -107,7 +105,7 @@ class Files:
         self.db = db
         self.clock = clock
         self.rules = rules
-        self._key: bytes | None = None
+        self._link_key = SharedKey(db, LINK_KEY, clock)
 
     async def save(
         self,
@@ -210,20 +208,8 @@ class Files:
         return len(found)
 
     async def link_key(self) -> bytes:
-        """The key download links are signed with: made once, kept in the database for every instance."""
-        if self._key is None:
-            async with self.db.read() as conn:
-                stored = await q.get_state(conn, LINK_KEY)
-            if stored is None:
-                # insert only: two instances starting at once must end up with the same key
-                with contextlib.suppress(IntegrityError):
-                    async with self.db.write() as conn:
-                        await store.insert_state(conn, LINK_KEY, secrets.token_hex(32), self.clock())
-            async with self.db.read() as conn:
-                stored = await q.get_state(conn, LINK_KEY)
-            assert stored is not None
-            self._key = bytes.fromhex(stored)
-        return self._key
+        """The key download links are signed with (one for every instance)."""
+        return await self._link_key.get()
 
 
 def _too_large(limit: int) -> FileRefused:

@@ -20,17 +20,15 @@ The mail speaks the visitor's language (``bridge/texts``) and goes through the o
 
 from __future__ import annotations
 
-import contextlib
 import html
 import secrets
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy.exc import IntegrityError
-
 from bridge.mail_links import RESUME_DAYS, reply_address, resume_link, resume_ticket, ticket_conversation, ticket_valid
 from bridge.model import Conversation, Message
 from bridge.outbound import FollowUpMail
+from bridge.shared_key import SharedKey
 from bridge.store import conversations as q
 from bridge.store import follow_up as store
 from bridge.texts import text, translate
@@ -44,27 +42,11 @@ ANSWER = text("follow_up.answer", "Or simply answer this email: your reply goes 
 STALE = timedelta(days=1)
 
 
-class MailKeys:
-    """The key follow-up links and reply addresses are signed with: made once, kept in the database (so every
-    instance signs alike, and a restart breaks no link), read once per process."""
+class MailKeys(SharedKey):
+    """The key follow-up links and reply addresses are signed with (one for every instance)."""
 
     def __init__(self, core: Core) -> None:
-        self.core = core
-        self._key: bytes | None = None
-
-    async def get(self) -> bytes:
-        if self._key is None:
-            async with self.core.db.read() as conn:
-                key = await store.link_key(conn)
-            if key is None:
-                with contextlib.suppress(IntegrityError):  # another instance made it a moment ago
-                    async with self.core.db.write() as conn:
-                        await store.make_link_key(conn, self.core.clock())
-                async with self.core.db.read() as conn:
-                    key = await store.link_key(conn)
-            assert key is not None
-            self._key = key
-        return self._key
+        super().__init__(core.db, store.LINK_KEY, core.clock)
 
 
 def arm_needed(conv: Conversation) -> bool:

@@ -52,7 +52,7 @@ async def post_report(
         async with files.db.write() as conn:
             if key is not None:
                 # the insert fails when another instance wrote the key first: this one posts nothing
-                await attachments.insert_state(conn, key, lane, now)
+                await q.insert_state(conn, key, lane, now)
             work = Work(conn, now)
             for endpoint, destination in destinations.items():
                 await work.enqueue(lane, endpoint, FilePost(stored, text), address=(destination, None))

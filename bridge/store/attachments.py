@@ -15,7 +15,7 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.model import Attachment
-from bridge.store.tables import attachment, attachment_chunk, message, sync_state
+from bridge.store.tables import attachment, attachment_chunk, message
 
 #: how long a report's picture is kept beyond the unsent files' day
 REPORT_KEPT = timedelta(days=30)
@@ -136,11 +136,6 @@ async def of_conversations(conn: AsyncConnection, cids: Sequence[str]) -> list[s
     return list(
         (await conn.execute(select(attachment.c.id).where(attachment.c.conversation_id.in_(cids)))).scalars().all()
     )
-
-
-async def insert_state(conn: AsyncConnection, key: str, value: str, now: datetime) -> None:
-    """A ``sync_state`` row that must be made once (IntegrityError when another instance was first)."""
-    await conn.execute(sync_state.insert().values(key=key, value=value, updated_at=now))
 
 
 async def unfinished(conn: AsyncConnection, before: datetime, limit: int = 500) -> list[str]:

@@ -378,3 +378,8 @@ async def put_state(conn: AsyncConnection, key: str, value: str, now: datetime) 
     updated = await conn.execute(update(sync_state).where(sync_state.c.key == key).values(value=value, updated_at=now))
     if not updated.rowcount:
         await conn.execute(insert(sync_state).values(key=key, value=value, updated_at=now))
+
+
+async def insert_state(conn: AsyncConnection, key: str, value: str, now: datetime) -> None:
+    """A ``sync_state`` row that must be made once (IntegrityError when another instance was first)."""
+    await conn.execute(insert(sync_state).values(key=key, value=value, updated_at=now))

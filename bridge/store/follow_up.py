@@ -10,16 +10,15 @@ message) since.
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, exists, insert, or_, select, update
+from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.model import Message, Role
-from bridge.store.conversations import _message, get_state, utc
-from bridge.store.tables import conversation, message, sync_state
+from bridge.store.conversations import _message, utc
+from bridge.store.tables import conversation, message
 
 #: the database key of the key follow-up links and reply addresses are signed with
 LINK_KEY = "follow-up:link-key"
@@ -109,13 +108,3 @@ async def mailed(conn: AsyncConnection, cid: str, now: datetime, seq: int) -> No
     await conn.execute(
         update(conversation).where(conversation.c.id == cid).values(followed_up_at=now, follow_up_seq=seq)
     )
-
-
-async def link_key(conn: AsyncConnection) -> bytes | None:
-    stored = await get_state(conn, LINK_KEY)
-    return bytes.fromhex(stored) if stored is not None else None
-
-
-async def make_link_key(conn: AsyncConnection, now: datetime) -> None:
-    """Insert only (the caller ignores an ``IntegrityError``): two instances making it at once agree."""
-    await conn.execute(insert(sync_state).values(key=LINK_KEY, value=secrets.token_hex(32), updated_at=now))
