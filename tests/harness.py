@@ -265,6 +265,16 @@ class Visitor:
             except ValueError:
                 return r.status, text
 
+    async def send_file(
+        self, data: bytes, name: str, text: str = "", content_type: str = "application/octet-stream"
+    ) -> dict[str, Any]:
+        """Upload a file and send it with ``text`` (the widget's two calls); the attachment as uploaded."""
+        status, body = await self.upload(data, name, content_type)
+        assert status == 201, body
+        status, sent = await self.say(text, attachment_ids=[body["attachment"]["id"]])
+        assert status == 201, sent
+        return dict(body["attachment"])
+
     async def download(self, url: str) -> tuple[int, bytes, Any]:
         """An attachment's link, fetched as an ``<img>`` or a download link would (no token, no origin)."""
         async with self.session.get(url) as r:

@@ -60,9 +60,10 @@ async def outbox() -> AsyncIterator[Inbox]:
 
 async def follow_up_bridge(
     make_bridge: BridgeFactory, slack: FakeSlack, mail: Inbox, database_url: str | None = None
-) -> tuple[RunningBridge, int]:
-    """A bridge that mails through ``mail`` and listens for replies; reminders off (the clock jumps), timers
-    running often (a short alert time sets their pace)."""
+) -> tuple[RunningBridge, int, Skewed, list[datetime]]:
+    """A bridge that mails through ``mail`` and listens for replies (on the port returned), its timers on a
+    clock the test moves (and their rounds, to wait for); reminders off (the clock jumps), timers running
+    often (a short alert time sets their pace)."""
     listen = free_port()
     bridge = await make_bridge(
         slack,
@@ -74,7 +75,10 @@ async def follow_up_bridge(
         first_response_alert_seconds=2,
         reminder_max=0,
     )
-    return bridge, listen
+    assert bridge.runtime is not None
+    clock = Skewed()
+    bridge.runtime.timers.clock = clock
+    return bridge, listen, clock, timer_rounds(bridge)
 
 
 def plain(mail: Message) -> str:
@@ -113,11 +117,7 @@ async def reply_by_mail(port: int, sender: str, to: str, body: str) -> None:
 async def test_an_unseen_reply_is_mailed_once_and_the_answer_lands_in_the_thread(
     make_bridge: BridgeFactory, fake_slack: FakeSlack, outbox: Inbox
 ) -> None:
-    bridge, listen = await follow_up_bridge(make_bridge, fake_slack, outbox)
-    assert bridge.runtime is not None
-    clock = Skewed()
-    bridge.runtime.timers.clock = clock
-    began = timer_rounds(bridge)
+    bridge, listen, clock, began = await follow_up_bridge(make_bridge, fake_slack, outbox)
     visitor, agent = Visitor(bridge.url), SlackAgent(bridge.url, fake_slack)
     try:
         await visitor.start(name="Ann", email="Ann@Example.com")
@@ -179,11 +179,7 @@ async def test_an_unseen_reply_is_mailed_once_and_the_answer_lands_in_the_thread
 async def test_mail_from_anyone_else_or_to_a_made_up_address_is_refused(
     make_bridge: BridgeFactory, fake_slack: FakeSlack, outbox: Inbox
 ) -> None:
-    bridge, listen = await follow_up_bridge(make_bridge, fake_slack, outbox)
-    assert bridge.runtime is not None
-    clock = Skewed()
-    bridge.runtime.timers.clock = clock
-    began = timer_rounds(bridge)
+    bridge, listen, clock, began = await follow_up_bridge(make_bridge, fake_slack, outbox)
     visitor, agent = Visitor(bridge.url), SlackAgent(bridge.url, fake_slack)
     try:
         await visitor.start(name="Ann")
@@ -210,11 +206,7 @@ async def test_mail_from_anyone_else_or_to_a_made_up_address_is_refused(
 async def test_a_reply_the_visitor_saw_is_not_mailed(
     make_bridge: BridgeFactory, fake_slack: FakeSlack, outbox: Inbox
 ) -> None:
-    bridge, _ = await follow_up_bridge(make_bridge, fake_slack, outbox)
-    assert bridge.runtime is not None
-    clock = Skewed()
-    bridge.runtime.timers.clock = clock
-    began = timer_rounds(bridge)
+    bridge, _, clock, began = await follow_up_bridge(make_bridge, fake_slack, outbox)
     visitor, agent = Visitor(bridge.url), SlackAgent(bridge.url, fake_slack)
     try:
         await visitor.start(name="Ann")
@@ -237,11 +229,7 @@ async def test_the_mails_link_resumes_the_chat_once(
     make_bridge: BridgeFactory, fake_slack: FakeSlack, outbox: Inbox, database_url: str
 ) -> None:
     """On SQLite and PostgreSQL: the follow-up's queries, the signing key and the resume."""
-    bridge, _ = await follow_up_bridge(make_bridge, fake_slack, outbox, database_url)
-    assert bridge.runtime is not None
-    clock = Skewed()
-    bridge.runtime.timers.clock = clock
-    began = timer_rounds(bridge)
+    bridge, _, clock, began = await follow_up_bridge(make_bridge, fake_slack, outbox, database_url)
     visitor, agent, browser = Visitor(bridge.url), SlackAgent(bridge.url, fake_slack), Visitor(bridge.url)
     try:
         await visitor.start(name="Ann")

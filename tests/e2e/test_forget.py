@@ -171,9 +171,7 @@ async def test_forget_erases_one_person_everywhere_and_leaves_the_others_whole(
         for _ in range(3):  # a transcript in several posts (Slack) and events (Matrix)
             assert (await ann.say(LONG))[0] == 201
         # a file too: kept by the bridge, shared into Slack, uploaded to Matrix
-        status, uploaded = await ann.upload(png(), "ann-passport.png")
-        assert status == 201, uploaded
-        assert (await ann.say("my passport", attachment_ids=[uploaded["attachment"]["id"]]))[0] == 201
+        await ann.send_file(png(), "ann-passport.png", "my passport")
         path = f"/api/v1/conversations/{ann.conversation_id}"
         assert (await ann.request("POST", f"{path}/close"))[0] == 200
         assert (await ann.request("POST", f"{path}/rating", {"score": 5, "comment": "Ann is happy"}))[0] == 200

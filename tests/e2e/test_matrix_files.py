@@ -131,6 +131,17 @@ def root_of(bot: str, visitor: str = "Ann") -> Callable[[Event], bool]:
     )
 
 
+async def staffed_room(hs: LocalSynapse, *, encrypted: bool = False) -> tuple[RegisteredUser, RegisteredUser, str]:
+    """The bot, a staff member and the support room they are both in (end-to-end encrypted if asked)."""
+    bot = await new_bot(hs)
+    person = await new_user(hs, "staff", displayname=STAFF_NAME)
+    if encrypted:  # key exchange takes more requests than the default limits allow
+        await hs.lift_ratelimit(bot.access_token, person.user_id)
+    room_id = await hs.create_room(bot.access_token, name="Website chat", invite=[person.user_id], encrypted=encrypted)
+    await hs.join(person.access_token, room_id)
+    return bot, person, room_id
+
+
 def settings(hs: LocalSynapse, bot: RegisteredUser, room_id: str, store: Path) -> dict[str, Any]:
     return {
         "matrix_homeserver": hs.base_url,
@@ -153,10 +164,7 @@ def no_team_chat_address(answer: Any, hs: LocalSynapse) -> None:
 async def test_files_both_ways_and_the_staff_face_through_the_bridge(
     make_bridge: BridgeFactory, synapse: LocalSynapse, tmp_path: Path
 ) -> None:
-    bot = await new_bot(synapse)
-    person = await new_user(synapse, "staff", displayname=STAFF_NAME)
-    room_id = await synapse.create_room(bot.access_token, name="Website chat", invite=[person.user_id])
-    await synapse.join(person.access_token, room_id)
+    bot, person, room_id = await staffed_room(synapse)
     staff = Staff(synapse, person, room_id)
     face = png(120, 120)
     avatar = await media_upload(synapse, person.access_token, face, "sam.png", "image/png")
@@ -173,10 +181,7 @@ async def test_files_both_ways_and_the_staff_face_through_the_bridge(
 
         # the visitor's screenshot, after the words sent with it, as a real image in the thread
         shot = png(3, 2)
-        status, uploaded = await visitor.upload(shot, "screen-shot.png", "image/png")
-        assert status == 201, uploaded
-        status, _ = await visitor.say("Here is my screen", attachment_ids=[uploaded["attachment"]["id"]])
-        assert status == 201
+        await visitor.send_file(shot, "screen-shot.png", "Here is my screen")
         image = await staff.wait_for(in_thread(root, bot.user_id, "m.image"), "the visitor's image")
         line = await staff.wait_for(in_thread(root, bot.user_id, "m.text"), "the visitor's words")
         assert line["content"]["body"] == "Ann: Here is my screen"
@@ -187,10 +192,7 @@ async def test_files_both_ways_and_the_staff_face_through_the_bridge(
         assert await media_download(synapse, person.access_token, content["url"]) == shot
 
         # a file sent alone goes without an empty line before it
-        status, uploaded = await visitor.upload(PDF, "order.pdf", "application/pdf")
-        assert status == 201, uploaded
-        status, _ = await visitor.say("", attachment_ids=[uploaded["attachment"]["id"]])
-        assert status == 201
+        await visitor.send_file(PDF, "order.pdf")
         order = await staff.wait_for(in_thread(root, bot.user_id, "m.file"), "the visitor's PDF")
         assert order["content"]["body"] == "order.pdf"
         assert await media_download(synapse, person.access_token, order["content"]["url"]) == PDF
@@ -248,10 +250,7 @@ async def test_files_both_ways_and_the_staff_face_through_the_bridge(
 async def test_a_staff_file_too_large_is_told_to_the_thread_and_its_caption_still_goes(
     make_bridge: BridgeFactory, synapse: LocalSynapse, tmp_path: Path
 ) -> None:
-    bot = await new_bot(synapse)
-    person = await new_user(synapse, "staff", displayname=STAFF_NAME)
-    room_id = await synapse.create_room(bot.access_token, name="Website chat", invite=[person.user_id])
-    await synapse.join(person.access_token, room_id)
+    bot, person, room_id = await staffed_room(synapse)
     staff = Staff(synapse, person, room_id)
     # files of at most ~1 KB
     bridge = await make_bridge(**settings(synapse, bot, room_id, tmp_path / "store"), upload_max_mb=0.001)
@@ -286,11 +285,7 @@ async def test_a_staff_file_too_large_is_told_to_the_thread_and_its_caption_stil
 async def test_files_in_an_encrypted_room_are_encrypted_both_ways(
     make_bridge: BridgeFactory, synapse: LocalSynapse, tmp_path: Path
 ) -> None:
-    bot = await new_bot(synapse)
-    person = await new_user(synapse, "staff", displayname=STAFF_NAME)
-    await synapse.lift_ratelimit(bot.access_token, person.user_id)
-    room_id = await synapse.create_room(bot.access_token, name="Website chat", invite=[person.user_id], encrypted=True)
-    await synapse.join(person.access_token, room_id)
+    bot, person, room_id = await staffed_room(synapse, encrypted=True)
     staff = EncryptingClient(synapse, person, room_id, tmp_path / "staff-store")
     await staff.sync(timeout_ms=0)
     bridge = await make_bridge(**settings(synapse, bot, room_id, tmp_path / "store"))
@@ -300,10 +295,7 @@ async def test_files_in_an_encrypted_room_are_encrypted_both_ways(
         root = await staff.wait_for(root_of(bot.user_id), "the thread root")
 
         shot = png(5, 4)
-        status, uploaded = await visitor.upload(shot, "screen.png", "image/png")
-        assert status == 201, uploaded
-        status, _ = await visitor.say("", attachment_ids=[uploaded["attachment"]["id"]])
-        assert status == 201
+        await visitor.send_file(shot, "screen.png")
         image = await staff.wait_for(in_thread(root, bot.user_id, "m.image"), "the visitor's image")
         encrypted = image["content"]["file"]
         assert "url" not in image["content"] and image["content"]["info"]["mimetype"] == "image/png"
@@ -352,10 +344,7 @@ async def test_the_reports_picture_is_an_image_in_the_room_itself(
 
     from bridge.report_posts import post_report
 
-    bot = await new_bot(synapse)
-    person = await new_user(synapse, "staff", displayname=STAFF_NAME)
-    room_id = await synapse.create_room(bot.access_token, name="Website chat", invite=[person.user_id])
-    await synapse.join(person.access_token, room_id)
+    bot, person, room_id = await staffed_room(synapse)
     staff = Staff(synapse, person, room_id)
     bridge = await make_bridge(**settings(synapse, bot, room_id, tmp_path / "store"))
     try:

@@ -25,14 +25,6 @@ async def _thread(visitor: Visitor, slack: FakeSlack) -> str:
     return str(root["ts"])
 
 
-async def _send_file(visitor: Visitor, data: bytes, name: str, text: str) -> dict[str, Any]:
-    status, body = await visitor.upload(data, name)
-    assert status == 201, body
-    status, sent = await visitor.say(text, attachment_ids=[body["attachment"]["id"]])
-    assert status == 201, sent
-    return dict(body["attachment"])
-
-
 def _shares(slack: FakeSlack, thread_ts: str) -> list[dict[str, Any]]:
     return [m for m in slack.replies(CHANNEL, thread_ts) if m.get("files")]
 
@@ -42,7 +34,7 @@ async def test_a_visitors_file_is_a_real_file_in_the_thread_with_their_words(
 ) -> None:
     thread_ts = await _thread(visitor, fake_slack)
     image = png(4, 3)
-    await _send_file(visitor, image, "shot.png", "look <!channel> & see")
+    await visitor.send_file(image, "shot.png", "look <!channel> & see")
     [share] = await fake_slack.wait_for(lambda: _shares(fake_slack, thread_ts), message="the file in the thread")
 
     [record] = fake_slack.files
@@ -55,7 +47,7 @@ async def test_a_visitors_file_is_a_real_file_in_the_thread_with_their_words(
     methods = [c.method for c in fake_slack.calls if c.method.startswith("files.")]
     assert methods == ["files.getUploadURLExternal", UPLOAD, "files.completeUploadExternal", "files.info"]
     # a file alone goes up too, with who sent it as its comment
-    await _send_file(visitor, png(), "second.png", "")
+    await visitor.send_file(png(), "second.png", "")
     await fake_slack.wait_for(lambda: len(_shares(fake_slack, thread_ts)) == 2, message="the second file")
     assert _shares(fake_slack, thread_ts)[1]["text"] == "Ann sent a file"
 
@@ -133,14 +125,14 @@ async def test_a_lost_answer_in_the_middle_of_an_upload_never_shares_a_file_twic
     thread_ts = await _thread(visitor, fake_slack)
     # Slack shares the file, then the connection drops before its answer: the bridge cannot know
     fake_slack.fail_next("files.completeUploadExternal", kind="accept_then_drop")
-    await _send_file(visitor, png(), "one.png", "first")
+    await visitor.send_file(png(), "one.png", "first")
     await slack_bridge.wait_idle(timeout=20)
     assert len(_shares(fake_slack, thread_ts)) == 1
     assert len(fake_slack.calls_to("files.completeUploadExternal")) == 1  # the retry asked files.info instead
 
     # the bytes land, the answer is lost: that file was never shared, so the retry uploads again, once
     fake_slack.fail_next(UPLOAD, kind="accept_then_drop")
-    await _send_file(visitor, png(3, 3), "two.png", "second")
+    await visitor.send_file(png(3, 3), "two.png", "second")
     await slack_bridge.wait_idle(timeout=20)
     shares = _shares(fake_slack, thread_ts)
     assert [s["text"] for s in shares] == ["Ann: first", "Ann: second"]
@@ -148,7 +140,7 @@ async def test_a_lost_answer_in_the_middle_of_an_upload_never_shares_a_file_twic
 
     # Slack's rate limit on sharing: waited out, then shared once
     fake_slack.fail_next("files.completeUploadExternal", status=429, retry_after=1)
-    await _send_file(visitor, png(2, 5), "three.png", "third")
+    await visitor.send_file(png(2, 5), "three.png", "third")
     await slack_bridge.wait_idle(timeout=20)
     assert [s["text"] for s in _shares(fake_slack, thread_ts)] == ["Ann: first", "Ann: second", "Ann: third"]
 
@@ -158,7 +150,7 @@ async def test_the_transcript_names_the_files_and_an_erasure_deletes_them_in_sla
 ) -> None:
     assert slack_bridge.runtime is not None
     thread_ts = await _thread(visitor, fake_slack)
-    await _send_file(visitor, png(), "shot.png", "look")
+    await visitor.send_file(png(), "shot.png", "look")
     await agent.share(CHANNEL, thread_ts, "quote.pdf", PDF, "your quote")
     await wait_until(lambda: _agent_texts(visitor), what="the agent's file")
     await fake_slack.wait_for(lambda: _shares(fake_slack, thread_ts), message="the visitor's file in Slack")
