@@ -342,6 +342,10 @@ class LiveSocket:
         await self.ws.close()
 
 
+#: Slack's pause before each try of an event (the first at once; the retries compressed from 0 s, 1 and 5 min)
+SLACK_RETRY_PAUSES = (0.0, 0.1, 1.0, 3.0)
+
+
 class SlackAgent:
     """A person in the Slack workspace: replies and clicks arrive as correctly signed HTTP requests."""
 
@@ -356,11 +360,25 @@ class SlackAgent:
         async with self.session.post(f"{self.bridge_url}/slack/events", data=body, headers=headers) as r:
             return r.status, await r.text()
 
+    async def deliver(self, payload: dict[str, Any]) -> int:
+        """Send an event as Slack does: an answer other than 2xx is retried, at most three times, with
+        ``X-Slack-Retry-Num`` and the same ``event_id`` (Slack waits ~0 s, 1 min and 5 min; compressed
+        here). A 503 for a reply under a root whose post's answer the bridge has not recorded yet is the
+        bridge's way of asking for that retry. The last answer's status."""
+        for attempt, pause in enumerate(SLACK_RETRY_PAUSES):
+            body, headers = signed_json(SIGNING_SECRET, payload)
+            if attempt:
+                await asyncio.sleep(pause)
+                headers = {**headers, "X-Slack-Retry-Num": str(attempt), "X-Slack-Retry-Reason": "http_error"}
+            status, _ = await self.post_signed(body, headers)
+            if status < 300:
+                break
+        return status
+
     async def reply(self, channel: str, thread_ts: str, text: str, **kw: Any) -> tuple[int, dict[str, Any]]:
         event = message_event(channel, self.user_id, text, thread_ts=thread_ts)
         payload = event_callback(event, **kw)
-        status, _ = await self.post_signed(*signed_json(SIGNING_SECRET, payload))
-        return status, payload
+        return await self.deliver(payload), payload
 
     async def share(
         self, channel: str, thread_ts: str, name: str, data: bytes, text: str = "", **file: Any
@@ -372,8 +390,7 @@ class SlackAgent:
             channel, self.user_id, text, ts=message["ts"], thread_ts=thread_ts, files=message["files"]
         )
         payload = event_callback(event)
-        status, _ = await self.post_signed(*signed_json(SIGNING_SECRET, payload))
-        return status, payload
+        return await self.deliver(payload), payload
 
     async def click(self, action_id: str, channel: str, root_ts: str, value: str = "") -> int:
         from tests.fakes.slack_payloads import block_actions_payload

@@ -5,6 +5,7 @@ and "Seen" shows under the visitor's message the team has read."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -102,6 +103,8 @@ async def test_hostile_html_is_inert_and_seen_shows_under_the_visitors_message(
     root = await thread_root(fake_slack, "C0SUPPORT", "Hal")
     visitor_lines = chat.log.locator(".m.visitor")
     await expect(visitor_lines).to_have_count(2)
+    # a line the server has not confirmed yet has no seq: wait for the one the team is said to read
+    await expect(visitor_lines.first).to_have_attribute("data-seq", re.compile(r"^[1-9][0-9]*$"))
     said["seq"] = int(await visitor_lines.first.get_attribute("data-seq") or 0)
     await agent.reply("C0SUPPORT", root["ts"], "*plain* answer")
 
