@@ -20,7 +20,7 @@ from bridge.endpoint import Endpoint, Outgoing, Sent
 from bridge.errors import DeliveryError, DestinationUnavailable
 from bridge.model import Conversation, RemoteId, ThreadRef
 from bridge.observe import NO_OBSERVER, Observer
-from bridge.outbound import ABOUT_A_MESSAGE, Deletion, Erase, Line, UndecodableDelivery, decode, encode
+from bridge.outbound import ABOUT_A_MESSAGE, Deletion, Erase, Line, OpenThread, UndecodableDelivery, decode, encode
 from bridge.store import conversations as q
 from bridge.store import erasure, outbox
 from bridge.store.database import Database, LaneLease, LeaseLost, connection_lost
@@ -375,9 +375,14 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _due_prefix(pending: Sequence[PendingDelivery], now: datetime) -> list[PendingDelivery]:
+    """The deliveries due now, up to and including a thread's root: what comes after a root is addressed
+    to the thread it opens, which the next batch reads once the root's answer is recorded (sent in the
+    same batch, those would find no thread yet and wait out a retry)."""
     batch: list[PendingDelivery] = []
     for d in pending:
         if d.next_attempt_at > now:
             break
         batch.append(d)
+        if d.kind == OpenThread.KIND:
+            break
     return batch

@@ -155,6 +155,48 @@ async def test_pending_deliveries_survive_a_restart(db: Database, database_url: 
         await later.close()
 
 
+class BatchingEndpoint(RecordingEndpoint):
+    """Takes several deliveries at once, and refuses a line whose thread is not known yet, as Slack's and
+    Matrix's senders do."""
+
+    max_batch = 20
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[list[type]] = []
+
+    async def deliver(self, batch: Sequence[Outgoing]) -> Sequence[Sent]:
+        self.batches.append([type(o.what) for o in batch])
+        sent: list[Sent] = []
+        for item in batch:
+            if isinstance(item.what, OpenThread):
+                sent.append(Sent(item.delivery_id, RemoteId(f"r{item.delivery_id}"), ThreadRef(f"C:{item.delivery_id}")))
+            elif item.thread is None:
+                raise RetryLater("the thread's root is not posted yet", sent=sent)
+            else:
+                self.received.append(item)
+                sent.append(Sent(item.delivery_id, RemoteId(f"r{item.delivery_id}")))
+        return sent
+
+
+async def test_lines_queued_behind_a_root_go_into_its_thread_without_waiting_out_a_retry(db: Database) -> None:
+    """A visitor quicker than the root's post: their lines go out in the batch after the root, in its
+    thread — never in the root's batch, where they would have no thread yet and be postponed."""
+    endpoint = BatchingEndpoint()
+    conversations, worker = _core(db, endpoint)
+    cid = await _start(conversations)
+    for i in range(3):
+        await conversations.post_visitor_message(cid, f"c{i}", f"line {i}")
+    runner = asyncio.create_task(worker.run())
+    try:
+        await wait_until(worker.idle, 10, "the outbox to drain")
+        assert endpoint.batches == [[OpenThread], [Line, Line, Line]]
+        assert [o.thread for o in endpoint.received] == [endpoint.received[0].thread] * 3
+        assert endpoint.received[0].thread is not None
+    finally:
+        runner.cancel()
+
+
 async def test_timers_close_idle_conversations_once(db: Database) -> None:
     from bridge.lifecycle import Timers
 
