@@ -58,7 +58,7 @@ class DeliveryWorker:
         *,
         clock: Callable[[], datetime] = utcnow,
         poll_seconds: float = 2.0,
-        max_sending: int = 6,
+        max_sending: int = 16,
         observer: Observer = NO_OBSERVER,
     ) -> None:
         self.db = db
@@ -75,8 +75,12 @@ class DeliveryWorker:
         self._running = False
         #: shutting down: lanes finish the batch they are sending and take no new one
         self._draining = False
-        #: per endpoint, so one that is slow or paced (Slack's 1 post/s per channel) never starves another
+        #: per endpoint, so one that is slow or paced (Slack's 1 post/s per channel) never starves another;
+        #: enough for lanes of many conversations to pipeline their sends (a Matrix homeserver takes
+        #: ~16 senders at once before it is the limit), each lane still one send after the other
         self._sending = {name: asyncio.Semaphore(max_sending) for name in endpoints}
+        #: and all endpoints together, where each lane sending holds a database connection (its lock)
+        self._locks = asyncio.Semaphore(db.max_lane_locks) if db.max_lane_locks else None
         #: "endpoint destination" → what is wrong with it (shown by /readyz and doctor)
         self.problems: dict[str, str] = {}
         self.sent_total = 0
@@ -193,12 +197,13 @@ class DeliveryWorker:
                 links = await q.thread_links(conn, lane.conversation_id)
             destination = links.get(lane.endpoint, ("", None))[0]
         await endpoint.ready(destination)
-        # a bounded number of lanes send at once: each holds a pooled connection (its lock) meanwhile,
-        # and the widget API must always find one free
-        async with self._sending[lane.endpoint], self.db.lane_lock(lane.key) as lease:
-            if lease is None:
-                return WAIT, None
-            return await self._send_next(lane, lease, endpoint)
+        # a bounded number of lanes send at once, per endpoint and (on PostgreSQL, where each holds a
+        # pooled connection for its lock meanwhile) in all: the widget API must always find one free
+        async with self._sending[lane.endpoint], self._locks or contextlib.nullcontext():
+            async with self.db.lane_lock(lane.key) as lease:
+                if lease is None:
+                    return WAIT, None
+                return await self._send_next(lane, lease, endpoint)
 
     async def _send_next(self, lane: Lane, lease: LaneLease, endpoint: Endpoint) -> tuple[str, Links | None]:
         """Send the lane's next batch; the outcome and the thread links read for it."""

@@ -41,8 +41,10 @@ from bridge.model import EndpointName, ThreadRef
 
 class MatrixEndpoint:
     name = EndpointName("matrix")
-    #: one event per delivery; different conversations still go out in parallel lanes
-    max_batch = 1
+    #: one event per delivery, but a lane takes what queued up in one go: one read and one record for
+    #: several events, sent one after the other (their order holds); different conversations still go
+    #: out in parallel lanes
+    max_batch = 10
 
     def __init__(
         self,

@@ -108,17 +108,27 @@ class LaneLease:
             raise
 
 
+#: PostgreSQL's pool per instance (two instances stay well under PostgreSQL's default 100 connections),
+#: of which lanes sending may hold all but the reserve
+POOL_SIZE, POOL_OVERFLOW, POOL_RESERVED = 10, 20, 10
+
+
 class Database:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        #: lanes that may hold their lock at once: on PostgreSQL each holds a pooled connection while it
+        #: sends, and the widget API must always find one free; SQLite's locks are in-process (no limit)
+        self.max_lane_locks: int | None = None if self.is_sqlite else POOL_SIZE + POOL_OVERFLOW - POOL_RESERVED
         #: this process among the instances on one database (PostgreSQL's application_name, NOTIFY)
         self.instance = secrets.token_hex(6)
         kwargs: dict[str, Any] = {"echo": echo}
         if not self.is_sqlite:
             # a partitioned database must fail fast (readiness, Slack's 3 s), not after asyncpg's 60 s
             connect_args = {"timeout": 5, "server_settings": {"application_name": f"sitechat-{self.instance}"}}
-            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True, connect_args=connect_args)
+            kwargs.update(
+                pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW, pool_pre_ping=True, connect_args=connect_args
+            )
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         # SQLite has one writer: queue our writers here instead of meeting "database is locked".
         self._write_lock = asyncio.Lock()
