@@ -103,9 +103,25 @@ async def serve_bridge(args: argparse.Namespace) -> web.AppRunner:
         if statement != "BEGIN":
             COUNTS["statements"] += 1
             if os.environ.get("BENCH_SQL"):
-                STATEMENTS[" ".join(statement.split())[:160]] += 1
+                STATEMENTS[f"{' '.join(statement.split())[:160]}  ← {_our_callers()}"] += 1
 
     return await serve(runtime, "127.0.0.1", args.port)
+
+
+def _our_callers() -> str:
+    """The project's functions that ran a statement, outermost first (SQLAlchemy runs it in a greenlet
+    whose parent is suspended inside the awaiting coroutines)."""
+    import greenlet
+
+    current = greenlet.getcurrent()
+    frame = current.parent.gr_frame if current.parent is not None else sys._getframe()
+    names = []
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if "/.venv/" not in name and "/lib/python" not in name and "relay_server" not in name:
+            names.append(frame.f_code.co_name)
+        frame = frame.f_back
+    return " < ".join(names[:3]) or "?"
 
 
 async def serve_bare(args: argparse.Namespace) -> web.AppRunner:

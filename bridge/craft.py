@@ -46,7 +46,10 @@ async def tell_place_in_line(core: Core, work: Work, conv: Conversation, seq: in
     """At the visitor's first message (``seq``): when more conversations wait for a first answer than the
     site's ``MAX_WAITING``, the visitor's place and about how long it takes."""
     site = core.sites.get(conv.site_id)
-    if site is None or conv.kind != "chat" or await craft.visitor_wrote_before(work.conn, conv.id, seq):
+    # ``conv`` as read before the message: a visitor already waiting wrote before (no query for it)
+    if site is None or conv.kind != "chat" or conv.awaiting_reply_since is not None:
+        return
+    if await craft.visitor_wrote_before(work.conn, conv.id, seq):
         return
     ahead = await craft.waiting_before(work.conn, conv.site_id, conv.id)
     if ahead + 1 <= site.max_waiting:

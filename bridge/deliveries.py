@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.endpoint import Endpoint, Outgoing, Sent
 from bridge.errors import DeliveryError, DestinationUnavailable
-from bridge.model import Conversation, RemoteId, ThreadRef
+from bridge.model import Conversation, Message, RemoteId, ThreadRef
 from bridge.observe import NO_OBSERVER, Observer
 from bridge.outbound import ABOUT_A_MESSAGE, Deletion, Erase, Line, OpenThread, UndecodableDelivery, decode, encode
 from bridge.store import conversations as q
@@ -223,9 +223,10 @@ class DeliveryWorker:
             assert conv is not None
             items: list[Outgoing] = []
             unreadable: tuple[int, str] | None = None
+            messages = await q.get_messages(conn, {d.message_id for d in batch if d.message_id})
             for d in batch:  # the batch stops before a delivery that cannot be read
                 try:
-                    items.append(await self._outgoing(conn, d, conv, links))
+                    items.append(await self._outgoing(conn, d, conv, links, messages))
                 except UndecodableDelivery as exc:
                     unreadable = (d.id, str(exc))
                     break
@@ -272,13 +273,14 @@ class DeliveryWorker:
         d: PendingDelivery,
         conv: Conversation,
         links: Mapping[str, tuple[str, ThreadRef | None]],
+        messages: Mapping[str, Message],
     ) -> Outgoing:
         destination, thread = links.get(d.endpoint, ("", None))
         payload = d.payload or {}
         if "destination" in payload:  # addressed: an earlier thread (a transfer's farewell), or no thread
             destination = str(payload["destination"])
             thread = ThreadRef(str(payload["thread"])) if payload.get("thread") else None
-        message = await q.get_message(conn, d.message_id) if d.message_id else None
+        message = messages.get(d.message_id) if d.message_id else None
         copy = (
             await q.remote_for_message(conn, d.endpoint, d.message_id)
             if d.message_id and d.kind in NAMES_ITS_COPY

@@ -185,6 +185,8 @@ class Conversation:
     team_read_seq: int = 0
     #: the visitor has chatted on the site before (CONTRACT §8); None: a first chat, or not known
     returning: Returning | None = None
+    #: the visitor's first message since the team last answered; None: nobody waits for an answer
+    awaiting_reply_since: datetime | None = None
 
     @property
     def visitor_name(self) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -125,10 +125,13 @@ class VisitorSide:
         *,
         origin: str = "widget",
         reopen: bool = False,
+        admit: Callable[[], Awaitable[None]] | None = None,
     ) -> tuple[Message, bool]:
         """Store a visitor message once per ``client_msg_id``, with the files uploaded to the conversation
         before (``attachment_ids``; ``ForeignAttachment`` when one is not); (message, True if new).
-        ``reopen``: a closed chat opens again for it (a reply by email, ``bridge/mail_in.py``)."""
+        ``reopen``: a closed chat opens again for it (a reply by email, ``bridge/mail_in.py``).
+        ``admit``: called for a new message only (a resend costs nothing), before it is stored; what it
+        raises (a rate limit) stores nothing."""
         async with self.core.work() as work:
             # lock first: two concurrent sends of the same client_msg_id queue here, the second finds the first
             conv = await q.lock_conversation(work.conn, cid)
@@ -137,6 +140,8 @@ class VisitorSide:
                 return existing, False
             if conv is None or (conv.status is not Status.OPEN and not (reopen and conv.kind == "chat")):
                 raise ConversationClosed(cid)
+            if admit is not None:
+                await admit()
             if conv.status is not Status.OPEN:
                 await mail_in.reopen(work, conv)
             files = await attachments.usable(work.conn, attachment_ids, cid)
@@ -144,20 +149,22 @@ class VisitorSide:
                 raise ForeignAttachment(cid)
             author = Participant(Role.VISITOR, conv.visitor_name)
             msg = await q.insert_message(
-                work.conn, cid, author, text, work.now, origin=origin, client_msg_id=client_msg_id, attachments=files
+                work.conn,
+                cid,
+                author,
+                text,
+                work.now,
+                origin=origin,
+                client_msg_id=client_msg_id,
+                attachments=files,
+                by_visitor=True,  # the first unanswered message starts the first-response clock
             )
             await attachments.link(work.conn, [f.id for f in files], cid, msg.id)
             await work.enqueue_all(cid, Line(msg))
             await observe.visitor_said(work, cid)
-            # the first unanswered message starts the first-response clock
-            await q.touch_by_visitor(work.conn, cid, work.now)
             work.signal(cid, NewMessage(msg.seq))
             await craft.tell_place_in_line(self.core, work, conv, msg.seq)
         return msg, True
-
-    async def known_visitor_message(self, cid: str, client_msg_id: str) -> Message | None:
-        async with self.core.db.read() as conn:
-            return await q.message_by_client_id(conn, cid, client_msg_id)
 
     async def visitor_typing(self, cid: str) -> None:
         """The visitor is typing: the team chats that can show it do (never stored, never queued)."""

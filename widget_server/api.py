@@ -234,16 +234,14 @@ async def accept_message(
 
 
 async def accept(ctx: WidgetContext, conv: Conversation, data: schemas.PostMessage) -> tuple[answers.Message, bool]:
-    # a resend is answered with what was stored, even after close, and costs no rate-limit slot
-    known = await ctx.conversations.known_visitor_message(conv.id, data.client_msg_id)
-    if known is not None:
-        return answers.Message.of(known, ctx.file_link), False
-    if conv.status is not Status.OPEN:
-        raise ApiError(409, "closed", "this conversation is closed; start a new chat")
-    rate_limited(await ctx.new_message_wait(conv.id), "messages in this conversation")
+    async def admit() -> None:
+        rate_limited(await ctx.new_message_wait(conv.id), "messages in this conversation")
+
+    # a resend is answered with what was stored, even after close, and costs no rate-limit slot: the
+    # store looks for it first, in the transaction that stores a new one
     try:
         message, created = await ctx.conversations.post_visitor_message(
-            conv.id, data.client_msg_id, data.text or "", data.attachment_ids
+            conv.id, data.client_msg_id, data.text or "", data.attachment_ids, admit=admit
         )
     except ConversationClosed:
         raise ApiError(409, "closed", "this conversation is closed; start a new chat") from None

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, overload
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -28,6 +28,31 @@ from bridge.model import (
     Visitor,
 )
 from bridge.store.tables import conversation, message, message_link, sync_state, thread_link
+
+# The statements every message runs, built once: building one and keying it for SQLAlchemy's compiled
+# cache costs more CPU than SQLite takes to run it (bench/cpu_per_message.py)
+_NOW = bindparam("now", type_=conversation.c.last_activity_at.type)
+_GET_CONVERSATION = select(conversation).where(conversation.c.id == bindparam("cid"))
+_LOCK_CONVERSATION = _GET_CONVERSATION.with_for_update()
+_NEXT_SEQ = (
+    update(conversation)
+    .where(conversation.c.id == bindparam("cid"))
+    .values(last_seq=conversation.c.last_seq + 1)
+    .returning(conversation.c.last_seq)
+)
+#: a visitor's message also touches the conversation: the first unanswered one starts the first-response
+#: clock; later ones don't reset it
+_BY_VISITOR = {
+    "last_activity_at": _NOW,
+    "awaiting_reply_since": func.coalesce(conversation.c.awaiting_reply_since, _NOW),
+}
+_NEXT_SEQ_BY_VISITOR = _NEXT_SEQ.values(**_BY_VISITOR)
+_INSERT_MESSAGE = insert(message)
+_MESSAGE_BY_CLIENT_ID = select(message).where(
+    and_(message.c.conversation_id == bindparam("cid"), message.c.client_msg_id == bindparam("client_msg_id"))
+)
+_MESSAGES_BY_ID = select(message).where(message.c.id.in_(bindparam("ids", expanding=True)))
+_THREAD_LINKS = select(thread_link).where(thread_link.c.conversation_id == bindparam("cid"))
 
 
 @overload
@@ -66,6 +91,7 @@ def _conversation(row: Row[Any]) -> Conversation:
         greeted_at=utc(m["greeted_at"]),
         team_read_seq=m["team_read_seq"] or 0,
         returning=Returning.from_stored(m["returning_chats"]),
+        awaiting_reply_since=utc(m["awaiting_reply_since"]),
     )
 
 
@@ -88,13 +114,13 @@ def _message(row: Row[Any]) -> Message:
 
 
 async def get_conversation(conn: AsyncConnection, cid: str) -> Conversation | None:
-    row = (await conn.execute(select(conversation).where(conversation.c.id == cid))).first()
+    row = (await conn.execute(_GET_CONVERSATION, {"cid": cid})).first()
     return _conversation(row) if row else None
 
 
 async def lock_conversation(conn: AsyncConnection, cid: str) -> Conversation | None:
     """Read and lock the row for this transaction (PostgreSQL); SQLite's single writer is the lock there."""
-    row = (await conn.execute(select(conversation).where(conversation.c.id == cid).with_for_update())).first()
+    row = (await conn.execute(_LOCK_CONVERSATION, {"cid": cid})).first()
     return _conversation(row) if row else None
 
 
@@ -111,11 +137,10 @@ async def touch(conn: AsyncConnection, cid: str, now: datetime, **values: Any) -
 
 
 async def touch_by_visitor(conn: AsyncConnection, cid: str, now: datetime) -> None:
-    """The first unanswered visitor message starts the first-response clock; later ones don't reset it."""
+    """As a visitor's message does (``insert_message(by_visitor=True)``), without one."""
     await conn.execute(
-        update(conversation)
-        .where(conversation.c.id == cid)
-        .values(last_activity_at=now, awaiting_reply_since=func.coalesce(conversation.c.awaiting_reply_since, now))
+        update(conversation).where(conversation.c.id == bindparam("cid")).values(**_BY_VISITOR),
+        {"cid": cid, "now": now},
     )
 
 
@@ -154,14 +179,13 @@ async def rate_if_unrated(conn: AsyncConnection, cid: str, score: int, comment: 
     return bool(result.rowcount)
 
 
-async def next_seq(conn: AsyncConnection, cid: str) -> int:
-    """Take the next ``seq``: one atomic UPDATE, which also locks the row on PostgreSQL."""
-    result = await conn.execute(
-        update(conversation)
-        .where(conversation.c.id == cid)
-        .values(last_seq=conversation.c.last_seq + 1)
-        .returning(conversation.c.last_seq)
-    )
+async def next_seq(conn: AsyncConnection, cid: str, by_visitor_at: datetime | None = None) -> int:
+    """Take the next ``seq``: one atomic UPDATE, which also locks the row on PostgreSQL; ``by_visitor_at``:
+    a visitor's message, which touches the conversation in the same statement."""
+    if by_visitor_at is None:
+        result = await conn.execute(_NEXT_SEQ, {"cid": cid})
+    else:
+        result = await conn.execute(_NEXT_SEQ_BY_VISITOR, {"cid": cid, "now": by_visitor_at})
     return int(result.scalar_one())
 
 
@@ -176,27 +200,29 @@ async def insert_message(
     client_msg_id: str | None = None,
     html: str | None = None,
     attachments: Sequence[Attachment] = (),
+    by_visitor: bool = False,
 ) -> Message:
-    seq = await next_seq(conn, cid)
+    """``by_visitor``: the conversation is touched as a visitor's message does (``touch_by_visitor``)."""
+    seq = await next_seq(conn, cid, now if by_visitor else None)
     mid = uuid.uuid4().hex
-    await conn.execute(
-        insert(message).values(
-            id=mid,
-            conversation_id=cid,
-            seq=seq,
-            role=author.role.value,
-            author_name=author.name,
-            author_avatar_url=author.avatar_url,
-            author_remote_id=author.remote_id,
-            text=text,
-            client_msg_id=client_msg_id,
-            origin=origin,
-            created_at=now,
-            deleted=False,
-            html=html,
-            attachments=[a.stored() for a in attachments] or None,
-        )
-    )
+    row: dict[str, Any] = {
+        "id": mid,
+        "conversation_id": cid,
+        "seq": seq,
+        "role": author.role.value,
+        "author_name": author.name,
+        "author_avatar_url": author.avatar_url,
+        "author_remote_id": author.remote_id,
+        "text": text,
+        "client_msg_id": client_msg_id,
+        "origin": origin,
+        "created_at": now,
+        "deleted": False,
+        "html": html,
+    }
+    if attachments:  # left out, it is SQL NULL (a None parameter would be JSON's ``null``)
+        row["attachments"] = [a.stored() for a in attachments]
+    await conn.execute(_INSERT_MESSAGE, row)
     return Message(
         mid,
         ConversationId(cid),
@@ -212,17 +238,21 @@ async def insert_message(
 
 
 async def message_by_client_id(conn: AsyncConnection, cid: str, client_msg_id: str) -> Message | None:
-    row = (
-        await conn.execute(
-            select(message).where(and_(message.c.conversation_id == cid, message.c.client_msg_id == client_msg_id))
-        )
-    ).first()
+    row = (await conn.execute(_MESSAGE_BY_CLIENT_ID, {"cid": cid, "client_msg_id": client_msg_id})).first()
     return _message(row) if row else None
 
 
 async def get_message(conn: AsyncConnection, mid: str) -> Message | None:
     row = (await conn.execute(select(message).where(message.c.id == mid))).first()
     return _message(row) if row else None
+
+
+async def get_messages(conn: AsyncConnection, mids: Collection[str]) -> dict[str, Message]:
+    """Several messages in one query, by id (an id not found is left out)."""
+    if not mids:
+        return {}
+    rows = await conn.execute(_MESSAGES_BY_ID, {"ids": list(mids)})
+    return {row.id: _message(row) for row in rows}
 
 
 async def messages_after(conn: AsyncConnection, cid: str, after: int, limit: int = 1000) -> list[Message]:
@@ -249,7 +279,7 @@ async def set_thread_ref(conn: AsyncConnection, cid: str, endpoint: str, ref: st
 
 async def thread_links(conn: AsyncConnection, cid: str) -> dict[str, tuple[str, ThreadRef | None]]:
     """endpoint → (destination, thread ref once the root exists)."""
-    rows = await conn.execute(select(thread_link).where(thread_link.c.conversation_id == cid))
+    rows = await conn.execute(_THREAD_LINKS, {"cid": cid})
     return {r.endpoint: (r.destination, ThreadRef(r.thread_ref) if r.thread_ref else None) for r in rows}
 
 
