@@ -50,8 +50,8 @@ async def show_face(work: Work, conv: Conversation, person: Participant) -> None
     """
     if person.role is not Role.AGENT or conv.status is not Status.OPEN or conv.kind != "chat":
         return
-    # one announcement per person even when two of their replies are stored at once (PostgreSQL)
-    await q.lock_conversation(work.conn, conv.id)
+    # one announcement per person even when two of their replies are stored at once (PostgreSQL): the
+    # caller's unit of work holds the conversation's lock (``TeamSide.handle`` takes it first)
     if await has_appeared(work.conn, conv.id, person):
         return
     face = Participant(Role.SYSTEM, person.name, person.avatar_url, person.remote_id)

@@ -102,6 +102,8 @@ async def visitor_said(work: Work, cid: str) -> None:
 async def agent_replied(work: Work, conv: Conversation, msg: Message, origin: str) -> None:
     """An agent's reply for the visitor; if it is the conversation's first response, its wait too."""
     work.observe(lambda o: o.message_to_visitor(origin))
+    if conv.awaiting_reply_since is None:
+        return  # ``conv`` as read before the reply: nobody was waiting, so an agent answered before
     first = await first_response_of(work.conn, conv.id)
     if first is not None and first.agent_seq == msg.seq:
         site, seconds = conv.site_id, first.seconds

@@ -12,7 +12,6 @@ from bridge.model import Attachment, Conversation, Participant, Status
 from bridge.outbound import Line, Notice, RootState, Transcript
 from bridge.store import attachments
 from bridge.store import conversations as q
-from bridge.store import follow_up as follow_ups
 from bridge.transcript import render_transcript
 from bridge.work import Core, Work
 
@@ -71,13 +70,12 @@ async def agent_says(
         origin=origin,
         html=storable(html) if html else None,
         attachments=files,
+        # nobody waits any more; unseen for a while, it goes to the visitor by email (bridge/follow_up.py)
+        touch=q.Touch.AGENT_FOLLOW_UP if arm_needed(conv) else q.Touch.AGENT,
     )
     await attachments.link(work.conn, [f.id for f in files], conv.id, msg.id)
     await work.enqueue_all(conv.id, Line(msg), skip=origin)
     await observe.agent_replied(work, conv, msg, origin)
-    await q.touch(work.conn, conv.id, work.now, awaiting_reply_since=None, reminded_at=None)
-    if arm_needed(conv):  # unseen for a while, it goes to the visitor by email (bridge/follow_up.py)
-        await follow_ups.arm(work.conn, conv.id, work.now)
     work.signal(conv.id, NewMessage(msg.seq))
     return msg.id
 

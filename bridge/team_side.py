@@ -47,7 +47,8 @@ class TeamSide:
                     return False
                 if await q.is_known_remote(work.conn, event.endpoint, event.remote_id):
                     return True
-                conv = await q.get_conversation(work.conn, cid)
+                # locked: what the event does (a face shown once, a reply's seq) is decided one event at a time
+                conv = await q.lock_conversation(work.conn, cid)
                 assert conv is not None
                 message_id = await self._dispatch(work, conv, event)
                 if not await q.remember_remote(

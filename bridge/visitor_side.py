@@ -157,7 +157,7 @@ class VisitorSide:
                 origin=origin,
                 client_msg_id=client_msg_id,
                 attachments=files,
-                by_visitor=True,  # the first unanswered message starts the first-response clock
+                touch=q.Touch.VISITOR,  # the first unanswered message starts the first-response clock
             )
             await attachments.link(work.conn, [f.id for f in files], cid, msg.id)
             await work.enqueue_all(cid, Line(msg))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
+from enum import Enum
 from typing import Any, overload
 
 from sqlalchemy import and_, bindparam, delete, func, insert, select, update
@@ -40,13 +41,32 @@ _NEXT_SEQ = (
     .values(last_seq=conversation.c.last_seq + 1)
     .returning(conversation.c.last_seq)
 )
-#: a visitor's message also touches the conversation: the first unanswered one starts the first-response
-#: clock; later ones don't reset it
+
+
+class Touch(Enum):
+    """What a message changes on its conversation besides its seq, in the statement that takes the seq."""
+
+    #: a visitor's: the first unanswered one starts the first-response clock; later ones don't reset it
+    VISITOR = "visitor"
+    #: an agent's reply: nobody waits any more, reminders start over
+    AGENT = "agent"
+    #: and, for a visitor who gave an address, unseen for a while it goes to them by email
+    #: (``bridge/follow_up.py``), unless a mail about earlier replies is pending already
+    AGENT_FOLLOW_UP = "agent, follow-up"
+
+
 _BY_VISITOR = {
     "last_activity_at": _NOW,
     "awaiting_reply_since": func.coalesce(conversation.c.awaiting_reply_since, _NOW),
 }
-_NEXT_SEQ_BY_VISITOR = _NEXT_SEQ.values(**_BY_VISITOR)
+_BY_AGENT = {"last_activity_at": _NOW, "awaiting_reply_since": None, "reminded_at": None}
+_NEXT_SEQ_TOUCHING = {
+    Touch.VISITOR: _NEXT_SEQ.values(**_BY_VISITOR),
+    Touch.AGENT: _NEXT_SEQ.values(**_BY_AGENT),
+    Touch.AGENT_FOLLOW_UP: _NEXT_SEQ.values(
+        **_BY_AGENT, follow_up_since=func.coalesce(conversation.c.follow_up_since, _NOW)
+    ),
+}
 _INSERT_MESSAGE = insert(message)
 _MESSAGE_BY_CLIENT_ID = select(message).where(
     and_(message.c.conversation_id == bindparam("cid"), message.c.client_msg_id == bindparam("client_msg_id"))
@@ -137,7 +157,7 @@ async def touch(conn: AsyncConnection, cid: str, now: datetime, **values: Any) -
 
 
 async def touch_by_visitor(conn: AsyncConnection, cid: str, now: datetime) -> None:
-    """As a visitor's message does (``insert_message(by_visitor=True)``), without one."""
+    """As a visitor's message does (``insert_message(touch=Touch.VISITOR)``), without one."""
     await conn.execute(
         update(conversation).where(conversation.c.id == bindparam("cid")).values(**_BY_VISITOR),
         {"cid": cid, "now": now},
@@ -179,13 +199,13 @@ async def rate_if_unrated(conn: AsyncConnection, cid: str, score: int, comment: 
     return bool(result.rowcount)
 
 
-async def next_seq(conn: AsyncConnection, cid: str, by_visitor_at: datetime | None = None) -> int:
-    """Take the next ``seq``: one atomic UPDATE, which also locks the row on PostgreSQL; ``by_visitor_at``:
-    a visitor's message, which touches the conversation in the same statement."""
-    if by_visitor_at is None:
+async def next_seq(conn: AsyncConnection, cid: str, touch: Touch | None = None, now: datetime | None = None) -> int:
+    """Take the next ``seq``: one atomic UPDATE, which also locks the row on PostgreSQL; ``touch``: what
+    else the message changes on the conversation (at ``now``), in the same statement."""
+    if touch is None:
         result = await conn.execute(_NEXT_SEQ, {"cid": cid})
     else:
-        result = await conn.execute(_NEXT_SEQ_BY_VISITOR, {"cid": cid, "now": by_visitor_at})
+        result = await conn.execute(_NEXT_SEQ_TOUCHING[touch], {"cid": cid, "now": now})
     return int(result.scalar_one())
 
 
@@ -200,10 +220,10 @@ async def insert_message(
     client_msg_id: str | None = None,
     html: str | None = None,
     attachments: Sequence[Attachment] = (),
-    by_visitor: bool = False,
+    touch: Touch | None = None,
 ) -> Message:
-    """``by_visitor``: the conversation is touched as a visitor's message does (``touch_by_visitor``)."""
-    seq = await next_seq(conn, cid, now if by_visitor else None)
+    """``touch``: what else the message changes on its conversation (``Touch``)."""
+    seq = await next_seq(conn, cid, touch, now)
     mid = uuid.uuid4().hex
     row: dict[str, Any] = {
         "id": mid,

@@ -2,10 +2,10 @@
 may not have seen for long enough, taking one exactly once (also with several instances polling one
 database), what to mail, and the key the mail's links are signed with.
 
-``follow_up_since`` is set by the first agent reply after nothing was pending (``arm``) and cleared by the
-instance that takes it; ``followed_up_at`` and ``follow_up_seq`` say when the last mail went and what it
-covered, so a wait gets one mail: a later one only once the visitor has been back (written, or seen a
-message) since.
+``follow_up_since`` is set by the first agent reply after nothing was pending (``conversations.Touch``)
+and cleared by the instance that takes it; ``followed_up_at`` and ``follow_up_seq`` say when the last
+mail went and what it covered, so a wait gets one mail: a later one only once the visitor has been back
+(written, or seen a message) since.
 """
 
 from __future__ import annotations
@@ -30,22 +30,6 @@ class LastMail:
 
     at: datetime | None
     seq: int
-
-
-async def arm(conn: AsyncConnection, cid: str, now: datetime) -> None:
-    """An agent replied: the visitor may need a mail about it, unless one is pending already."""
-    await conn.execute(
-        update(conversation)
-        .where(
-            and_(
-                conversation.c.id == cid,
-                conversation.c.follow_up_since.is_(None),
-                conversation.c.visitor_email.is_not(None),
-                conversation.c.kind == "chat",
-            )
-        )
-        .values(follow_up_since=now)
-    )
 
 
 async def due(conn: AsyncConnection, replied_before: datetime) -> list[str]:
