@@ -170,7 +170,9 @@ class BatchingEndpoint(RecordingEndpoint):
         sent: list[Sent] = []
         for item in batch:
             if isinstance(item.what, OpenThread):
-                sent.append(Sent(item.delivery_id, RemoteId(f"r{item.delivery_id}"), ThreadRef(f"C:{item.delivery_id}")))
+                sent.append(
+                    Sent(item.delivery_id, RemoteId(f"r{item.delivery_id}"), ThreadRef(f"C:{item.delivery_id}"))
+                )
             elif item.thread is None:
                 raise RetryLater("the thread's root is not posted yet", sent=sent)
             else:
