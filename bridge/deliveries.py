@@ -22,7 +22,7 @@ from bridge.model import Conversation, Message, RemoteId, ThreadRef
 from bridge.observe import NO_OBSERVER, Observer
 from bridge.outbound import ABOUT_A_MESSAGE, Deletion, Erase, Line, OpenThread, UndecodableDelivery, decode, encode
 from bridge.store import conversations as q
-from bridge.store import erasure, outbox
+from bridge.store import erasure, message_links, outbox
 from bridge.store.database import Database, LaneLease, LeaseLost, connection_lost
 from bridge.store.erasure import lane_conversation
 from bridge.store.outbox import Lane, PendingDelivery
@@ -282,7 +282,7 @@ class DeliveryWorker:
             thread = ThreadRef(str(payload["thread"])) if payload.get("thread") else None
         message = messages.get(d.message_id) if d.message_id else None
         copy = (
-            await q.remote_for_message(conn, d.endpoint, d.message_id)
+            await message_links.remote_for_message(conn, d.endpoint, d.message_id)
             if d.message_id and d.kind in NAMES_ITS_COPY
             else None
         )

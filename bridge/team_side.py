@@ -19,7 +19,7 @@ from bridge.events import (
 from bridge.live import MessageChanged, Recheck, Typing
 from bridge.model import Conversation, Participant, RemoteId, Status, ThreadRef
 from bridge.outbound import Deletion, Edit
-from bridge.store import attachments, read_state
+from bridge.store import attachments, message_links, read_state
 from bridge.store import conversations as q
 from bridge.team_commands import run_command
 from bridge.work import Core, Work
@@ -45,13 +45,13 @@ class TeamSide:
                     cid = await self._conversation_of_reply(work, event)
                 if cid is None:
                     return False
-                if await q.is_known_remote(work.conn, event.endpoint, event.remote_id):
+                if await message_links.is_known_remote(work.conn, event.endpoint, event.remote_id):
                     return True
                 # locked: what the event does (a face shown once, a reply's seq) is decided one event at a time
                 conv = await q.lock_conversation(work.conn, cid)
                 assert conv is not None
                 message_id = await self._dispatch(work, conv, event)
-                if not await q.remember_remote(
+                if not await message_links.remember_remote(
                     work.conn, event.endpoint, event.remote_id, work.now, message_id=message_id, conversation_id=cid
                 ):
                     raise _Duplicate  # a concurrent delivery of the same event won
@@ -71,7 +71,7 @@ class TeamSide:
     async def _conversation_of_reply(work: Work, event: MessageEdited | MessageDeleted) -> str | None:
         """The conversation of the reply a change is about, from the store: a Matrix redaction names only
         the event it takes back, not its thread (``UNKNOWN_THREAD``), and no endpoint keeps a map of its own."""
-        mid = await q.message_for_remote(work.conn, event.endpoint, event.original)
+        mid = await message_links.message_for_remote(work.conn, event.endpoint, event.original)
         msg = await q.get_message(work.conn, mid) if mid else None
         return msg.conversation_id if msg is not None else None
 
@@ -109,7 +109,7 @@ class TeamSide:
         """An edit or delete of a reply the visitor has: the visitor's copy follows (same seq), and so does
         the copy in the other team chat of a mirrored site. A note stays a note (it was never a message);
         a reply edited into a note or a command is taken back everywhere."""
-        mid = await q.message_for_remote(work.conn, event.endpoint, event.original)
+        mid = await message_links.message_for_remote(work.conn, event.endpoint, event.original)
         if mid is None:
             return  # a note, a command, or something never relayed: nothing the visitor has
         msg = await q.get_message(work.conn, mid)
@@ -135,7 +135,7 @@ class TeamSide:
         """Someone in the team has read up to ``remote`` (a Matrix read receipt): the visitor's messages up
         to there are "Seen" in the widget."""
         async with self.core.work() as work:
-            mid = await q.message_for_remote(work.conn, endpoint, remote)
+            mid = await message_links.message_for_remote(work.conn, endpoint, remote)
             msg = await q.get_message(work.conn, mid) if mid else None
             if msg is None:
                 return  # a notice, the root, something of no conversation's messages

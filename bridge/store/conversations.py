@@ -9,7 +9,6 @@ from enum import Enum
 from typing import Any, overload
 
 from sqlalchemy import and_, bindparam, delete, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -21,13 +20,13 @@ from bridge.model import (
     Message,
     PageView,
     Participant,
-    RemoteId,
     Returning,
     Role,
     Status,
     ThreadRef,
     Visitor,
 )
+from bridge.store.message_links import remember_remote
 from bridge.store.tables import conversation, message, message_link, sync_state, thread_link
 
 # The statements every message runs, built once: building one and keying it for SQLAlchemy's compiled
@@ -331,60 +330,6 @@ async def remember_root(conn: AsyncConnection, endpoint: str, ref: str, cid: str
 def _root_key(ref: str) -> str:
     # roots share message_link with events and posts; the prefix keeps a root's key apart from its post's id
     return f"root:{ref}"
-
-
-async def remember_remote(
-    conn: AsyncConnection,
-    endpoint: str,
-    remote_id: str,
-    now: datetime,
-    *,
-    message_id: str | None = None,
-    conversation_id: str | None = None,
-) -> bool:
-    """Record a remote event; False when it was already recorded (a retry or a replay). One statement:
-    ON CONFLICT DO NOTHING, where a savepoint around a failing insert took three."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    row = {
-        "endpoint": endpoint,
-        "remote_id": remote_id,
-        "message_id": message_id,
-        "conversation_id": conversation_id,
-        "created_at": now,
-    }
-    done = await conn.execute(dialect.insert(message_link).values(row).on_conflict_do_nothing())
-    return bool(done.rowcount)
-
-
-async def is_known_remote(conn: AsyncConnection, endpoint: str, remote_id: str) -> bool:
-    found = await conn.execute(
-        select(message_link.c.remote_id).where(
-            and_(message_link.c.endpoint == endpoint, message_link.c.remote_id == remote_id)
-        )
-    )
-    return found.first() is not None
-
-
-async def message_for_remote(conn: AsyncConnection, endpoint: str, remote_id: str) -> str | None:
-    return (
-        await conn.execute(
-            select(message_link.c.message_id).where(
-                and_(message_link.c.endpoint == endpoint, message_link.c.remote_id == remote_id)
-            )
-        )
-    ).scalar_one_or_none()
-
-
-async def remote_for_message(conn: AsyncConnection, endpoint: str, mid: str) -> RemoteId | None:
-    """The endpoint's own copy of a message (the first recorded: a split post's first part)."""
-    found = await conn.execute(
-        select(message_link.c.remote_id)
-        .where(and_(message_link.c.endpoint == endpoint, message_link.c.message_id == mid))
-        .order_by(message_link.c.created_at)
-        .limit(1)
-    )
-    remote = found.scalar()
-    return RemoteId(remote) if remote is not None else None
 
 
 async def edit_message(conn: AsyncConnection, mid: str, text: str, now: datetime, html: str | None = None) -> None:

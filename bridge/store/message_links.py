@@ -1,0 +1,67 @@
+"""Which remote events and posts the store knows (``message_link``): an event relayed once however often
+it comes, a post of ours never taken for a reply, and each message's copy on an endpoint."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import and_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bridge.model import RemoteId
+from bridge.store.tables import message_link
+
+
+async def remember_remote(
+    conn: AsyncConnection,
+    endpoint: str,
+    remote_id: str,
+    now: datetime,
+    *,
+    message_id: str | None = None,
+    conversation_id: str | None = None,
+) -> bool:
+    """Record a remote event; False when it was already recorded (a retry or a replay). One statement:
+    ON CONFLICT DO NOTHING, where a savepoint around a failing insert took three."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    row = {
+        "endpoint": endpoint,
+        "remote_id": remote_id,
+        "message_id": message_id,
+        "conversation_id": conversation_id,
+        "created_at": now,
+    }
+    done = await conn.execute(dialect.insert(message_link).values(row).on_conflict_do_nothing())
+    return bool(done.rowcount)
+
+
+async def is_known_remote(conn: AsyncConnection, endpoint: str, remote_id: str) -> bool:
+    found = await conn.execute(
+        select(message_link.c.remote_id).where(
+            and_(message_link.c.endpoint == endpoint, message_link.c.remote_id == remote_id)
+        )
+    )
+    return found.first() is not None
+
+
+async def message_for_remote(conn: AsyncConnection, endpoint: str, remote_id: str) -> str | None:
+    return (
+        await conn.execute(
+            select(message_link.c.message_id).where(
+                and_(message_link.c.endpoint == endpoint, message_link.c.remote_id == remote_id)
+            )
+        )
+    ).scalar_one_or_none()
+
+
+async def remote_for_message(conn: AsyncConnection, endpoint: str, mid: str) -> RemoteId | None:
+    """The endpoint's own copy of a message (the first recorded: a split post's first part)."""
+    found = await conn.execute(
+        select(message_link.c.remote_id)
+        .where(and_(message_link.c.endpoint == endpoint, message_link.c.message_id == mid))
+        .order_by(message_link.c.created_at)
+        .limit(1)
+    )
+    remote = found.scalar()
+    return RemoteId(remote) if remote is not None else None
