@@ -9,6 +9,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from bridge import craft, mail_in, observe, steps, webhooks
 from bridge.endpoint import ShowsTyping
 from bridge.live import NewMessage
@@ -125,13 +127,13 @@ class VisitorSide:
         *,
         origin: str = "widget",
         reopen: bool = False,
-        admit: Callable[[], Awaitable[None]] | None = None,
+        admit: Callable[[AsyncConnection], Awaitable[None]] | None = None,
     ) -> tuple[Message, bool]:
         """Store a visitor message once per ``client_msg_id``, with the files uploaded to the conversation
         before (``attachment_ids``; ``ForeignAttachment`` when one is not); (message, True if new).
         ``reopen``: a closed chat opens again for it (a reply by email, ``bridge/mail_in.py``).
-        ``admit``: called for a new message only (a resend costs nothing), before it is stored; what it
-        raises (a rate limit) stores nothing."""
+        ``admit``: called for a new message only (a resend costs nothing), in the transaction that stores
+        it, before it is stored; what it raises (a rate limit) stores nothing."""
         async with self.core.work() as work:
             # lock first: two concurrent sends of the same client_msg_id queue here, the second finds the first
             conv = await q.lock_conversation(work.conn, cid)
@@ -140,13 +142,13 @@ class VisitorSide:
                 return existing, False
             if conv is None or (conv.status is not Status.OPEN and not (reopen and conv.kind == "chat")):
                 raise ConversationClosed(cid)
-            if admit is not None:
-                await admit()
-            if conv.status is not Status.OPEN:
-                await mail_in.reopen(work, conv)
             files = await attachments.usable(work.conn, attachment_ids, cid)
             if files is None:
                 raise ForeignAttachment(cid)
+            if admit is not None:  # last: a message refused for what it is costs no place
+                await admit(work.conn)
+            if conv.status is not Status.OPEN:
+                await mail_in.reopen(work, conv)
             author = Participant(Role.VISITOR, conv.visitor_name)
             msg = await q.insert_message(
                 work.conn,

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge import greeting
 from bridge.conversations import ConversationClosed, ForeignAttachment, WrongState
@@ -234,8 +235,8 @@ async def accept_message(
 
 
 async def accept(ctx: WidgetContext, conv: Conversation, data: schemas.PostMessage) -> tuple[answers.Message, bool]:
-    async def admit() -> None:
-        rate_limited(await ctx.new_message_wait(conv.id), "messages in this conversation")
+    async def admit(conn: AsyncConnection) -> None:
+        rate_limited(await ctx.new_message_wait(conv.id, conn), "messages in this conversation")
 
     # a resend is answered with what was stored, even after close, and costs no rate-limit slot: the
     # store looks for it first, in the transaction that stores a new one

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.conversations import Conversations
 from bridge.files import Files
@@ -101,9 +102,10 @@ class WidgetContext:
         """Count a new conversation (or offline message) from ``address``: None, or seconds to wait."""
         return await self.limits.hit(NEW_CONVERSATIONS, address, self.conversations_per_hour, 3600, _wall_clock())
 
-    async def new_message_wait(self, conversation_id: str) -> float | None:
-        """Count a visitor message in the conversation: None, or the seconds to wait."""
-        return await self.limits.hit(NEW_MESSAGES, conversation_id, self.messages_per_minute, 60, _wall_clock())
+    async def new_message_wait(self, conversation_id: str, conn: AsyncConnection | None = None) -> float | None:
+        """Count a visitor message in the conversation: None, or the seconds to wait; ``conn``: the
+        transaction that stores the message."""
+        return await self.limits.hit(NEW_MESSAGES, conversation_id, self.messages_per_minute, 60, _wall_clock(), conn)
 
     async def take_socket_place(self, address: str) -> int | None:
         """One of the address's open-socket places, or None when all are taken."""

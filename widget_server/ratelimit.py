@@ -21,14 +21,19 @@ from datetime import datetime
 from itertools import count
 from typing import Protocol
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 #: the buckets of the shared sliding windows
 NEW_CONVERSATIONS = "conversations"  # per client address (the offline form counts here too)
 NEW_MESSAGES = "messages"  # per conversation
 
 
 class Limits(Protocol):
-    async def hit(self, bucket: str, key: str, limit: int, window: float, now: datetime) -> float | None:
-        """Count one use; None if allowed, else the seconds to wait (for ``Retry-After``)."""
+    async def hit(
+        self, bucket: str, key: str, limit: int, window: float, now: datetime, conn: AsyncConnection | None = None
+    ) -> float | None:
+        """Count one use; None if allowed, else the seconds to wait (for ``Retry-After``). ``conn``: a
+        transaction to count it in (the use then stands or falls with what it is for)."""
         ...
 
     async def open_socket(self, address: str, limit: int, now: datetime) -> int | None:
@@ -70,7 +75,9 @@ class LocalLimits:
         self._per_address: Counter[str] = Counter()
         self._ids = count(1)
 
-    async def hit(self, bucket: str, key: str, limit: int, window: float, now: datetime) -> float | None:
+    async def hit(
+        self, bucket: str, key: str, limit: int, window: float, now: datetime, conn: AsyncConnection | None = None
+    ) -> float | None:
         found = self._windows.get(bucket)
         if found is None:
             found = self._windows[bucket] = SlidingWindow(limit, window)

@@ -20,6 +20,7 @@ instances' heartbeat (``instances.py``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
@@ -74,26 +75,30 @@ class SharedLimits:
         #: opened or closed (or when it stops, or by the others' heartbeat once it is gone)
         self._unreleased: set[int] = set()
 
-    async def hit(self, bucket: str, key: str, limit: int, window: float, now: datetime) -> float | None:
+    async def hit(
+        self, bucket: str, key: str, limit: int, window: float, now: datetime, conn: AsyncConnection | None = None
+    ) -> float | None:
         """Count one use of ``key`` in ``bucket``: None if it is within ``limit`` uses per ``window``
-        seconds, else the seconds to wait until a place frees up (the use is then not counted)."""
+        seconds, else the seconds to wait until a place frees up (the use is then not counted).
+        ``conn``: the caller's transaction to count it in (a message's: no second connection while it
+        holds one, and a message that is not stored costs no place); else a transaction of its own."""
         span = timedelta(seconds=window)
         if limit < 1 or not timedelta(0) < span <= MAX_WINDOW:
             raise ValueError(f"a limit of {limit} per {window} s: at least 1 use, and a window up to {MAX_WINDOW}")
         stored = stored_key(key)
         mine = (rate_hit.c.bucket == bucket) & (rate_hit.c.key == stored)
-        async with self.db.write() as conn:
-            await self._serialise(conn, bucket, stored)
-            await conn.execute(delete(rate_hit).where(mine, rate_hit.c.at <= now - span))
+        async with contextlib.nullcontext(conn) if conn is not None else self.db.write() as tx:
+            await self._serialise(tx, bucket, stored)
+            await tx.execute(delete(rate_hit).where(mine, rate_hit.c.at <= now - span))
             newest = (
-                (await conn.execute(select(rate_hit.c.at).where(mine).order_by(rate_hit.c.at.desc()).limit(limit)))
+                (await tx.execute(select(rate_hit.c.at).where(mine).order_by(rate_hit.c.at.desc()).limit(limit)))
                 .scalars()
                 .all()
             )
             if len(newest) >= limit:
                 # a place frees up when the limit-th newest use leaves the window
                 return seconds_to_wait(utc(newest[-1]), span, now)
-            await conn.execute(insert(rate_hit).values(bucket=bucket, key=stored, at=now))
+            await tx.execute(insert(rate_hit).values(bucket=bucket, key=stored, at=now))
         return None
 
     async def open_socket(self, address: str, limit: int, now: datetime) -> int | None:

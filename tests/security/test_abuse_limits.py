@@ -156,6 +156,30 @@ async def test_socket_messages_and_frames_are_limited(make_bridge: BridgeFactory
         await visitor.close()
 
 
+async def test_a_message_refused_for_what_it_is_costs_no_place(
+    make_bridge: BridgeFactory, fake_slack: FakeSlack, database_url: str
+) -> None:
+    """The limit counts stored messages: lines refused (a file that is not the conversation's) and
+    resends take no place, on SQLite (counted in memory) and PostgreSQL (counted in the message's own
+    transaction) alike."""
+    bridge = await make_bridge(fake_slack, database_url=database_url, rate_messages_per_minute=2)
+    visitor = Visitor(bridge.url)
+    try:
+        await visitor.start()
+        for i in range(3):
+            status, payload = await visitor.say("see the file", f"bad{i}", attachment_ids=["not-an-upload-of-yours"])
+            assert status == 403 and payload["error"]["code"] == "forbidden", payload
+        assert (await visitor.say("line 0", "ok0"))[0] == 201
+        assert (await visitor.say("line 0", "ok0"))[0] == 200  # a resend
+        assert (await visitor.say("line 1", "ok1"))[0] == 201
+        status, payload = await visitor.say("line 2", "ok2")
+        assert status == 429 and payload["error"]["code"] == "rate_limited", payload
+        said = [m["text"] for m in (await visitor.messages())["messages"] if m["author"]["role"] == "visitor"]
+        assert said == ["line 0", "line 1"]
+    finally:
+        await visitor.close()
+
+
 async def test_page_views_cannot_flood_the_team_chat(make_bridge: BridgeFactory, fake_slack: FakeSlack) -> None:
     bridge = await make_bridge(fake_slack)
     limit = _ctx(bridge).page_views_per_minute
