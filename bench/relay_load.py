@@ -169,12 +169,13 @@ class Seen:
             await asyncio.sleep(0.01)
 
 
-async def run(mode: str, visitors: int, messages: int) -> Result:
+async def run(mode: str, visitors: int, messages: int, database: str | None = None) -> Result:
     """``visitors`` visitors each say one line (warm-up: the threads' roots), then ``messages`` more
-    each as fast as the server answers; measured from the end of the warm-up until Slack has them all."""
+    each as fast as the server answers; measured from the end of the warm-up until Slack has them all.
+    ``database``: a database URL (PostgreSQL); else a fresh SQLite file."""
     async with FakeSlack() as slack:
         with tempfile.TemporaryDirectory() as tmp:
-            async with Server(mode, slack, f"{tmp}/bench.db") as server:
+            async with Server(mode, slack, database or f"{tmp}/bench.db") as server:
                 clients = [await connect(server, i) for i in range(visitors)]
                 seen = Seen(slack)
                 try:

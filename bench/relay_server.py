@@ -59,7 +59,8 @@ async def serve_bridge(args: argparse.Namespace) -> web.AppRunner:
 
     os.environ.update(
         {
-            "SITECHAT_DATABASE_URL": f"sqlite+aiosqlite:///{args.db}",
+            # a file (SQLite) or a database URL (PostgreSQL)
+            "SITECHAT_DATABASE_URL": args.db if "://" in args.db else f"sqlite+aiosqlite:///{args.db}",
             "SITECHAT_HOST": "127.0.0.1",
             "SITECHAT_PORT": str(args.port),
             "SITECHAT_RATE_CONVERSATIONS_PER_HOUR": "100000",
