@@ -151,18 +151,6 @@ async def insert_conversation(conn: AsyncConnection, values: dict[str, Any]) -> 
     await conn.execute(insert(conversation).values(**values))
 
 
-async def touch(conn: AsyncConnection, cid: str, now: datetime, **values: Any) -> None:
-    await conn.execute(update(conversation).where(conversation.c.id == cid).values(last_activity_at=now, **values))
-
-
-async def touch_by_visitor(conn: AsyncConnection, cid: str, now: datetime) -> None:
-    """As a visitor's message does (``insert_message(touch=Touch.VISITOR)``), without one."""
-    await conn.execute(
-        update(conversation).where(conversation.c.id == bindparam("cid")).values(**_BY_VISITOR),
-        {"cid": cid, "now": now},
-    )
-
-
 async def relink_threads(conn: AsyncConnection, cid: str, destinations: Mapping[str, str]) -> None:
     await conn.execute(delete(thread_link).where(thread_link.c.conversation_id == cid))
     for endpoint, destination in destinations.items():

@@ -221,8 +221,7 @@ async def test_an_answer_starts_a_new_wait_and_the_visitor_is_told_once(db: Data
     assert await _reminders_sent(db) == 1  # answered: nothing more
     later = start + 20 * MINUTE
     conversations.core.clock = lambda: later
-    async with conversations.core.work() as work:
-        await q.touch_by_visitor(work.conn, cid, later)
+    await conversations.post_visitor_message(cid, "again", "Still there?")  # a new wait begins
     await reminders.fire_due(later + MINUTE)
     await reminders.fire_due(later + 3 * MINUTE)
     assert await _reminders_sent(db) == 3  # the new wait's first two
