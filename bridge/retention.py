@@ -44,7 +44,7 @@ async def erase(work: Work, cids: Sequence[str]) -> int:
 
 async def forget(db: Database, email: str, *, clock: Callable[[], datetime] = utcnow) -> int:
     """Erase every conversation of the person with this address, now; how many."""
-    async with db.write() as conn:
+    async with db.write(bulk=True) as conn:
         work = Work(conn, clock())
         return await erase(work, await erasure.conversations_of(conn, email))
 
@@ -86,7 +86,7 @@ class Retention:
         while True:
             now = self.clock()
             cutoff = now - self.keep
-            async with self.db.write() as conn:
+            async with self.db.write(bulk=True) as conn:
                 work = Work(conn, now)
                 due = await erasure.closed_before(conn, cutoff, self.batch, skip_locked=not self.db.is_sqlite)
                 total += await erase(work, due)

@@ -1,8 +1,13 @@
 """SQLite's one-call-per-statement driver (bridge/store/sqlite_calls.py) behaves as aiosqlite does: rows
-past the prefetch, streamed results, RETURNING, primary keys, executemany, savepoints, errors."""
+past the prefetch, streamed results, RETURNING, primary keys, executemany, savepoints, errors. Its short
+statements run on the event loop's thread, yet another process holding the write lock never stalls the
+loop, bulk work runs on the worker thread, and the write-ahead log is checkpointed off the loop."""
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,6 +15,7 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.store import sqlite_calls
 from bridge.store.database import Database
@@ -82,3 +88,74 @@ async def test_a_transaction_that_ran_nothing_commits(db: Database) -> None:
         await conn.execute(insert(item).values(name="z"))
     async with db.read() as conn:
         assert (await conn.execute(select(item.c.name))).scalars().all() == ["z"]
+
+
+async def _thread_of_statements(conn: AsyncConnection) -> int:
+    """The thread a statement on ``conn`` runs on (SQLite calls a function where the statement runs)."""
+    driver = (await conn.get_raw_connection()).driver_connection
+    assert isinstance(driver, sqlite_calls.OneCallConnection)
+    driver._conn.create_function("thread_id", 0, threading.get_ident)
+    return int((await conn.execute(text("SELECT thread_id()"))).scalar_one())
+
+
+async def test_short_statements_run_on_the_loop_and_bulk_ones_on_the_worker_thread(db: Database) -> None:
+    loop_thread = threading.get_ident()
+    async with db.read() as conn:
+        assert await _thread_of_statements(conn) == loop_thread
+    async with db.read(bulk=True) as conn:
+        assert await _thread_of_statements(conn) != loop_thread
+    async with db.write(bulk=True) as conn:
+        assert await _thread_of_statements(conn) != loop_thread
+    async with db.read() as conn:  # the connection back in the pool is an ordinary one again
+        assert await _thread_of_statements(conn) == loop_thread
+
+
+async def test_another_process_writing_delays_a_write_without_stalling_the_loop(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loop, met_the_lock = asyncio.get_running_loop(), asyncio.Event()
+    waiting_on_thread = sqlite_calls._waiting
+
+    def waiting(*args: object) -> object:
+        loop.call_soon_threadsafe(met_the_lock.set)
+        return waiting_on_thread(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sqlite_calls, "_waiting", waiting)
+    other = sqlite3.connect(tmp_path / "calls.db", isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # holds the write lock, as `sitechat forget` would in its process
+    other.execute("INSERT INTO item (name) VALUES ('theirs')")
+
+    async def write() -> None:
+        async with db.write() as conn:
+            await conn.execute(insert(item).values(name="ours"))
+
+    waiting = asyncio.create_task(write())
+    await met_the_lock.wait()  # our INSERT was refused as busy and waits on the worker thread
+    # the loop still serves reads while our write waits for the lock (on the worker thread)
+    async with db.read() as conn:
+        assert (await conn.execute(select(item.c.name))).scalars().all() == []
+    assert not waiting.done()
+    other.execute("COMMIT")
+    other.close()
+    await waiting
+    async with db.read() as conn:
+        assert sorted((await conn.execute(select(item.c.name))).scalars().all()) == ["ours", "theirs"]
+
+
+async def test_the_write_ahead_log_is_checkpointed_off_the_loop(tmp_path: Path) -> None:
+    path = tmp_path / "wal.db"
+    database = Database(f"sqlite+aiosqlite:///{path}")
+    assert database.checkpoints is not None
+    database.checkpoints = sqlite_calls.Checkpoints(str(path), every=5)  # before the first connection
+    try:
+        async with database.write() as conn:
+            await conn.run_sync(metadata.create_all)
+        for i in range(60):
+            async with database.write() as conn:
+                await conn.execute(insert(item), [{"name": f"{i:03d}-{j:04d}-{'x' * 11}"} for j in range(200)])
+            await database.checkpoints.wait()
+        wal, file = path.with_name(path.name + "-wal").stat().st_size, path.stat().st_size
+        # SQLite never checkpoints on commit here: without ours every page would still be in the log
+        assert wal < file / 3, (wal, file)
+    finally:
+        await database.close()

@@ -11,6 +11,7 @@ import os
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -133,9 +134,14 @@ class Database:
         # SQLite has one writer: queue our writers here instead of meeting "database is locked".
         self._write_lock = asyncio.Lock()
         self._file_lock: int | None = None
+        #: copies SQLite's write-ahead log into the file off the loop (its statements run on the loop)
+        self.checkpoints: sqlite_calls.Checkpoints | None = None
         if self.is_sqlite:
-            # one hand-off to aiosqlite's thread per statement instead of four (sqlite_calls.py)
-            event.listen(self.engine.sync_engine, "do_connect", _sqlite_connect)
+            path = self.sqlite_path
+            if path is not None:
+                self.checkpoints = sqlite_calls.Checkpoints(str(path))
+            # statements on the loop's thread, or one hand-off to aiosqlite's thread each (sqlite_calls.py)
+            event.listen(self.engine.sync_engine, "do_connect", self._sqlite_connect)
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
             # pysqlite opens transactions lazily; let SQLAlchemy emit BEGIN so reads are consistent.
             event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
@@ -173,26 +179,48 @@ class Database:
             cfg.attributes["connection"] = sync_conn
             command.upgrade(cfg, "head")
 
-        async with self.write() as conn:
+        async with self.write(bulk=True) as conn:
             if not self.is_sqlite:
                 # several instances may start at once: one migrates, the others wait for it
                 await conn.execute(text("SELECT pg_advisory_xact_lock(7265812)"))
             await conn.run_sync(upgrade)
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
-        """One write transaction, committed on success. Never await the network inside it."""
+    async def write(self, *, bulk: bool = False) -> AsyncIterator[AsyncConnection]:
+        """One write transaction, committed on success. Never await the network inside it. ``bulk``: it
+        writes many rows (SQLite runs it off the event loop's thread)."""
         if self.is_sqlite:
             async with self._write_lock, self.engine.begin() as conn:
-                yield conn
+                async with self._bulk(conn, bulk):
+                    yield conn
         else:
             async with self.engine.begin() as conn:
                 yield conn
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
+    async def read(self, *, bulk: bool = False) -> AsyncIterator[AsyncConnection]:
+        """``bulk``: it reads many rows (SQLite runs it off the event loop's thread)."""
         async with self.engine.connect() as conn:
-            yield conn
+            if self.is_sqlite and bulk:
+                async with self._bulk(conn, bulk):
+                    yield conn
+            else:
+                yield conn
+
+    @asynccontextmanager
+    async def _bulk(self, conn: AsyncConnection, bulk: bool) -> AsyncIterator[None]:
+        if not bulk:
+            yield
+            return
+        driver = (await conn.get_raw_connection()).driver_connection
+        if not isinstance(driver, sqlite_calls.OneCallConnection):
+            yield
+            return
+        driver.on_thread = True
+        try:
+            yield
+        finally:
+            driver.on_thread = False
 
     @asynccontextmanager
     async def lane_lock(self, lane: str) -> AsyncIterator[LaneLease | None]:
@@ -223,11 +251,19 @@ class Database:
                         with contextlib.suppress(DBAPIError, OSError):
                             await conn.invalidate()
 
+    def _sqlite_connect(self, dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        on_commit = self.checkpoints.committed if self.checkpoints is not None else None
+        return dialect.dbapi.connect(
+            *cargs, async_creator_fn=partial(sqlite_calls.connect, on_commit=on_commit), **cparams
+        )
+
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
     async def close(self) -> None:
+        if self.checkpoints is not None:
+            await self.checkpoints.wait()
         await self.engine.dispose()
         if self._file_lock is not None:
             os.close(self._file_lock)
@@ -239,13 +275,11 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=10000")
+    # never wait, never checkpoint on the loop's thread: see sqlite_calls.py
+    cur.execute("PRAGMA busy_timeout=0")
+    cur.execute("PRAGMA wal_autocheckpoint=0")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
-
-
-def _sqlite_connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
-    return dialect.dbapi.connect(*cargs, async_creator_fn=sqlite_calls.connect, **cparams)
 
 
 def _sqlite_begin(conn: Any) -> None:

@@ -131,7 +131,7 @@ async def export_rows(
     names = site_names or {}
     query = _query().where(and_(in_period(start, end, site), conversation.c.kind == "chat"))
     query = query.order_by(conversation.c.created_at, conversation.c.id)
-    async with db.read() as conn, db.read() as side:
+    async with db.read(bulk=True) as conn, db.read(bulk=True) as side:
         chunk: list[Row[Any]] = []
         async for row in stream_rows(conn, query):
             chunk.append(row)

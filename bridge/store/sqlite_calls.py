@@ -1,17 +1,28 @@
-"""SQLite through aiosqlite with one hand-off to its worker thread per statement.
+"""SQLite through aiosqlite, with the short statements run on the event loop's own thread.
 
 aiosqlite runs every sqlite3 call on a thread of its own, and SQLAlchemy's adapter makes four such
 calls for one statement (make a cursor, execute, fetch, close the cursor) plus one for ``BEGIN``, and a
 ``ROLLBACK`` when a connection goes back to the pool even after its ``COMMIT``. Each hand-off wakes the
-thread and then the event loop: tens of microseconds of CPU, most of it kernel time, and a visitor's
-message took over a hundred of them. Here a statement is one call (execute, fetch what it returned,
-close), ``BEGIN`` goes along with the statement that follows it, and a rollback of a connection that
-is in no transaction is not sent at all. The work still runs on aiosqlite's thread, never on the loop.
+thread and then the event loop and has the two threads take turns at the GIL: tens of microseconds of
+CPU each, most of it kernel time, and the single writer's lock stays held across every one of them.
+
+Here a statement is one call (execute, fetch what it returned, close), ``BEGIN`` goes along with the
+statement that follows it, and a rollback of a connection that is in no transaction is not sent at all.
+And a statement runs right on the loop's thread: the ones a chat sends touch a handful of rows through
+an index and take microseconds, less than a hand-off. That holds only while nothing makes SQLite wait, so
+the connections never wait (``busy_timeout`` 0) and never checkpoint on commit (``wal_autocheckpoint``
+0): a statement SQLite refuses as busy — another process writing to the file, ``sitechat forget`` say —
+is run again on aiosqlite's thread, which may wait; ``Checkpoints`` copies the write-ahead log into the
+database on a thread of its own; and work that reads or writes many rows (exports, reports, retention)
+asks for the thread (``Database.read(bulk=True)``, ``write(bulk=True)``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Sequence
 from functools import partial
 from typing import Any
@@ -23,9 +34,19 @@ PREFETCH = 256
 
 _Description = tuple[tuple[Any, ...], ...] | None
 
+#: how long a statement run on the worker thread waits for another writer (the ``busy_timeout`` that the
+#: connections had before their statements moved to the loop)
+BUSY_WAIT_SECONDS = 10.0
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or (
+        "database is locked" in str(exc)
+    )
+
 
 class OneCallConnection(aiosqlite.Connection):
-    """An aiosqlite connection whose cursors execute and fetch in one call to the worker thread."""
+    """An aiosqlite connection whose cursors execute and fetch in one call, on the loop's thread or on
+    the worker thread."""
 
     def __init__(self, connector: Callable[[], sqlite3.Connection], iter_chunk_size: int = 64) -> None:
         super().__init__(connector, iter_chunk_size)
@@ -34,6 +55,10 @@ class OneCallConnection(aiosqlite.Connection):
         self._begin_pending = False
         #: True when this connection is known to be in no transaction (our own calls keep it up to date)
         self._idle = False
+        #: run every statement on aiosqlite's thread (the connection is checked out for work on many rows)
+        self.on_thread = False
+        #: told of each commit (``Checkpoints.committed``)
+        self.on_commit: Callable[[], None] = lambda: None
 
     def begin_with_next_statement(self) -> None:
         """``BEGIN`` (deferred: it takes no lock by itself), sent together with the next statement."""
@@ -45,7 +70,15 @@ class OneCallConnection(aiosqlite.Connection):
         return await super()._execute(fn, *args, **kwargs)  # type: ignore[no-untyped-call]
 
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await super()._execute(fn, *args)  # type: ignore[no-untyped-call]
+        """``fn(*args)`` on the loop's thread; on aiosqlite's when asked to, or when SQLite is busy."""
+        if not self.on_thread:
+            try:
+                return fn(*args)
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc):
+                    raise
+            # another connection holds the write lock: wait for it on the thread, never on the loop
+        return await super()._execute(_waiting, fn, *args)  # type: ignore[no-untyped-call]
 
     def cursor(self) -> _Cursor:  # type: ignore[override]  # a cursor of ours, ready at once (no hand-off)
         return _Cursor(self)
@@ -76,13 +109,16 @@ class OneCallConnection(aiosqlite.Connection):
             return
         await self._call(fn, self._conn)
         self._idle = True
+        if fn is _commit:
+            self.on_commit()
 
 
 def _statement(
     conn: sqlite3.Connection, begin: bool, sql: str, parameters: Any, many: bool
 ) -> tuple[list[Any], sqlite3.Cursor | None, _Description, int, int | None, bool]:
-    """On the worker thread."""
-    if begin:
+    """One statement, after a pending ``BEGIN`` (not sent twice when the statement is run again after
+    SQLite said busy)."""
+    if begin and not conn.in_transaction:
         conn.execute("BEGIN")
     cursor = conn.cursor()
     try:
@@ -100,6 +136,21 @@ def _statement(
     if not more:
         cursor.close()
     return rows, cursor if more else None, description, rowcount, lastrowid, conn.in_transaction
+
+
+def _waiting(fn: Callable[..., Any], *args: Any) -> Any:
+    """On the worker thread: ``fn(*args)`` again while SQLite says busy, for up to ``BUSY_WAIT_SECONDS``
+    (what ``busy_timeout`` did; a refused statement changed nothing, so running it again is safe)."""
+    deadline = time.monotonic() + BUSY_WAIT_SECONDS
+    pause = 0.001
+    while True:
+        try:
+            return fn(*args)
+        except sqlite3.OperationalError as exc:
+            if not _busy(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 def _commit(conn: sqlite3.Connection) -> None:
@@ -194,6 +245,46 @@ class _Cursor:
             await self._conn._call(cursor.close)
 
 
-def connect(*args: Any, **kwargs: Any) -> OneCallConnection:
-    """Like ``aiosqlite.connect`` (the arguments of ``sqlite3.connect``), not yet awaited."""
-    return OneCallConnection(partial(sqlite3.connect, *args, **kwargs))
+def connect(*args: Any, on_commit: Callable[[], None] | None = None, **kwargs: Any) -> OneCallConnection:
+    """Like ``aiosqlite.connect`` (the arguments of ``sqlite3.connect``), not yet awaited. The connection
+    is made on aiosqlite's thread and used from the loop's too (never from both at once)."""
+    conn = OneCallConnection(partial(sqlite3.connect, *args, **{**kwargs, "check_same_thread": False}))
+    if on_commit is not None:
+        conn.on_commit = on_commit
+    return conn
+
+
+class Checkpoints:
+    """Copies the write-ahead log back into the database file on a thread, every ``every`` commits.
+
+    SQLite does it by itself on the commit that finds the log past 1,000 pages, on the committing thread
+    — the loop's, here — and a checkpoint writes and syncs the file: milliseconds to hundreds of them
+    with every chat waiting. A ``PASSIVE`` checkpoint takes no lock that writers or readers wait for.
+    """
+
+    def __init__(self, path: str, every: int = 200) -> None:
+        self._path = path
+        self._every = every
+        self._commits = 0
+        self._running: asyncio.Future[None] | None = None
+
+    def committed(self) -> None:
+        self._commits += 1
+        if self._commits < self._every or (self._running is not None and not self._running.done()):
+            return
+        self._commits = 0
+        with contextlib.suppress(RuntimeError):  # no running loop: the next commit tries again
+            self._running = asyncio.get_running_loop().run_in_executor(None, self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        try:
+            with contextlib.closing(sqlite3.connect(self._path, timeout=BUSY_WAIT_SECONDS)) as conn:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error:
+            pass  # the log stays a little longer; the next one copies it
+
+    async def wait(self) -> None:
+        """The checkpoint under way, if any, has finished (before the engine closes)."""
+        if self._running is not None:
+            with contextlib.suppress(Exception):
+                await self._running

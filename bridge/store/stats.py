@@ -106,7 +106,7 @@ async def compute_stats(
     """The period's statistics (``bridge.insight`` says what each number means); ``zone`` is the
     site's (``bridge.insight.site_zone``)."""
     builder = StatsBuilder(start, end, zone, site)
-    async with db.read() as conn:
+    async with db.read(bulk=True) as conn:
         async for row in stream_rows(conn, facts_query(start, end, site)):
             builder.add(facts_of(row))
     return builder.result()
