@@ -1,15 +1,17 @@
 """The unit of work every use case runs in: one write transaction that stores a change together with
-the deliveries it causes (the outbox), and, only once it is committed, the announcements — widget
-sockets signalled, delivery workers woken, other instances told.
+the deliveries it causes (the outbox) and what it tells the other instances (sent by the database with
+the commit), and, only once it is committed, the announcements here — widget sockets signalled,
+delivery workers woken.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -21,8 +23,15 @@ from bridge.store import outbox
 from bridge.store.database import Database
 from config.settings import SiteConfig
 
-#: tells other instances what a committed unit of work changed (PostgreSQL NOTIFY)
-Announce = Callable[[Sequence[tuple[str, Signal]], bool], Awaitable[None]]
+
+class Announce(Protocol):
+    """Tells the other instances what changed (PostgreSQL NOTIFY), and whether to wake their delivery
+    workers. ``conn``: a unit of work's transaction, about to commit — they hear it only if it commits;
+    None: at once, on a connection of its own (what is not part of a unit of work)."""
+
+    async def __call__(
+        self, signals: Sequence[tuple[str, Signal]], wake: bool, conn: AsyncConnection | None = None
+    ) -> None: ...
 
 
 def utcnow() -> datetime:
@@ -63,14 +72,24 @@ class Core:
 
     @asynccontextmanager
     async def work(self) -> AsyncIterator[Work]:
-        """One write transaction; announced after it commits, not at all if it fails."""
+        """One write transaction; announced with its commit (other instances) and after it (here), not at
+        all if it fails."""
         async with self.db.write() as conn:
             work = Work(conn, self.clock())
             yield work
+            wake = work.deliveries > 0
+            if self.announce is not None and (work.signals or wake):
+                await self.announce(work.signals, wake, conn)
         tell(self.observer, work.observations)
-        await self.publish(work.signals, wake=work.deliveries > 0, lanes=work.lanes)
+        self._publish_here(work.signals, wake=wake, lanes=work.lanes)
 
-    async def publish(
+    async def publish(self, signals: Sequence[tuple[str, Signal]], *, wake: bool) -> None:
+        """Signals that are not part of a unit of work (a typing hint): here, and to the other instances."""
+        self._publish_here(signals, wake=wake)
+        if self.announce is not None:
+            await self.announce(signals, wake)
+
+    def _publish_here(
         self, signals: Sequence[tuple[str, Signal]], *, wake: bool, lanes: Collection[tuple[str, str]] = ()
     ) -> None:
         for cid, signal in signals:
@@ -80,8 +99,6 @@ class Core:
                 self.start_lanes(lanes)  # the lanes just filled: no need to look for them
             else:
                 self.wake_deliveries()
-        if self.announce is not None:
-            await self.announce(signals, wake)
 
 
 @dataclass

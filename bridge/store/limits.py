@@ -10,7 +10,9 @@ instances. These are counted in the database instead, each use in one short writ
 
 On PostgreSQL each transaction first takes a transaction advisory lock for its (bucket, key), so two
 instances cannot both take the last place: under READ COMMITTED every statement after the lock sees
-what the previous holder committed. SQLite has one writer, and one instance, already.
+what the previous holder committed. A hit is one round trip there, the database function
+``sitechat_rate_hit`` (migration 0010: lock, remove, count, insert — each after the lock, with a snapshot
+of its own). SQLite has one writer, and one instance, already.
 
 What removes rows: a key's expired hits go when it is hit again (bounded work per hit), every hit
 older than ``MAX_WINDOW`` goes with each heartbeat (``purge_hits``); a socket's row goes when it
@@ -25,14 +27,15 @@ import hashlib
 import logging
 import math
 import re
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import BigInteger, delete, func, insert, literal, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.store.conversations import utc
 from bridge.store.database import Database
-from bridge.store.tables import open_socket, rate_hit
+from bridge.store.tables import TS, open_socket, rate_hit
 
 log = logging.getLogger(__name__)
 
@@ -86,19 +89,29 @@ class SharedLimits:
         if limit < 1 or not timedelta(0) < span <= MAX_WINDOW:
             raise ValueError(f"a limit of {limit} per {window} s: at least 1 use, and a window up to {MAX_WINDOW}")
         stored = stored_key(key)
-        mine = (rate_hit.c.bucket == bucket) & (rate_hit.c.key == stored)
         async with contextlib.nullcontext(conn) if conn is not None else self.db.write() as tx:
-            await self._serialise(tx, bucket, stored)
-            await tx.execute(delete(rate_hit).where(mine, rate_hit.c.at <= now - span))
-            newest = (
-                (await tx.execute(select(rate_hit.c.at).where(mine).order_by(rate_hit.c.at.desc()).limit(limit)))
-                .scalars()
-                .all()
-            )
-            if len(newest) >= limit:
-                # a place frees up when the limit-th newest use leaves the window
-                return seconds_to_wait(utc(newest[-1]), span, now)
-            await tx.execute(insert(rate_hit).values(bucket=bucket, key=stored, at=now))
+            if self.db.is_sqlite:
+                oldest = await self._hit_here(tx, bucket, stored, limit, now - span, now)
+            else:
+                key_lock = literal(lock_key(bucket, stored), BigInteger())
+                call = func.sitechat_rate_hit(key_lock, bucket, stored, limit, now - span, now, type_=TS)
+                oldest = (await tx.execute(select(call))).scalar_one()
+        # refused: a place frees up when the limit-th newest use leaves the window
+        return None if oldest is None else seconds_to_wait(utc(oldest), span, now)
+
+    @staticmethod
+    async def _hit_here(
+        conn: AsyncConnection, bucket: str, stored: str, limit: int, since: datetime, now: datetime
+    ) -> datetime | None:
+        """``sitechat_rate_hit`` (PostgreSQL's, migration 0010) as statements, for SQLite: its one writer
+        needs no lock. None when the use is counted, else the limit-th newest use."""
+        mine = (rate_hit.c.bucket == bucket) & (rate_hit.c.key == stored)
+        await conn.execute(delete(rate_hit).where(mine, rate_hit.c.at <= since))
+        newest = select(rate_hit.c.at).where(mine).order_by(rate_hit.c.at.desc()).limit(limit)
+        counted: Sequence[datetime] = (await conn.execute(newest)).scalars().all()
+        if len(counted) >= limit:
+            return counted[-1]
+        await conn.execute(insert(rate_hit).values(bucket=bucket, key=stored, at=now))
         return None
 
     async def open_socket(self, address: str, limit: int, now: datetime) -> int | None:

@@ -4,6 +4,11 @@ An instance that commits a change announces it; every other instance hears it an
 delivery workers and the widget sockets it holds for that conversation. The signals are hints —
 sockets and workers read the truth from the store — so a lost one only delays, never loses.
 With SQLite there is one instance and nothing to send.
+
+A unit of work announces in its own transaction, just before it commits: one ``pg_notify`` statement
+whose notifications PostgreSQL sends with the commit (and drops with a rollback). Its signals travel
+together, ``{"i": instance, "s": [[conversation, signal], …], "w": true}`` (``w``: wake the delivery
+workers), in as few payloads as fit PostgreSQL's limit.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,13 +39,51 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def payloads(instance: str, signals: Sequence[tuple[str, Signal]], wake: bool) -> list[str]:
+    """What to NOTIFY for these signals: one payload, or several when they do not fit in one (a signal
+    that does not fit even alone is left out: the peers' next recheck covers it)."""
+    head, tail = '{"i":' + json.dumps(instance) + ',"s":[', "]" + (',"w":true}' if wake else "}")
+    room = MAX_PAYLOAD - len(head) - len(tail)  # ASCII (json.dumps escapes the rest): characters are bytes
+    chunks: list[str] = []
+    for cid, signal in signals:
+        entry = json.dumps([cid, signal_to_json(signal)], separators=(",", ":"))
+        if len(entry) > room:
+            log.debug("a signal too long to NOTIFY is left out (%d characters)", len(entry))
+        elif chunks and len(chunks[-1]) + 1 + len(entry) <= room:
+            chunks[-1] += "," + entry
+        else:
+            chunks.append(entry)
+    if wake and not chunks:
+        chunks.append("")
+    return [head + chunk + tail for chunk in chunks]
+
+
+def heard(data: Mapping[str, Any]) -> tuple[list[tuple[str, Signal]], bool]:
+    """The signals in another instance's payload, and whether it says to wake the delivery workers.
+    Also the one-signal payloads an instance of the previous version sends during a rolling update."""
+    if "s" in data:
+        found = data["s"] if isinstance(data["s"], list) else []
+        signals = []
+        for entry in found:
+            if isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], dict):
+                if (signal := signal_from_json(entry[1])) is not None:
+                    signals.append((str(entry[0]), signal))
+        return signals, data.get("w") is True
+    if data.get("k") == "wake":
+        return [], True
+    if "c" in data and (signal := signal_from_json(data)) is not None:
+        return [(str(data["c"]), signal)], False
+    return [], False
+
+
 class Notifier:
     """NOTIFY what this instance commits; LISTEN for the others — and never trust the doorbell alone.
 
     The LISTEN connection is watched: a cut one (a PostgreSQL restart, ``pg_terminate_backend``, a
     network blip) is re-established with back-off, and after the gap every conversation changed
     meanwhile is rechecked from the store. A slow periodic recheck of recently changed conversations
-    covers a NOTIFY lost between a peer's commit and its send: that costs seconds, never a message.
+    covers a NOTIFY that never came (one sent on its own connection that failed, a signal too long to
+    send): that costs seconds, never a message.
     """
 
     def __init__(self, db: Database, *, watch_seconds: float = 2.0, recheck_seconds: float = 10.0) -> None:
@@ -66,18 +109,26 @@ class Notifier:
         """Hears the other instances (always true with SQLite: there are none)."""
         return not self.enabled or (self._listener is not None and not self._listener.is_closed())
 
-    async def announce(self, signals: Sequence[tuple[str, Signal]], wake: bool) -> None:
+    async def announce(
+        self, signals: Sequence[tuple[str, Signal]], wake: bool, conn: AsyncConnection | None = None
+    ) -> None:
+        """Tell the other instances. ``conn``: a unit of work's transaction, about to commit — they hear it
+        when it commits, and never if it rolls back (a failure here fails the transaction, like any of its
+        statements); None: at once, on a connection of its own (what no unit of work stores: typing)."""
         if not self.enabled or not (signals or wake):
             return
-        payloads = [json.dumps({"i": self.instance, "c": cid, **signal_to_json(s)}) for cid, s in signals]
-        if wake:
-            payloads.append(json.dumps({"i": self.instance, "k": "wake"}))
+        sent = payloads(self.instance, signals, wake)
+        if not sent:
+            return
+        # one statement, however many payloads
+        notify = select(*(func.pg_notify(CHANNEL, payload) for payload in sent))
+        if conn is not None:
+            await conn.execute(notify)
+            return
         try:
-            async with self.db.engine.connect() as conn:
-                for payload in payloads:
-                    if len(payload) <= MAX_PAYLOAD:
-                        await conn.execute(select(func.pg_notify(CHANNEL, payload)))
-                await conn.commit()
+            async with self.db.engine.connect() as own:
+                await own.execute(notify)
+                await own.commit()
         except Exception as exc:  # the change is committed; peers catch up on their next recheck
             log.warning("could not signal other instances: %s", exc)
 
@@ -100,10 +151,11 @@ class Notifier:
             return
         if not isinstance(data, dict) or data.get("i") == self.instance:
             return
-        if data.get("k") == "wake":
+        signals, wake = heard(data)
+        for cid, signal in signals:
+            self._on_signal(cid, signal)
+        if wake:
             self._on_wake()
-        elif "c" in data and (signal := signal_from_json(data)) is not None:
-            self._on_signal(str(data["c"]), signal)
 
     async def _connect(self) -> None:
         conn = await self.db.engine.connect()

@@ -1,8 +1,9 @@
-"""``bridge/store/limits.py``: the shared sliding window and the socket places, against SQLite in a file.
+"""``bridge/store/limits.py``: the shared sliding window and the socket places, on SQLite and PostgreSQL
+(the property: SQLite in a file).
 
 The window's arithmetic is the in-process ``SlidingWindow``'s (the reference): the same uses are
-allowed, and a refused one gets the same ``Retry-After``. Across instances on PostgreSQL:
-``tests/security/test_limits_across_instances.py``.
+allowed, and a refused one gets the same ``Retry-After``. Two instances on one PostgreSQL counting
+one key: at the end; through running bridges: ``tests/security/test_limits_across_instances.py``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -37,8 +37,8 @@ def at(seconds: float) -> datetime:
 
 
 @pytest_asyncio.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'limits.db'}")
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
     await database.migrate()
     yield database
     await database.close()
@@ -259,3 +259,60 @@ def test_a_hit_counted_a_moment_ahead_by_another_instance_never_asks_for_more_th
 
     now = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
     assert seconds_to_wait(now + timedelta(milliseconds=300), timedelta(hours=1), now) == 3600
+
+
+# -- two instances on one PostgreSQL ---------------------------------------------------------------------
+
+
+@pytest_asyncio.fixture
+async def two_instances(postgres_url: str) -> AsyncIterator[tuple[Database, Database]]:
+    a, b = Database(postgres_url), Database(postgres_url)
+    await a.migrate()
+    try:
+        yield a, b
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_use_waiting_for_the_key_counts_the_one_committed_meanwhile(
+    two_instances: tuple[Database, Database],
+) -> None:
+    """B's use waits while A's transaction holds the key, and then sees A's use: one place, one use. (A
+    count in the statement that waited for the lock would not: its snapshot is older than A's commit.)"""
+    a, b = two_instances
+    async with a.write() as conn:  # A's message transaction: counted, not committed yet
+        assert await SharedLimits(a).hit("messages", "conv-1", 1, 60, at(0), conn) is None
+        b_hit = asyncio.create_task(SharedLimits(b).hit("messages", "conv-1", 1, 60, at(1)))
+        await asyncio.sleep(0.3)
+        assert not b_hit.done(), "B must wait for A's transaction"
+    assert await b_hit == 59
+    assert await count(a) == 1
+
+
+async def test_a_use_rolled_back_leaves_its_place(two_instances: tuple[Database, Database]) -> None:
+    a, b = two_instances
+    with pytest.raises(RuntimeError):
+        async with a.write() as conn:  # the message is refused after it was counted: not stored
+            assert await SharedLimits(a).hit("messages", "conv-1", 1, 60, at(0), conn) is None
+            raise RuntimeError("the message is not stored")
+    assert await SharedLimits(b).hit("messages", "conv-1", 1, 60, at(1)) is None
+
+
+async def test_two_instances_hammering_one_key_admit_exactly_the_limit(
+    two_instances: tuple[Database, Database],
+) -> None:
+    a, b = two_instances
+    shared = [SharedLimits(a), SharedLimits(b)]
+
+    async def use(i: int) -> float | None:
+        db = (a, b)[i % 2]
+        async with db.write() as conn:  # each in a transaction of its own that outlives the count a little
+            wait = await shared[i % 2].hit("messages", "conv-1", 5, 60, at(i / 1000), conn)
+            await asyncio.sleep(0.01)
+        return wait
+
+    waits = await asyncio.gather(*(use(i) for i in range(40)))
+    assert len([w for w in waits if w is None]) == 5
+    assert all(w == 60 for w in waits if w is not None)
+    assert await count(a) == 5
