@@ -24,6 +24,8 @@ class Pacer:
         # less than `burst` intervals ahead of now
         self._busy_until: dict[str, float] = {}
         self._blocked_until: dict[str, float] = {}
+        #: per destination, the line of those waiting for it: only the first waits on a timer
+        self._turns: dict[str, asyncio.Lock] = {}
 
     def _wait_time(self, dest: str) -> float:
         now = self.clock()
@@ -32,10 +34,18 @@ class Pacer:
         return max(0.0, blocked, busy)
 
     async def ready(self, dest: str) -> None:
-        """Wait until a send to ``dest`` would be allowed, without taking it."""
-        # a timer, not a wait for another task: an Event would not fit
-        while (wait := self._wait_time(dest)) > 0:  # noqa: ASYNC110
-            await asyncio.sleep(wait)
+        """Wait until a send to ``dest`` would be allowed, without taking it. Those waiting for one
+        destination wait in line (first come, first served), and only the first on a timer: with a
+        thousand chats queued behind one channel's pace, one wakes per send instead of all of them."""
+        turn = self._turns.get(dest)
+        if (turn is None or not turn.locked()) and self._wait_time(dest) <= 0:
+            return  # nobody in line, and the pace allows it now
+        if turn is None:
+            turn = self._turns[dest] = asyncio.Lock()
+        async with turn:
+            # a timer, not a wait for another task: an Event would not fit
+            while (wait := self._wait_time(dest)) > 0:  # noqa: ASYNC110
+                await asyncio.sleep(wait)
 
     async def take(self, dest: str) -> None:
         """Wait for a send to ``dest`` and count it."""
