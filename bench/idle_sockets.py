@@ -10,6 +10,7 @@ Run: .venv/bin/python bench/idle_sockets.py [N]   (default 2000; try 10000; --ti
 from __future__ import annotations
 
 import asyncio
+import os
 import resource
 import subprocess
 import sys
@@ -24,6 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.figures import figure
 from tests.fakes.slack_api import FakeSlack
 from tests.harness import ORIGIN, clean_environment, free_port
+
+
+def cpu_seconds(pid: int) -> float:
+    """A process's CPU time so far (user + system, all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_kib(pid: int) -> int:
@@ -105,11 +112,13 @@ async def main(n: int, tiny: bool = False) -> None:
                             await ws.receive(timeout=60)
                             return ws
 
-                    opened = time.monotonic()
+                    print("opening the sockets", flush=True)
+                    opened, server_cpu, our_cpu = time.monotonic(), cpu_seconds(proc.pid), time.process_time()
                     sockets = await asyncio.gather(
                         *(open_socket(i, cid, token) for i, (cid, token) in enumerate(convs))
                     )
                     ready_seconds = time.monotonic() - opened
+                    server_cpu, our_cpu = cpu_seconds(proc.pid) - server_cpu, time.process_time() - our_cpu
                     await asyncio.sleep(1)  # let the server settle before reading its memory
                     after = rss_kib(proc.pid)
                     print(f"idle sockets:            {len(sockets)}")
@@ -118,6 +127,9 @@ async def main(n: int, tiny: bool = False) -> None:
                     print(f"with {len(sockets)} open sockets:  {after / 1024:.1f} MiB")
                     print(f"per idle socket:         {(after - after_convs) / max(1, len(sockets)):.1f} KiB")
                     print(f"all ready after:         {ready_seconds:.1f} s")
+                    # both sides share the machine: the clients' CPU is time the server could not have
+                    print(f"CPU while they opened:   server {server_cpu:.1f} s, these clients {our_cpu:.1f} s")
+                    print(f"server CPU per socket:   {1000 * server_cpu / max(1, len(sockets)):.2f} ms")
                     per_socket = (after - after_convs) * 1.024 / max(1, len(sockets))  # KiB → KB
                     judged = True if not tiny and n >= 10_000 else None
                     figure(

@@ -218,8 +218,8 @@ class DeliveryWorker:
             if not batch:
                 return (EMPTY if not pending else WAIT), None
             # an erasure lane's conversation is gone: its deliveries carry all they need
-            conv = await q.get_conversation(conn, lane.conversation_id) or lane_conversation(lane.conversation_id, now)
-            links = await q.thread_links(conn, lane.conversation_id)
+            found, links = await q.conversation_and_links(conn, lane.conversation_id)
+            conv = found or lane_conversation(lane.conversation_id, now)
             assert conv is not None
             items: list[Outgoing] = []
             unreadable: tuple[int, str] | None = None

@@ -109,10 +109,16 @@ class VisitorSide:
         if not token:
             return None
         async with self.core.db.read() as conn:
-            stored = await q.token_hash_of(conn, cid)
-            if stored is None or not hmac.compare_digest(stored, hash_token(token)):
-                return None
-            return await q.get_conversation(conn, cid)
+            return await _authorized(conn, cid, token)
+
+    async def open_socket(self, cid: str, token: str | None, after: int) -> tuple[list[Message], Conversation] | None:
+        """What a live socket starts from, in one read: the messages after ``after`` and the conversation,
+        if ``token`` is its token (None for a wrong token or an unknown id alike)."""
+        if not token:
+            return None
+        async with self.core.db.read() as conn:
+            conv = await _authorized(conn, cid, token)
+            return None if conv is None else (await q.messages_after(conn, cid, after), conv)
 
     async def get(self, cid: str) -> Conversation | None:
         async with self.core.db.read() as conn:
@@ -136,7 +142,7 @@ class VisitorSide:
         it, before it is stored; what it raises (a rate limit) stores nothing."""
         async with self.core.work() as work:
             # lock first: two concurrent sends of the same client_msg_id queue here, the second finds the first
-            conv = await q.lock_conversation(work.conn, cid)
+            conv, links = await q.conversation_and_links(work.conn, cid, lock=True)
             existing = await q.message_by_client_id(work.conn, cid, client_msg_id)
             if existing is not None:
                 return existing, False
@@ -149,6 +155,7 @@ class VisitorSide:
                 await admit(work.conn)
             if conv.status is not Status.OPEN:
                 await mail_in.reopen(work, conv)
+                links = await q.thread_links(work.conn, cid)  # reopened: in threads of its own again
             author = Participant(Role.VISITOR, conv.visitor_name)
             msg = await q.insert_message(
                 work.conn,
@@ -162,7 +169,7 @@ class VisitorSide:
                 touch=q.Touch.VISITOR,  # the first unanswered message starts the first-response clock
             )
             await attachments.link(work.conn, [f.id for f in files], cid, msg.id)
-            await work.enqueue_all(cid, Line(msg))
+            await work.enqueue_all(cid, Line(msg), links=links)
             await observe.visitor_said(work, cid)
             work.signal(cid, NewMessage(msg.seq))
             await craft.tell_place_in_line(self.core, work, conv, msg.seq)
@@ -291,3 +298,10 @@ async def _create(
 
 def _page_dict(page: PageView) -> dict[str, str | None]:
     return {"url": page.url, "title": page.title, "referrer": page.referrer}
+
+
+async def _authorized(conn: AsyncConnection, cid: str, token: str) -> Conversation | None:
+    found = await q.conversation_and_token(conn, cid)
+    if found is None or not hmac.compare_digest(found[1], hash_token(token)):
+        return None
+    return found[0]

@@ -134,9 +134,12 @@ class Work:
         self.deliveries += 1
         self.lanes.add((cid, endpoint))
 
-    async def enqueue_all(self, cid: str, what: Outbound, *, skip: str | None = None) -> None:
-        """The same delivery to every endpoint the conversation has a thread on (but ``skip``, its origin)."""
-        for endpoint in await q.thread_links(self.conn, cid):
+    async def enqueue_all(
+        self, cid: str, what: Outbound, *, skip: str | None = None, links: Collection[str] | None = None
+    ) -> None:
+        """The same delivery to every endpoint the conversation has a thread on (but ``skip``, its origin).
+        ``links``: those endpoints, when the caller has just read them in this transaction."""
+        for endpoint in await q.thread_links(self.conn, cid) if links is None else links:
             if endpoint != skip:
                 await self.enqueue(cid, endpoint, what)
 

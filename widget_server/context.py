@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -167,6 +168,7 @@ def _wall_clock() -> datetime:
     return datetime.now(UTC)
 
 
+@functools.lru_cache(maxsize=4096)  # a proxy's own address comes with every request: parse it once
 def _in(address: str, networks: tuple[IPv4Network | IPv6Network, ...]) -> bool:
     try:
         ip = ipaddress.ip_address(address)

@@ -17,7 +17,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import ValidationError
 
 from bridge.live import MessageChanged, NewMessage, RatingRequested, Recheck, Signal, StatusChanged, Typing
-from bridge.model import Conversation, PageView, Status
+from bridge.model import Conversation, Message, PageView, Status
 from widget_server import answers, schemas
 from widget_server.api import accept_message
 from widget_server.context import CONTEXT, WidgetContext
@@ -59,6 +59,8 @@ class _Session:
         #: the signal queue ran full, so it may have dropped one (``LiveHub.publish``): the next signal
         #: catches up in full, whatever it is
         self.missed_signals = False
+        #: what the socket's opening read found: the first catch-up sends it instead of reading again
+        self.news: tuple[list[Message], Conversation | None] | None = None
 
     async def send(self, frame: dict[str, Any]) -> None:
         """One frame, waiting while the client's buffers are full (so a slow reader costs a bounded buffer;
@@ -75,7 +77,10 @@ class _Session:
     async def catch_up(self) -> None:
         """Send whatever is after the last seq sent, then any change of status."""
         self.missed_signals = False
-        messages, conv = await self.ctx.conversations.news_after(self.conv.id, self.last_seq)
+        if self.news is not None:
+            (messages, conv), self.news = self.news, None
+        else:
+            messages, conv = await self.ctx.conversations.news_after(self.conv.id, self.last_seq)
         for m in messages:
             if m.seq > self.last_seq:
                 await self.send({"type": "message", "message": message_json(m, self.ctx.file_link)})
@@ -248,14 +253,17 @@ async def _serve(ctx: WidgetContext, request: web.Request, ws: web.WebSocketResp
         return await _refuse(ws, "hello_expected", 'the first frame must be {"type": "hello", "token", "after"}', 4400)
     if hello.type != "hello":
         return await _refuse(ws, "hello_expected", "the first frame must be a hello", 4400)
-    conv = await ctx.conversations.authorize(request.match_info["id"], hello.token)
-    if conv is None:
-        return await _refuse(ws, "forbidden", "this token does not give access to that conversation")
-    if not ctx.origin_allowed(conv.site_id, request.headers.get("Origin")):
-        return await _refuse(ws, "origin_not_allowed", "this site does not allow your origin")
-
-    session = _Session(ctx, ws, conv, hello.after, request.transport)
-    with ctx.live.subscribe(conv.id) as signals:
+    cid = request.match_info["id"]
+    # subscribed before the read: a line stored after it is signalled, one stored before it is in it
+    with ctx.live.subscribe(cid) as signals:
+        opened = await ctx.conversations.open_socket(cid, hello.token, hello.after)
+        if opened is None:
+            return await _refuse(ws, "forbidden", "this token does not give access to that conversation")
+        messages, conv = opened
+        if not ctx.origin_allowed(conv.site_id, request.headers.get("Origin")):
+            return await _refuse(ws, "origin_not_allowed", "this site does not allow your origin")
+        session = _Session(ctx, ws, conv, hello.after, request.transport)
+        session.news = (messages, conv)
         await session.send({"type": "ready", "status": conv.status.value})
         session.status = conv.status
         # the replay runs in the pump, not here: this loop must keep reading, or a client that stopped

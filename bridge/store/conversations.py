@@ -34,6 +34,14 @@ from bridge.store.tables import conversation, message, message_link, sync_state,
 _NOW = bindparam("now", type_=conversation.c.last_activity_at.type)
 _GET_CONVERSATION = select(conversation).where(conversation.c.id == bindparam("cid"))
 _LOCK_CONVERSATION = _GET_CONVERSATION.with_for_update()
+#: messages a socket catching up takes at once
+MESSAGES_AFTER = 1000
+_MESSAGES_AFTER = (
+    select(message)
+    .where(message.c.conversation_id == bindparam("cid"), message.c.seq > bindparam("after"))
+    .order_by(message.c.seq)
+    .limit(MESSAGES_AFTER)
+)
 _NEXT_SEQ = (
     update(conversation)
     .where(conversation.c.id == bindparam("cid"))
@@ -72,6 +80,21 @@ _MESSAGE_BY_CLIENT_ID = select(message).where(
 )
 _MESSAGES_BY_ID = select(message).where(message.c.id.in_(bindparam("ids", expanding=True)))
 _THREAD_LINKS = select(thread_link).where(thread_link.c.conversation_id == bindparam("cid"))
+#: a conversation with its thread links, a row per link (one row with no link when it has none)
+_CONVERSATION_AND_LINKS = (
+    select(
+        conversation,
+        thread_link.c.endpoint.label("link_endpoint"),
+        thread_link.c.destination.label("link_destination"),
+        thread_link.c.thread_ref.label("link_ref"),
+    )
+    .outerjoin(thread_link, thread_link.c.conversation_id == conversation.c.id)
+    .where(conversation.c.id == bindparam("cid"))
+)
+_LOCK_CONVERSATION_AND_LINKS = _CONVERSATION_AND_LINKS.with_for_update(of=conversation)
+
+#: endpoint → (destination, thread ref once the root exists)
+Links = dict[str, tuple[str, ThreadRef | None]]
 
 
 @overload
@@ -137,6 +160,22 @@ async def get_conversation(conn: AsyncConnection, cid: str) -> Conversation | No
     return _conversation(row) if row else None
 
 
+async def conversation_and_links(
+    conn: AsyncConnection, cid: str, *, lock: bool = False
+) -> tuple[Conversation | None, Links]:
+    """The conversation (None if it is gone) and its thread links, in one statement; ``lock``: as
+    ``lock_conversation`` does."""
+    rows = (await conn.execute(_LOCK_CONVERSATION_AND_LINKS if lock else _CONVERSATION_AND_LINKS, {"cid": cid})).all()
+    if not rows:
+        return None, {}
+    links = {
+        r.link_endpoint: (r.link_destination, ThreadRef(r.link_ref) if r.link_ref else None)
+        for r in rows
+        if r.link_endpoint is not None
+    }
+    return _conversation(rows[0]), links
+
+
 async def lock_conversation(conn: AsyncConnection, cid: str) -> Conversation | None:
     """Read and lock the row for this transaction (PostgreSQL); SQLite's single writer is the lock there."""
     row = (await conn.execute(_LOCK_CONVERSATION, {"cid": cid})).first()
@@ -145,6 +184,12 @@ async def lock_conversation(conn: AsyncConnection, cid: str) -> Conversation | N
 
 async def token_hash_of(conn: AsyncConnection, cid: str) -> str | None:
     return (await conn.execute(select(conversation.c.token_hash).where(conversation.c.id == cid))).scalar_one_or_none()
+
+
+async def conversation_and_token(conn: AsyncConnection, cid: str) -> tuple[Conversation, str] | None:
+    """The conversation and the hash of its token, in one statement."""
+    row = (await conn.execute(_GET_CONVERSATION, {"cid": cid})).first()
+    return (_conversation(row), row.token_hash) if row else None
 
 
 async def insert_conversation(conn: AsyncConnection, values: dict[str, Any]) -> None:
@@ -262,14 +307,10 @@ async def get_messages(conn: AsyncConnection, mids: Collection[str]) -> dict[str
     return {row.id: _message(row) for row in rows}
 
 
-async def messages_after(conn: AsyncConnection, cid: str, after: int, limit: int = 1000) -> list[Message]:
-    rows = await conn.execute(
-        select(message)
-        .where(and_(message.c.conversation_id == cid, message.c.seq > after))
-        .order_by(message.c.seq)
-        .limit(limit)
-    )
-    return [_message(r) for r in rows]
+async def messages_after(conn: AsyncConnection, cid: str, after: int, limit: int = MESSAGES_AFTER) -> list[Message]:
+    """The first ``limit`` messages after seq ``after`` (a socket catching up takes the rest next)."""
+    query = _MESSAGES_AFTER if limit == MESSAGES_AFTER else _MESSAGES_AFTER.limit(limit)
+    return [_message(r) for r in await conn.execute(query, {"cid": cid, "after": after})]
 
 
 async def link_thread(conn: AsyncConnection, cid: str, endpoint: str, destination: str) -> None:
@@ -284,7 +325,7 @@ async def set_thread_ref(conn: AsyncConnection, cid: str, endpoint: str, ref: st
     )
 
 
-async def thread_links(conn: AsyncConnection, cid: str) -> dict[str, tuple[str, ThreadRef | None]]:
+async def thread_links(conn: AsyncConnection, cid: str) -> Links:
     """endpoint → (destination, thread ref once the root exists)."""
     rows = await conn.execute(_THREAD_LINKS, {"cid": cid})
     return {r.endpoint: (r.destination, ThreadRef(r.thread_ref) if r.thread_ref else None) for r in rows}

@@ -38,6 +38,7 @@ _Description = tuple[tuple[Any, ...], ...] | None
 #: connections had before their statements moved to the loop)
 BUSY_WAIT_SECONDS = 10.0
 
+
 def _busy(exc: sqlite3.OperationalError) -> bool:
     return getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or (
         "database is locked" in str(exc)

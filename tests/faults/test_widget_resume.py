@@ -21,21 +21,22 @@ async def _all_frames_sent(live: LiveSocket) -> None:
 
 
 def _reply_during_replay(bridge: RunningBridge, commit: Callable[[], Awaitable[Any]]) -> list[int]:
-    """The next replay read from the store commits another reply right after reading: the reply
-    lands between the socket's read and its sending of what it read. The seqs it read are returned."""
+    """The next socket's opening read from the store (its token checked, the messages it missed and the
+    conversation, in one) commits another reply right after reading: the reply lands between the
+    socket's read and its sending of what it read. The seqs it read are returned."""
     assert bridge.runtime is not None
     conversations = bridge.runtime.conversations
-    original = conversations.news_after  # the socket's catch-up read (messages and conversation in one)
+    original = conversations.open_socket
     read: list[int] = []
 
-    async def news_after(cid: str, after: int) -> tuple[list[Message], Conversation | None]:
-        messages, conv = await original(cid, after)
-        if not read:
-            read.extend(m.seq for m in messages)
+    async def open_socket(cid: str, token: str | None, after: int) -> tuple[list[Message], Conversation] | None:
+        opened = await original(cid, token, after)
+        if opened is not None and not read:
+            read.extend(m.seq for m in opened[0])
             await commit()
-        return messages, conv
+        return opened
 
-    conversations.news_after = news_after  # type: ignore[method-assign]
+    conversations.open_socket = open_socket  # type: ignore[method-assign]
     return read
 
 
