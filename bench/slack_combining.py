@@ -2,9 +2,11 @@
 
 A real sitechat against the fake Slack with its per-channel limit on (~1 post/s, a burst of 3, then
 429 + Retry-After). 50 visitors start within 5 s and send 4 lines each; printed in one run: that every
-line reached Slack once and in order, posts per conversation (thread replies; target ≤ 1.1), 429s met,
-and the time until the last line is visible next to the ideal (every root and one reply per
-conversation, back to back at the channel's pace). Then, for context, the older burst: 200 lines in 5
+line reached Slack once and in order, the posts that carry each conversation's lines (target ≤ 1.1; the
+root is one more: CONTRACT §5 has every visitor line a reply in the thread), 429s met, and the time until
+the last line is visible next to the ideal (every root and one reply per conversation, back to back at
+the channel's pace) and next to what the posts made until then take at that pace (the reminders of
+chats nobody answered for a minute share the channel). Then, for context, the older burst: 200 lines in 5
 conversations, lines per post.
 
 Run: .venv/bin/python bench/slack_combining.py [--visitors 50] [--tiny]
@@ -72,16 +74,33 @@ async def rush(visitors: int, within: float, tiny: bool) -> None:
     once_in_order = all(lines.get(i) == list(range(LINES)) for i in range(visitors))
     ok = [c for c in calls if c.status == 200]
     replies = [c for c in ok if c.params.get("thread_ts")]
+    # the posts that carry the visitors' lines; the rest of the thread's posts are the bridge's own
+    # (a reminder that a visitor has waited a minute with no answer: the run outlasts that)
+    carrying = [c for c in replies if TOKEN.search(str(c.params.get("text", "")))]
     roots = len(ok) - len(replies)
-    per_conversation = len(replies) / visitors
+    per_conversation = len(carrying) / visitors
     ideal = max(0.0, (2 * visitors - BURST) / PER_SECOND)
     print(f"{visitors} visitors started within {within:g} s, {LINES} lines each, one channel at ~{PER_SECOND:g} post/s")
     print(f"every line once, in order: {once_in_order}")
-    print(f"posts: {roots} roots + {len(replies)} replies = {per_conversation:.2f} replies per conversation")
+    print(
+        f"posts: {roots} roots + {len(carrying)} replies with the lines = {per_conversation:.2f} per conversation"
+        f" (+ {len(replies) - len(carrying)} other thread posts: reminders that nobody answered yet)"
+    )
     print(f"429 answers: {sum(c.status == 429 for c in calls)}")
     print(f"last line visible after {elapsed:.1f} s (ideal ≈ {ideal:.0f} s: a root and one reply each at the pace)")
+    if carrying:
+        last = max(c.at for c in carrying)
+        until = [c for c in ok if c.at <= last]
+        print(
+            f"posts until then: {len(until)}, which take ≈ {max(0, len(until) - BURST) / PER_SECOND:.0f} s at the pace"
+        )
     figure("5. every line once and in order", "yes", "yes" if once_in_order else "NO", once_in_order)
-    figure("5. posts per conversation", "≤ 1.1", f"{per_conversation:.2f}", None if tiny else per_conversation <= 1.1)
+    figure(
+        "5. posts carrying a conversation's lines (its root aside)",
+        "≤ 1.1",
+        f"{per_conversation:.2f}",
+        None if tiny else per_conversation <= 1.1,
+    )
     figure("5. last line visible", f"ideal ≈ {ideal:.0f} s", f"{elapsed:.1f} s", None)
 
 
