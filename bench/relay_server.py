@@ -51,8 +51,25 @@ def count_aiosqlite_handoffs() -> None:
     aiosqlite.core.Connection._execute = counted  # type: ignore[method-assign]
 
 
+def count_driver_statements() -> None:
+    """The lane's lock and unlock on PostgreSQL go to asyncpg directly (``Database.lane_lock``), past
+    SQLAlchemy's events: counted here."""
+    import asyncpg
+
+    original = asyncpg.Connection.fetchval
+
+    async def counted(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        COUNTS["statements"] += 1
+        if os.environ.get("BENCH_SQL"):
+            STATEMENTS[f"{query}  ← (driver) lane_lock"] += 1
+        return await original(self, query, *args, **kwargs)
+
+    asyncpg.Connection.fetchval = counted  # type: ignore[method-assign]
+
+
 async def serve_bridge(args: argparse.Namespace) -> web.AppRunner:
     from sqlalchemy import event
+    from sqlalchemy.engine.interfaces import CacheStats
 
     from config.settings import Settings
     from sitechat.runtime import build_runtime, serve
@@ -91,6 +108,7 @@ async def serve_bridge(args: argparse.Namespace) -> web.AppRunner:
             }
         )
     count_aiosqlite_handoffs()
+    count_driver_statements()
     runtime = build_runtime(Settings(_env_file=None))  # type: ignore[call-arg]
     runtime.widget.frames_per_10_seconds = 1_000_000
     engine = runtime.db.engine.sync_engine
@@ -100,11 +118,17 @@ async def serve_bridge(args: argparse.Namespace) -> web.AppRunner:
         COUNTS["transactions"] += 1
 
     @event.listens_for(engine, "before_cursor_execute")
-    def _statement(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+    def _statement(_conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool) -> None:
         if statement != "BEGIN":
             COUNTS["statements"] += 1
             if os.environ.get("BENCH_SQL"):
-                STATEMENTS[f"{' '.join(statement.split())[:160]}  ← {_our_callers()}"] += 1
+                # a statement SQLAlchemy compiled afresh (not from its cache) is marked: worth building once
+                fresh = (
+                    ""
+                    if context is None or context.cache_hit is CacheStats.CACHE_HIT
+                    else f" [{context.cache_hit.name}]"
+                )
+                STATEMENTS[f"{' '.join(statement.split())[:160]}{fresh}  ← {_our_callers()}"] += 1
 
     return await serve(runtime, "127.0.0.1", args.port)
 

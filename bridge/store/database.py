@@ -235,16 +235,21 @@ class Database:
             return
         key = int.from_bytes(hashlib.blake2b(lane.encode(), digest_size=8).digest(), "big", signed=True)
         async with self.engine.connect() as conn:
-            got = bool((await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key})).scalar())
-            await conn.commit()
+            # the lock and the unlock straight to the driver, outside any transaction: one round trip
+            # each, where SQLAlchemy would send BEGIN and COMMIT around them (a batch's work is enough)
+            driver = (await conn.get_raw_connection()).driver_connection
+            assert driver is not None
+            try:
+                got = bool(await driver.fetchval("SELECT pg_try_advisory_lock($1)", key))
+            except Exception as exc:  # the driver's own errors: the connection is gone, or going
+                raise LeaseLost(f"cannot ask for the lane's lock ({type(exc).__name__}: {exc})") from exc
             try:
                 yield LaneLease(self, conn) if got else None
             finally:
                 if got:
                     try:
-                        await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                        await conn.commit()
-                    except (DBAPIError, OSError):
+                        await driver.fetchval("SELECT pg_advisory_unlock($1)", key)
+                    except Exception:
                         # a connection that cannot say "unlock" must not go back to the pool still
                         # holding the lock: drop it (a cut one took the lock with it anyway)
                         log.info("lane %s: its lock connection is gone; dropping it", lane)

@@ -55,6 +55,11 @@ _LANE_HEAD = (
     .order_by(delivery.c.id)
     .limit(bindparam("lane_limit"))
 )
+#: by "is it PostgreSQL"
+_REMEMBER_COPIES = {
+    True: postgresql.insert(message_link).on_conflict_do_nothing(),
+    False: sqlite.insert(message_link).on_conflict_do_nothing(),
+}
 _MARK_ATTEMPT = (
     update(delivery)
     .where(delivery.c.id.in_(bindparam("ids", expanding=True)))
@@ -190,8 +195,9 @@ async def remember_copies(
     )
     if not rows:
         return
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    await conn.execute(dialect.insert(message_link).values(rows).on_conflict_do_nothing())
+    # the statement built once and given the rows as parameters: a multi-row VALUES would be compiled
+    # anew for every batch (SQLAlchemy cannot cache it)
+    await conn.execute(_REMEMBER_COPIES[conn.dialect.name == "postgresql"], rows)
 
 
 async def set_aside(conn: AsyncConnection, did: int, now: datetime, why: str) -> None:
