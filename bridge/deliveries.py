@@ -213,7 +213,7 @@ class DeliveryWorker:
         # holds the lane, and the lease keeps the batch from any other sender until this one has surely
         # given up on it (crash, cut connection). Committed before the network call.
         async with lease.fenced() as conn:
-            pending = await outbox.lane_head(conn, lane, limit)
+            pending, messages = await outbox.lane_head(conn, lane, limit)
             batch = _due_prefix(pending, now)
             if not batch:
                 return (EMPTY if not pending else WAIT), None
@@ -223,7 +223,6 @@ class DeliveryWorker:
             assert conv is not None
             items: list[Outgoing] = []
             unreadable: tuple[int, str] | None = None
-            messages = await q.get_messages(conn, {d.message_id for d in batch if d.message_id})
             for d in batch:  # the batch stops before a delivery that cannot be read
                 try:
                     items.append(await self._outgoing(conn, d, conv, links, messages))

@@ -16,8 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bridge.files import Files
 from bridge.outbound import FilePost
-from bridge.store import attachments
-from bridge.store import conversations as q
+from bridge.store import attachments, sync_state
 from bridge.store.erasure import POSTS_PREFIX
 from bridge.work import Work
 
@@ -29,7 +28,7 @@ def once_key(site_id: str, moment: datetime) -> str:
 
 async def already_posted(files: Files, key: str) -> bool:
     async with files.db.read() as conn:
-        return await q.get_state(conn, key) is not None
+        return await sync_state.get_state(conn, key) is not None
 
 
 async def post_report(
@@ -52,7 +51,7 @@ async def post_report(
         async with files.db.write() as conn:
             if key is not None:
                 # the insert fails when another instance wrote the key first: this one posts nothing
-                await q.insert_state(conn, key, lane, now)
+                await sync_state.insert_state(conn, key, lane, now)
             work = Work(conn, now)
             for endpoint, destination in destinations.items():
                 await work.enqueue(lane, endpoint, FilePost(stored, text), address=(destination, None))

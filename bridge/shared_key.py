@@ -10,7 +10,7 @@ from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 
-from bridge.store import conversations as q
+from bridge.store import sync_state
 from bridge.store.database import Database
 
 
@@ -24,14 +24,14 @@ class SharedKey:
     async def get(self) -> bytes:
         if self._key is None:
             async with self.db.read() as conn:
-                stored = await q.get_state(conn, self.name)
+                stored = await sync_state.get_state(conn, self.name)
             if stored is None:
                 # insert only: two instances making it at once end up with the one written first
                 with contextlib.suppress(IntegrityError):
                     async with self.db.write() as conn:
-                        await q.insert_state(conn, self.name, secrets.token_hex(32), self.clock())
+                        await sync_state.insert_state(conn, self.name, secrets.token_hex(32), self.clock())
                 async with self.db.read() as conn:
-                    stored = await q.get_state(conn, self.name)
+                    stored = await sync_state.get_state(conn, self.name)
             assert stored is not None
             self._key = bytes.fromhex(stored)
         return self._key

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, overload
@@ -27,7 +27,7 @@ from bridge.model import (
     Visitor,
 )
 from bridge.store.message_links import remember_remote
-from bridge.store.tables import conversation, message, message_link, sync_state, thread_link
+from bridge.store.tables import conversation, message, message_link, thread_link
 
 # The statements every message runs, built once: building one and keying it for SQLAlchemy's compiled
 # cache costs more CPU than SQLite takes to run it (bench/cpu_per_message.py)
@@ -78,7 +78,6 @@ _INSERT_MESSAGE = insert(message)
 _MESSAGE_BY_CLIENT_ID = select(message).where(
     and_(message.c.conversation_id == bindparam("cid"), message.c.client_msg_id == bindparam("client_msg_id"))
 )
-_MESSAGES_BY_ID = select(message).where(message.c.id.in_(bindparam("ids", expanding=True)))
 _THREAD_LINKS = select(thread_link).where(thread_link.c.conversation_id == bindparam("cid"))
 #: a conversation with its thread links, a row per link (one row with no link when it has none)
 _CONVERSATION_AND_LINKS = (
@@ -138,7 +137,11 @@ def _conversation(row: Row[Any]) -> Conversation:
 
 
 def _message(row: Row[Any]) -> Message:
-    m = row._mapping
+    return message_of(row._mapping)
+
+
+def message_of(m: Mapping[Any, Any]) -> Message:
+    """A message from its row's columns by name."""
     return Message(
         id=m["id"],
         conversation_id=ConversationId(m["conversation_id"]),
@@ -299,14 +302,6 @@ async def get_message(conn: AsyncConnection, mid: str) -> Message | None:
     return _message(row) if row else None
 
 
-async def get_messages(conn: AsyncConnection, mids: Collection[str]) -> dict[str, Message]:
-    """Several messages in one query, by id (an id not found is left out)."""
-    if not mids:
-        return {}
-    rows = await conn.execute(_MESSAGES_BY_ID, {"ids": list(mids)})
-    return {row.id: _message(row) for row in rows}
-
-
 async def messages_after(conn: AsyncConnection, cid: str, after: int, limit: int = MESSAGES_AFTER) -> list[Message]:
     """The first ``limit`` messages after seq ``after`` (a socket catching up takes the rest next)."""
     query = _MESSAGES_AFTER if limit == MESSAGES_AFTER else _MESSAGES_AFTER.limit(limit)
@@ -392,18 +387,3 @@ async def recently_changed(conn: AsyncConnection, since: datetime) -> Sequence[s
         )
     )
     return [r.id for r in rows]
-
-
-async def get_state(conn: AsyncConnection, key: str) -> str | None:
-    return (await conn.execute(select(sync_state.c.value).where(sync_state.c.key == key))).scalar_one_or_none()
-
-
-async def put_state(conn: AsyncConnection, key: str, value: str, now: datetime) -> None:
-    updated = await conn.execute(update(sync_state).where(sync_state.c.key == key).values(value=value, updated_at=now))
-    if not updated.rowcount:
-        await conn.execute(insert(sync_state).values(key=key, value=value, updated_at=now))
-
-
-async def insert_state(conn: AsyncConnection, key: str, value: str, now: datetime) -> None:
-    """A ``sync_state`` row that must be made once (IntegrityError when another instance was first)."""
-    await conn.execute(insert(sync_state).values(key=key, value=value, updated_at=now))

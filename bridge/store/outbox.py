@@ -11,8 +11,9 @@ from sqlalchemy import and_, bindparam, func, insert, null, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bridge.store.conversations import utc
-from bridge.store.tables import delivery, message_link
+from bridge.model import Message
+from bridge.store.conversations import message_of, utc
+from bridge.store.tables import delivery, message, message_link
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,10 @@ class Lane:
 #: the statements of every message's way out, built once (building and cache-keying a statement costs
 #: more than SQLite takes to run it)
 _ENQUEUE = insert(delivery)
+#: a lane's first pending deliveries, each with its message's columns (``m_…``; None without one)
 _LANE_HEAD = (
-    select(delivery)
+    select(delivery, *(c.label(f"m_{c.name}") for c in message.c))
+    .outerjoin(message, message.c.id == delivery.c.message_id)
     .where(
         and_(
             delivery.c.done.is_(False),
@@ -55,6 +58,7 @@ _LANE_HEAD = (
     .order_by(delivery.c.id)
     .limit(bindparam("lane_limit"))
 )
+_MESSAGE_COLUMNS = [(f"m_{c.name}", c.name) for c in message.c]
 #: by "is it PostgreSQL"
 _REMEMBER_COPIES = {
     True: postgresql.insert(message_link).on_conflict_do_nothing(),
@@ -128,25 +132,33 @@ async def next_due_at(conn: AsyncConnection, endpoints: Sequence[str]) -> dateti
     return utc(value)
 
 
-async def lane_head(conn: AsyncConnection, lane: Lane, limit: int) -> list[PendingDelivery]:
+async def lane_head(conn: AsyncConnection, lane: Lane, limit: int) -> tuple[list[PendingDelivery], dict[str, Message]]:
+    """A lane's first ``limit`` pending deliveries, oldest first, and the messages they carry (by id; an
+    erased one is not there), in one statement."""
     rows = await conn.execute(
         _LANE_HEAD, {"lane_cid": lane.conversation_id, "lane_endpoint": lane.endpoint, "lane_limit": limit}
     )
-    return [
-        PendingDelivery(
-            r.id,
-            r.conversation_id,
-            r.endpoint,
-            r.kind,
-            r.message_id,
-            r.payload,
-            r.attempts,
-            bool(r.in_doubt),
-            utc(r.next_attempt_at),
-            utc(r.created_at),
+    pending: list[PendingDelivery] = []
+    messages: dict[str, Message] = {}
+    for r in rows:
+        pending.append(
+            PendingDelivery(
+                r.id,
+                r.conversation_id,
+                r.endpoint,
+                r.kind,
+                r.message_id,
+                r.payload,
+                r.attempts,
+                bool(r.in_doubt),
+                utc(r.next_attempt_at),
+                utc(r.created_at),
+            )
         )
-        for r in rows
-    ]
+        if r.m_id is not None and r.m_id not in messages:
+            m = r._mapping
+            messages[r.m_id] = message_of({name: m[label] for label, name in _MESSAGE_COLUMNS})
+    return pending, messages
 
 
 async def mark_attempt(conn: AsyncConnection, ids: Sequence[int], leased_until: datetime) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.files import FileRules, Files
-from bridge.store import conversations as q
+from bridge.store import sync_state
 from bridge.store.database import Database
 
 log = logging.getLogger(__name__)
@@ -76,11 +76,11 @@ class KeyValueState:
 
     async def get(self, key: str) -> str | None:
         async with self.db.read() as conn:
-            return await q.get_state(conn, f"{self.prefix}:{key}")
+            return await sync_state.get_state(conn, f"{self.prefix}:{key}")
 
     async def put(self, key: str, value: str) -> None:
         async with self.db.write() as conn:
-            await q.put_state(conn, f"{self.prefix}:{key}", value, self.clock())
+            await sync_state.put_state(conn, f"{self.prefix}:{key}", value, self.clock())
 
     @asynccontextmanager
     async def exclusive(self, name: str) -> AsyncIterator[SingleInstanceLease | AdvisoryLease | None]:
