@@ -162,6 +162,8 @@ class DeliveryWorker:
                 if outcome != SENT:
                     rescan = outcome != EMPTY
                     break
+                # a batch set aside sends nothing and SQLite's statements never yield: let the loop breathe
+                await asyncio.sleep(0)
         except asyncio.CancelledError:
             raise
         except LeaseLost as exc:

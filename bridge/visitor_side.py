@@ -155,7 +155,6 @@ class VisitorSide:
                 await admit(work.conn)
             if conv.status is not Status.OPEN:
                 await mail_in.reopen(work, conv)
-                links = await q.thread_links(work.conn, cid)  # reopened: in threads of its own again
             author = Participant(Role.VISITOR, conv.visitor_name)
             msg = await q.insert_message(
                 work.conn,

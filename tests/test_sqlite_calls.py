@@ -159,3 +159,53 @@ async def test_the_write_ahead_log_is_checkpointed_off_the_loop(tmp_path: Path) 
         assert wal < file / 3, (wal, file)
     finally:
         await database.close()
+
+
+def _refused(code: int) -> sqlite3.OperationalError:
+    exc = sqlite3.OperationalError("database is locked")
+    exc.sqlite_errorcode = code  # type: ignore[attr-defined]
+    return exc
+
+
+BUSY, BUSY_SNAPSHOT, LOCKED, IOERR = 5, 517, 6, 10
+
+
+@pytest.mark.parametrize(
+    ("code", "call", "in_transaction", "worth"),
+    [
+        (BUSY, "begin", False, True),  # the statement that opens the transaction: begin again later
+        (BUSY, "outside", False, True),  # no transaction at all (a PRAGMA)
+        (BUSY, "commit", True, True),
+        (BUSY, "inside", True, False),  # mid-transaction SQLite does not wait either: final
+        (BUSY_SNAPSHOT, "begin", False, False),  # read before another commit: can never write
+        (LOCKED, "outside", False, False),
+        (IOERR, "begin", False, False),
+    ],
+)
+def test_which_refusals_are_worth_waiting_for(code: int, call: str, in_transaction: bool, worth: bool) -> None:
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    if in_transaction:
+        conn.execute("BEGIN")
+    fn, args = {
+        "begin": (sqlite_calls._statement, (conn, "BEGIN IMMEDIATE", "SELECT 1", (), False)),
+        "outside": (sqlite_calls._statement, (conn, None, "PRAGMA busy_timeout=0", (), False)),
+        "commit": (sqlite_calls._commit, (conn,)),
+        "inside": (sqlite_calls._statement, (conn, None, "INSERT INTO t VALUES (1)", (), False)),
+    }[call]
+    assert sqlite_calls._worth_waiting(_refused(code), conn, fn, args, in_transaction) is worth
+
+
+async def test_a_bulk_write_is_checkpointed_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "bulk.db"
+    database = Database(f"sqlite+aiosqlite:///{path}")
+    try:
+        async with database.write() as conn:
+            await conn.run_sync(metadata.create_all)
+        async with database.write(bulk=True) as conn:
+            await conn.execute(insert(item), [{"name": f"{i:06d}"} for i in range(20_000)])
+        assert database.checkpoints is not None
+        await database.checkpoints.wait()
+        # the rows are in the database file itself, not only in its write-ahead log
+        assert path.stat().st_size > 200_000
+    finally:
+        await database.close()

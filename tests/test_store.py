@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 
 import pytest_asyncio
+from sqlalchemy import select, text
 
 from bridge.conversations import ConversationClosed, Conversations, utcnow
 from bridge.deliveries import DeliveryWorker
@@ -15,7 +16,9 @@ from bridge.errors import RetryLater
 from bridge.live import LiveHub
 from bridge.model import EndpointName, RemoteId, ThreadRef, Visitor
 from bridge.outbound import Line, OpenThread, RootState, Transcript
+from bridge.store import conversations as q
 from bridge.store.database import Database
+from bridge.store.tables import delivery
 from tests.harness import acme_settings, wait_until
 
 
@@ -218,3 +221,29 @@ async def test_timers_close_idle_conversations_once(db: Database) -> None:
 
     async with db.read() as conn:
         assert await outbox.pending_count(conn) == 3  # open_thread, one transcript, one root update
+
+
+async def test_a_line_sent_during_a_transfer_goes_to_the_threads_the_transfer_left(db: Database) -> None:
+    """The line waits for the conversation's lock while a transfer relinks its threads; once it has the
+    lock it must see the new threads, not the ones it would have read before it waited."""
+    conversations, _ = _core(db, RecordingEndpoint())
+    cid = await _start(conversations)  # a thread on Slack
+    async with db.write() as conn:  # what `!transfer` does, holding the conversation's lock
+        await q.lock_conversation(conn, cid)
+        sending = asyncio.create_task(conversations.post_visitor_message(cid, "c1", "while they transfer"))
+        if not db.is_sqlite:  # the line's transaction is waiting for the lock before the threads change
+
+            async def waiting_for_the_lock() -> bool:
+                async with db.read() as other:
+                    query = text(
+                        "SELECT count(*) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    )
+                    return bool((await other.execute(query)).scalar())
+
+            await wait_until(waiting_for_the_lock, what="the line waiting for the conversation's lock")
+        await q.relink_threads(conn, cid, {"matrix": "!support:example.org"})
+    message, _ = await sending
+    async with db.read() as conn:
+        endpoints = (await conn.execute(select(delivery.c.endpoint).where(delivery.c.message_id == message.id))).all()
+    assert [e for (e,) in endpoints] == ["matrix"]

@@ -90,6 +90,7 @@ _CONVERSATION_AND_LINKS = (
     .outerjoin(thread_link, thread_link.c.conversation_id == conversation.c.id)
     .where(conversation.c.id == bindparam("cid"))
 )
+#: SQLite only (its single writer is the lock; the clause is dropped there)
 _LOCK_CONVERSATION_AND_LINKS = _CONVERSATION_AND_LINKS.with_for_update(of=conversation)
 
 #: endpoint → (destination, thread ref once the root exists)
@@ -168,6 +169,11 @@ async def conversation_and_links(
 ) -> tuple[Conversation | None, Links]:
     """The conversation (None if it is gone) and its thread links, in one statement; ``lock``: as
     ``lock_conversation`` does."""
+    if lock and conn.dialect.name == "postgresql":
+        # two statements there: one that waits for the row lock reads the other tables as they were
+        # before it waited, and a transfer that held the lock may just have relinked the threads
+        conv = await lock_conversation(conn, cid)
+        return conv, await thread_links(conn, cid) if conv is not None else {}
     rows = (await conn.execute(_LOCK_CONVERSATION_AND_LINKS if lock else _CONVERSATION_AND_LINKS, {"cid": cid})).all()
     if not rows:
         return None, {}

@@ -189,38 +189,37 @@ class Database:
     async def write(self, *, bulk: bool = False) -> AsyncIterator[AsyncConnection]:
         """One write transaction, committed on success. Never await the network inside it. ``bulk``: it
         writes many rows (SQLite runs it off the event loop's thread)."""
-        if self.is_sqlite:
-            async with self._write_lock, self.engine.begin() as conn:
-                async with self._bulk(conn, bulk):
-                    yield conn
-        else:
+        if not self.is_sqlite:
             async with self.engine.begin() as conn:
                 yield conn
+            return
+        async with self._write_lock, self.engine.connect() as conn:
+            driver = _one_call(conn)
+            if driver is not None:
+                # the write lock taken at BEGIN, where waiting for another process's writer can succeed
+                driver.immediate, driver.on_thread = True, bulk
+            try:
+                async with conn.begin():
+                    yield conn
+            finally:
+                if driver is not None:
+                    driver.immediate = driver.on_thread = False
+        if bulk and self.checkpoints is not None:
+            self.checkpoints.committed(bulk=True)
 
     @asynccontextmanager
     async def read(self, *, bulk: bool = False) -> AsyncIterator[AsyncConnection]:
         """``bulk``: it reads many rows (SQLite runs it off the event loop's thread)."""
         async with self.engine.connect() as conn:
-            if self.is_sqlite and bulk:
-                async with self._bulk(conn, bulk):
-                    yield conn
-            else:
+            driver = _one_call(conn) if bulk else None
+            if driver is None:
                 yield conn
-
-    @asynccontextmanager
-    async def _bulk(self, conn: AsyncConnection, bulk: bool) -> AsyncIterator[None]:
-        if not bulk:
-            yield
-            return
-        driver = (await conn.get_raw_connection()).driver_connection
-        if not isinstance(driver, sqlite_calls.OneCallConnection):
-            yield
-            return
-        driver.on_thread = True
-        try:
-            yield
-        finally:
-            driver.on_thread = False
+                return
+            driver.on_thread = True
+            try:
+                yield conn
+            finally:
+                driver.on_thread = False
 
     @asynccontextmanager
     async def lane_lock(self, lane: str) -> AsyncIterator[LaneLease | None]:
@@ -275,13 +274,19 @@ class Database:
             self._file_lock = None
 
 
+def _one_call(conn: AsyncConnection) -> sqlite_calls.OneCallConnection | None:
+    """The SQLite driver connection under ``conn`` (checked out: no I/O to reach it)."""
+    driver = conn.sync_connection.connection.driver_connection if conn.sync_connection is not None else None
+    return driver if isinstance(driver, sqlite_calls.OneCallConnection) else None
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see _sqlite_begin)
     cur = dbapi_conn.cursor()
+    # never wait, never checkpoint on the loop's thread (sqlite_calls.py): first, before anything can wait
+    cur.execute("PRAGMA busy_timeout=0")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
-    # never wait, never checkpoint on the loop's thread: see sqlite_calls.py
-    cur.execute("PRAGMA busy_timeout=0")
     cur.execute("PRAGMA wal_autocheckpoint=0")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()

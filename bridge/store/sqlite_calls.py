@@ -25,6 +25,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Sequence
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import aiosqlite
@@ -39,10 +40,29 @@ _Description = tuple[tuple[Any, ...], ...] | None
 BUSY_WAIT_SECONDS = 10.0
 
 
+#: a deferred transaction that read before another connection committed can never write: no waiting helps
+_BUSY_SNAPSHOT = getattr(sqlite3, "SQLITE_BUSY_SNAPSHOT", 517)
+
+
 def _busy(exc: sqlite3.OperationalError) -> bool:
-    return getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or (
-        "database is locked" in str(exc)
-    )
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF == sqlite3.SQLITE_BUSY and code != _BUSY_SNAPSHOT
+
+
+def _worth_waiting(
+    exc: sqlite3.OperationalError, conn: sqlite3.Connection, fn: Callable[..., Any], args: tuple[Any, ...], was_in: bool
+) -> bool:
+    """Whether waiting for the other writer and running ``fn`` again can succeed: only where SQLite
+    itself would have waited — a statement that opens the transaction (what its ``BEGIN`` opened is
+    rolled back first), one outside any transaction, or a commit. In the middle of a transaction a busy
+    answer is final (SQLite does not wait there either)."""
+    if not _busy(exc):
+        return False
+    if fn is _statement and args[1] is not None:
+        if conn.in_transaction:
+            conn.rollback()
+        return True
+    return not was_in or fn is _commit
 
 
 class OneCallConnection(aiosqlite.Connection):
@@ -54,6 +74,9 @@ class OneCallConnection(aiosqlite.Connection):
         self._thread.daemon = True  # as SQLAlchemy does for aiosqlite's own connections
         #: ``BEGIN`` asked for and not sent yet: it goes with the next statement
         self._begin_pending = False
+        #: transactions take the write lock as they begin (``BEGIN IMMEDIATE``): a write transaction's
+        #: (``Database.write``), where waiting for another process's writer is still possible
+        self.immediate = False
         #: True when this connection is known to be in no transaction (our own calls keep it up to date)
         self._idle = False
         #: run every statement on aiosqlite's thread (the connection is checked out for work on many rows)
@@ -71,15 +94,16 @@ class OneCallConnection(aiosqlite.Connection):
         return await super()._execute(fn, *args, **kwargs)  # type: ignore[no-untyped-call]
 
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """``fn(*args)`` on the loop's thread; on aiosqlite's when asked to, or when SQLite is busy."""
+        """``fn(*args)`` on the loop's thread; on aiosqlite's when asked to, or to wait for another writer."""
         if not self.on_thread:
+            was_in = self._conn.in_transaction
             try:
                 return fn(*args)
             except sqlite3.OperationalError as exc:
-                if not _busy(exc):
+                if not _worth_waiting(exc, self._conn, fn, args, was_in):
                     raise
             # another connection holds the write lock: wait for it on the thread, never on the loop
-        return await super()._execute(_waiting, fn, *args)  # type: ignore[no-untyped-call]
+        return await super()._execute(_waiting, self._conn, fn, *args)  # type: ignore[no-untyped-call]
 
     def cursor(self) -> _Cursor:  # type: ignore[override]  # a cursor of ours, ready at once (no hand-off)
         return _Cursor(self)
@@ -89,7 +113,8 @@ class OneCallConnection(aiosqlite.Connection):
     ) -> tuple[list[Any], sqlite3.Cursor | None, _Description, int, int | None]:
         """Execute one statement (after a pending ``BEGIN``) and take up to ``PREFETCH`` of its rows, in one
         call: (rows, the open sqlite3 cursor when more rows may follow, description, rowcount, lastrowid)."""
-        begin, self._begin_pending = self._begin_pending, False
+        begin = ("BEGIN IMMEDIATE" if self.immediate else "BEGIN") if self._begin_pending else None
+        self._begin_pending = False
         self._idle = False
         result = await self._call(_statement, self._conn, begin, sql, parameters, many)
         *answer, in_transaction = result
@@ -115,12 +140,11 @@ class OneCallConnection(aiosqlite.Connection):
 
 
 def _statement(
-    conn: sqlite3.Connection, begin: bool, sql: str, parameters: Any, many: bool
+    conn: sqlite3.Connection, begin: str | None, sql: str, parameters: Any, many: bool
 ) -> tuple[list[Any], sqlite3.Cursor | None, _Description, int, int | None, bool]:
-    """One statement, after a pending ``BEGIN`` (not sent twice when the statement is run again after
-    SQLite said busy)."""
-    if begin and not conn.in_transaction:
-        conn.execute("BEGIN")
+    """One statement, after the ``BEGIN`` that is pending, if one is."""
+    if begin is not None:
+        conn.execute(begin)
     cursor = conn.cursor()
     try:
         if many:
@@ -139,16 +163,17 @@ def _statement(
     return rows, cursor if more else None, description, rowcount, lastrowid, conn.in_transaction
 
 
-def _waiting(fn: Callable[..., Any], *args: Any) -> Any:
-    """On the worker thread: ``fn(*args)`` again while SQLite says busy, for up to ``BUSY_WAIT_SECONDS``
-    (what ``busy_timeout`` did; a refused statement changed nothing, so running it again is safe)."""
+def _waiting(conn: sqlite3.Connection, fn: Callable[..., Any], *args: Any) -> Any:
+    """On the worker thread: ``fn(*args)`` again while another writer holds the lock and waiting can
+    help (``_worth_waiting``), for up to ``BUSY_WAIT_SECONDS`` — what ``busy_timeout`` did."""
+    was_in = conn.in_transaction
     deadline = time.monotonic() + BUSY_WAIT_SECONDS
     pause = 0.001
     while True:
         try:
             return fn(*args)
         except sqlite3.OperationalError as exc:
-            if not _busy(exc) or time.monotonic() >= deadline:
+            if time.monotonic() >= deadline or not _worth_waiting(exc, conn, fn, args, was_in):
                 raise
         time.sleep(pause)
         pause = min(pause * 2, 0.05)
@@ -269,9 +294,10 @@ class Checkpoints:
         self._commits = 0
         self._running: asyncio.Future[None] | None = None
 
-    def committed(self) -> None:
+    def committed(self, *, bulk: bool = False) -> None:
+        """A commit; ``bulk``: one that wrote many pages, checkpointed at once."""
         self._commits += 1
-        if self._commits < self._every or (self._running is not None and not self._running.done()):
+        if (self._commits < self._every and not bulk) or (self._running is not None and not self._running.done()):
             return
         self._commits = 0
         with contextlib.suppress(RuntimeError):  # no running loop: the next commit tries again
@@ -279,7 +305,9 @@ class Checkpoints:
 
     def _checkpoint(self) -> None:
         try:
-            with contextlib.closing(sqlite3.connect(self._path, timeout=BUSY_WAIT_SECONDS)) as conn:
+            # mode=rw: a file that is gone is not made anew (and the path is taken as a path, not a URI)
+            uri = f"{Path(self._path).as_uri()}?mode=rw"
+            with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=BUSY_WAIT_SECONDS)) as conn:
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         except sqlite3.Error:
             pass  # the log stays a little longer; the next one copies it
