@@ -12,7 +12,9 @@ And a statement runs right on the loop's thread: the ones a chat sends touch a h
 an index and take microseconds, less than a hand-off. That holds only while nothing makes SQLite wait, so
 the connections never wait (``busy_timeout`` 0) and never checkpoint on commit (``wal_autocheckpoint``
 0): a statement SQLite refuses as busy — another process writing to the file, ``sitechat forget`` say —
-is run again on aiosqlite's thread, which may wait; ``Checkpoints`` copies the write-ahead log into the
+is run again on aiosqlite's thread, which may wait (write transactions begin ``IMMEDIATE``, so the refusal
+comes at their start, where waiting helps; mid-transaction it is final, as it is in SQLite itself);
+``Checkpoints`` copies the write-ahead log into the
 database on a thread of its own; and work that reads or writes many rows (exports, reports, retention)
 asks for the thread (``Database.read(bulk=True)``, ``write(bulk=True)``).
 """
