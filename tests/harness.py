@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp import web
+from sqlalchemy import text
 
 from config.settings import Settings
 from sitechat.runtime import Runtime, build_runtime, serve
@@ -205,6 +206,26 @@ async def wait_until(
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(interval)
+
+
+async def wait_for_a_lock_wait(url: str, what: str) -> None:
+    """Until a session of the PostgreSQL database at ``url`` is waiting for a lock (a row's, an advisory
+    one): what a test holds a lock for has reached it."""
+    from bridge.store.database import Database
+
+    db = Database(url)
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+
+    async def waiting() -> bool:
+        async with db.read() as conn:
+            return bool((await conn.execute(query)).scalar())
+
+    try:
+        await wait_until(waiting, what=what)
+    finally:
+        await db.close()
 
 
 class Visitor:

@@ -184,15 +184,31 @@ BUSY, BUSY_SNAPSHOT, LOCKED, IOERR = 5, 517, 6, 10
 )
 def test_which_refusals_are_worth_waiting_for(code: int, call: str, in_transaction: bool, worth: bool) -> None:
     conn = sqlite3.connect(":memory:", isolation_level=None)
-    if in_transaction:
-        conn.execute("BEGIN")
     fn, args = {
         "begin": (sqlite_calls._statement, (conn, "BEGIN IMMEDIATE", "SELECT 1", (), False)),
         "outside": (sqlite_calls._statement, (conn, None, "PRAGMA busy_timeout=0", (), False)),
         "commit": (sqlite_calls._commit, (conn,)),
         "inside": (sqlite_calls._statement, (conn, None, "INSERT INTO t VALUES (1)", (), False)),
     }[call]
-    assert sqlite_calls._worth_waiting(_refused(code), conn, fn, args, in_transaction) is worth
+    assert sqlite_calls._worth_waiting(_refused(code), fn, args, in_transaction) is worth
+
+
+def test_a_statement_refused_as_busy_leaves_no_transaction_of_its_own_open(tmp_path: Path) -> None:
+    """So that it can begin again once the other writer is done (``_worth_waiting``: worth it)."""
+    path = tmp_path / "journal.db"  # a rollback journal: there a reader meets another's exclusive lock
+    setup = sqlite3.connect(path, isolation_level=None)
+    setup.execute("CREATE TABLE t (x)")
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    ours = sqlite3.connect(path, isolation_level=None, timeout=0)
+    with pytest.raises(sqlite3.OperationalError) as refused:
+        sqlite_calls._statement(ours, "BEGIN", "SELECT x FROM t", (), False)
+    assert sqlite_calls._worth_waiting(refused.value, sqlite_calls._statement, (ours, "BEGIN"), False)
+    assert not ours.in_transaction
+    other.execute("COMMIT")
+    assert sqlite_calls._statement(ours, "BEGIN", "SELECT x FROM t", (), False)[0] == []
+    for conn in (setup, other, ours):
+        conn.close()
 
 
 async def test_a_bulk_write_is_checkpointed_at_once(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 
 import pytest_asyncio
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from bridge.conversations import ConversationClosed, Conversations, utcnow
 from bridge.deliveries import DeliveryWorker
@@ -19,7 +19,7 @@ from bridge.outbound import Line, OpenThread, RootState, Transcript
 from bridge.store import conversations as q
 from bridge.store.database import Database
 from bridge.store.tables import delivery
-from tests.harness import acme_settings, wait_until
+from tests.harness import acme_settings, wait_for_a_lock_wait, wait_until
 
 
 class RecordingEndpoint:
@@ -232,16 +232,7 @@ async def test_a_line_sent_during_a_transfer_goes_to_the_threads_the_transfer_le
         await q.lock_conversation(conn, cid)
         sending = asyncio.create_task(conversations.post_visitor_message(cid, "c1", "while they transfer"))
         if not db.is_sqlite:  # the line's transaction is waiting for the lock before the threads change
-
-            async def waiting_for_the_lock() -> bool:
-                async with db.read() as other:
-                    query = text(
-                        "SELECT count(*) FROM pg_stat_activity"
-                        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                    )
-                    return bool((await other.execute(query)).scalar())
-
-            await wait_until(waiting_for_the_lock, what="the line waiting for the conversation's lock")
+            await wait_for_a_lock_wait(db.url, "the line waiting for the conversation's lock")
         await q.relink_threads(conn, cid, {"matrix": "!support:example.org"})
     message, _ = await sending
     async with db.read() as conn:

@@ -39,6 +39,8 @@ class _Session:
         conv: Conversation,
         after: int,
         transport: asyncio.Transport | None,
+        *,
+        news: list[Message],
     ) -> None:
         self.ctx = ctx
         self.ws = ws
@@ -59,8 +61,9 @@ class _Session:
         #: the signal queue ran full, so it may have dropped one (``LiveHub.publish``): the next signal
         #: catches up in full, whatever it is
         self.missed_signals = False
-        #: what the socket's opening read found: the first catch-up sends it instead of reading again
-        self.news: tuple[list[Message], Conversation | None] | None = None
+        #: what the socket's opening read found (the lines after ``after``, and ``conv``): the first
+        #: catch-up sends it instead of reading again
+        self.news: tuple[list[Message], Conversation | None] | None = (news, conv)
 
     async def send(self, frame: dict[str, Any]) -> None:
         """One frame, waiting while the client's buffers are full (so a slow reader costs a bounded buffer;
@@ -262,8 +265,7 @@ async def _serve(ctx: WidgetContext, request: web.Request, ws: web.WebSocketResp
         messages, conv = opened
         if not ctx.origin_allowed(conv.site_id, request.headers.get("Origin")):
             return await _refuse(ws, "origin_not_allowed", "this site does not allow your origin")
-        session = _Session(ctx, ws, conv, hello.after, request.transport)
-        session.news = (messages, conv)
+        session = _Session(ctx, ws, conv, hello.after, request.transport, news=messages)
         await session.send({"type": "ready", "status": conv.status.value})
         session.status = conv.status
         # the replay runs in the pump, not here: this loop must keep reading, or a client that stopped

@@ -40,7 +40,7 @@ _MESSAGES_AFTER = (
     select(message)
     .where(message.c.conversation_id == bindparam("cid"), message.c.seq > bindparam("after"))
     .order_by(message.c.seq)
-    .limit(MESSAGES_AFTER)
+    .limit(bindparam("limit"))
 )
 _NEXT_SEQ = (
     update(conversation)
@@ -90,8 +90,6 @@ _CONVERSATION_AND_LINKS = (
     .outerjoin(thread_link, thread_link.c.conversation_id == conversation.c.id)
     .where(conversation.c.id == bindparam("cid"))
 )
-#: SQLite only (its single writer is the lock; the clause is dropped there)
-_LOCK_CONVERSATION_AND_LINKS = _CONVERSATION_AND_LINKS.with_for_update(of=conversation)
 
 #: endpoint → (destination, thread ref once the root exists)
 Links = dict[str, tuple[str, ThreadRef | None]]
@@ -167,14 +165,14 @@ async def get_conversation(conn: AsyncConnection, cid: str) -> Conversation | No
 async def conversation_and_links(
     conn: AsyncConnection, cid: str, *, lock: bool = False
 ) -> tuple[Conversation | None, Links]:
-    """The conversation (None if it is gone) and its thread links, in one statement; ``lock``: as
-    ``lock_conversation`` does."""
+    """The conversation (None if it is gone) and its thread links; ``lock``: as ``lock_conversation`` does.
+    One statement, but where a lock is taken (PostgreSQL): there a statement that waits for the row lock
+    reads the other tables as they were before it waited, and a transfer that held the lock may just have
+    relinked the threads. (SQLite's single writer is the lock: nobody changed anything meanwhile.)"""
     if lock and conn.dialect.name == "postgresql":
-        # two statements there: one that waits for the row lock reads the other tables as they were
-        # before it waited, and a transfer that held the lock may just have relinked the threads
         conv = await lock_conversation(conn, cid)
         return conv, await thread_links(conn, cid) if conv is not None else {}
-    rows = (await conn.execute(_LOCK_CONVERSATION_AND_LINKS if lock else _CONVERSATION_AND_LINKS, {"cid": cid})).all()
+    rows = (await conn.execute(_CONVERSATION_AND_LINKS, {"cid": cid})).all()
     if not rows:
         return None, {}
     links = {
@@ -310,8 +308,8 @@ async def get_message(conn: AsyncConnection, mid: str) -> Message | None:
 
 async def messages_after(conn: AsyncConnection, cid: str, after: int, limit: int = MESSAGES_AFTER) -> list[Message]:
     """The first ``limit`` messages after seq ``after`` (a socket catching up takes the rest next)."""
-    query = _MESSAGES_AFTER if limit == MESSAGES_AFTER else _MESSAGES_AFTER.limit(limit)
-    return [_message(r) for r in await conn.execute(query, {"cid": cid, "after": after})]
+    rows = await conn.execute(_MESSAGES_AFTER, {"cid": cid, "after": after, "limit": limit})
+    return [_message(r) for r in rows]
 
 
 async def link_thread(conn: AsyncConnection, cid: str, endpoint: str, destination: str) -> None:

@@ -9,7 +9,7 @@ import hashlib
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
@@ -194,16 +194,10 @@ class Database:
                 yield conn
             return
         async with self._write_lock, self.engine.connect() as conn:
-            driver = _one_call(conn)
-            if driver is not None:
-                # the write lock taken at BEGIN, where waiting for another process's writer can succeed
-                driver.immediate, driver.on_thread = True, bulk
-            try:
+            # the write lock taken at BEGIN, where waiting for another process's writer can succeed
+            with _sqlite_mode(conn, immediate=True, on_thread=bulk):
                 async with conn.begin():
                     yield conn
-            finally:
-                if driver is not None:
-                    driver.immediate = driver.on_thread = False
         if bulk and self.checkpoints is not None:
             self.checkpoints.committed(bulk=True)
 
@@ -211,15 +205,8 @@ class Database:
     async def read(self, *, bulk: bool = False) -> AsyncIterator[AsyncConnection]:
         """``bulk``: it reads many rows (SQLite runs it off the event loop's thread)."""
         async with self.engine.connect() as conn:
-            driver = _one_call(conn) if bulk else None
-            if driver is None:
+            with _sqlite_mode(conn, immediate=False, on_thread=bulk):
                 yield conn
-                return
-            driver.on_thread = True
-            try:
-                yield conn
-            finally:
-                driver.on_thread = False
 
     @asynccontextmanager
     async def lane_lock(self, lane: str) -> AsyncIterator[LaneLease | None]:
@@ -274,10 +261,20 @@ class Database:
             self._file_lock = None
 
 
-def _one_call(conn: AsyncConnection) -> sqlite_calls.OneCallConnection | None:
-    """The SQLite driver connection under ``conn`` (checked out: no I/O to reach it)."""
-    driver = conn.sync_connection.connection.driver_connection if conn.sync_connection is not None else None
-    return driver if isinstance(driver, sqlite_calls.OneCallConnection) else None
+@contextlib.contextmanager
+def _sqlite_mode(conn: AsyncConnection, *, immediate: bool, on_thread: bool) -> Iterator[None]:
+    """How the SQLite driver connection under ``conn`` begins and where it runs, while it is checked out
+    (reached without I/O; nothing to do on PostgreSQL, or when both are the defaults)."""
+    sync = conn.sync_connection
+    driver = sync.connection.driver_connection if sync is not None and (immediate or on_thread) else None
+    if not isinstance(driver, sqlite_calls.OneCallConnection):
+        yield
+        return
+    driver.immediate, driver.on_thread = immediate, on_thread
+    try:
+        yield
+    finally:
+        driver.immediate = driver.on_thread = False
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -51,20 +51,15 @@ def _busy(exc: sqlite3.OperationalError) -> bool:
     return code is not None and code & 0xFF == sqlite3.SQLITE_BUSY and code != _BUSY_SNAPSHOT
 
 
-def _worth_waiting(
-    exc: sqlite3.OperationalError, conn: sqlite3.Connection, fn: Callable[..., Any], args: tuple[Any, ...], was_in: bool
-) -> bool:
+def _worth_waiting(exc: sqlite3.OperationalError, fn: Callable[..., Any], args: tuple[Any, ...], was_in: bool) -> bool:
     """Whether waiting for the other writer and running ``fn`` again can succeed: only where SQLite
-    itself would have waited — a statement that opens the transaction (what its ``BEGIN`` opened is
-    rolled back first), one outside any transaction, or a commit. In the middle of a transaction a busy
+    itself would have waited — a statement that opens the transaction (``_statement`` rolled back what
+    its ``BEGIN`` opened), one outside any transaction, or a commit. In the middle of a transaction a busy
     answer is final (SQLite does not wait there either)."""
     if not _busy(exc):
         return False
-    if fn is _statement and args[1] is not None:
-        if conn.in_transaction:
-            conn.rollback()
-        return True
-    return not was_in or fn is _commit
+    opens = fn is _statement and args[1] is not None
+    return opens or not was_in or fn is _commit
 
 
 class OneCallConnection(aiosqlite.Connection):
@@ -102,7 +97,7 @@ class OneCallConnection(aiosqlite.Connection):
             try:
                 return fn(*args)
             except sqlite3.OperationalError as exc:
-                if not _worth_waiting(exc, self._conn, fn, args, was_in):
+                if not _worth_waiting(exc, fn, args, was_in):
                     raise
             # another connection holds the write lock: wait for it on the thread, never on the loop
         return await super()._execute(_waiting, self._conn, fn, *args)  # type: ignore[no-untyped-call]
@@ -156,8 +151,10 @@ def _statement(
         description = cursor.description
         rows = cursor.fetchmany(PREFETCH) if description else []
         more = bool(description) and len(rows) == PREFETCH
-    except BaseException:
+    except BaseException as exc:
         cursor.close()
+        if begin is not None and isinstance(exc, sqlite3.OperationalError) and _busy(exc):
+            conn.rollback()  # what its BEGIN opened: run again, the statement begins anew
         raise
     rowcount, lastrowid = cursor.rowcount, cursor.lastrowid
     if not more:
@@ -175,7 +172,7 @@ def _waiting(conn: sqlite3.Connection, fn: Callable[..., Any], *args: Any) -> An
         try:
             return fn(*args)
         except sqlite3.OperationalError as exc:
-            if time.monotonic() >= deadline or not _worth_waiting(exc, conn, fn, args, was_in):
+            if time.monotonic() >= deadline or not _worth_waiting(exc, fn, args, was_in):
                 raise
         time.sleep(pause)
         pause = min(pause * 2, 0.05)

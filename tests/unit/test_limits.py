@@ -26,6 +26,7 @@ from bridge.store.database import Database
 from bridge.store.instances import Heartbeat
 from bridge.store.limits import MAX_WINDOW, SharedLimits, purge_hits, stored_key
 from bridge.store.tables import open_socket, rate_hit
+from tests.harness import wait_for_a_lock_wait
 from tests.unit import PROPERTY
 from widget_server.ratelimit import SlidingWindow
 
@@ -284,7 +285,7 @@ async def test_a_use_waiting_for_the_key_counts_the_one_committed_meanwhile(
     async with a.write() as conn:  # A's message transaction: counted, not committed yet
         assert await SharedLimits(a).hit("messages", "conv-1", 1, 60, at(0), conn) is None
         b_hit = asyncio.create_task(SharedLimits(b).hit("messages", "conv-1", 1, 60, at(1)))
-        await asyncio.sleep(0.3)
+        await wait_for_a_lock_wait(a.url, "B's use waiting for A's transaction")
         assert not b_hit.done(), "B must wait for A's transaction"
     assert await b_hit == 59
     assert await count(a) == 1
