@@ -10,6 +10,7 @@ that renderers of other markups (plain text here, Slack mrkdwn in the Slack adap
 
 from __future__ import annotations
 
+import functools
 import html as htmllib
 import re
 from collections.abc import Iterable
@@ -45,13 +46,11 @@ def _web_link(tag: str, attribute: str, value: str) -> str | None:
     return value
 
 
-def sanitize(markup: str, *, drop: Iterable[str] = ()) -> str:
-    """Any HTML as the subset: foreign marks renamed (``b`` → ``strong``, a heading → a bold paragraph),
-    every other tag and attribute gone (their text kept), scripts and styles gone with their content,
-    links only to web pages. ``drop``: more tags to remove with their content (Matrix's ``mx-reply``)."""
-    removed = DROPPED_WITH_CONTENT | set(drop)
-    wide = nh3.clean(
-        markup,
+@functools.cache
+def _wide_cleaner(removed: frozenset[str]) -> nh3.Cleaner:
+    """The first pass of ``sanitize`` for one set of tags removed with their content (built once each: an
+    ``nh3.clean`` call builds its allow-lists anew, several times the cost of the cleaning)."""
+    return nh3.Cleaner(
         tags=set(_WIDER),
         clean_content_tags=set(removed),
         attributes={"a": {"href"}},
@@ -60,6 +59,25 @@ def sanitize(markup: str, *, drop: Iterable[str] = ()) -> str:
         strip_comments=True,
         attribute_filter=_web_link,
     )
+
+
+_STRICT = nh3.Cleaner(
+    tags=set(TAGS),
+    clean_content_tags=set(DROPPED_WITH_CONTENT),
+    attributes={"a": {"href"}},
+    url_schemes={"http", "https"},
+    link_rel=LINK_REL,
+    set_tag_attribute_values={"a": {"target": "_blank"}},
+    strip_comments=True,
+    attribute_filter=_web_link,
+)
+
+
+def sanitize(markup: str, *, drop: Iterable[str] = ()) -> str:
+    """Any HTML as the subset: foreign marks renamed (``b`` → ``strong``, a heading → a bold paragraph),
+    every other tag and attribute gone (their text kept), scripts and styles gone with their content,
+    links only to web pages. ``drop``: more tags to remove with their content (Matrix's ``mx-reply``)."""
+    wide = _wide_cleaner(DROPPED_WITH_CONTENT | frozenset(drop)).clean(markup)
     # nh3's output has no attributes on these tags: the patterns see exactly ``<b>`` and ``</b>``
     renamed = _RENAME.sub(lambda m: f"<{m.group(1)}{RENAMED[m.group(2)]}>", wide)
     renamed = _HEADING.sub(lambda m: "</strong></p>" if m.group(1) else "<p><strong>", renamed)
@@ -68,18 +86,7 @@ def sanitize(markup: str, *, drop: Iterable[str] = ()) -> str:
 
 def strict(markup: str) -> str:
     """The subset's own cleaning, for HTML already meant to be the subset (built by an adapter)."""
-    clean = nh3.clean(
-        markup,
-        tags=set(TAGS),
-        clean_content_tags=set(DROPPED_WITH_CONTENT),
-        attributes={"a": {"href"}},
-        url_schemes={"http", "https"},
-        link_rel=LINK_REL,
-        set_tag_attribute_values={"a": {"target": "_blank"}},
-        strip_comments=True,
-        attribute_filter=_web_link,
-    )
-    return _LINK_WITHOUT_HREF.sub(r"\1", clean)
+    return _LINK_WITHOUT_HREF.sub(r"\1", _STRICT.clean(markup))
 
 
 def escape(text: str) -> str:

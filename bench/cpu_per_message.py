@@ -39,12 +39,16 @@ def report(backend: str, r: Result, visitors: int, tiny: bool) -> None:
     print(f"transactions: {r.per_message(r.transactions):.1f} per line")
     if backend == "SQLite":
         print(f"hand-offs:    {r.per_message(r.handoffs):.1f} aiosqlite calls per line")
+    else:
+        print(f"round trips:  {r.per_message(r.round_trips):.1f} per line (BEGIN, COMMIT and the pool's checks too)")
     print(f"inversions:   {r.inversions}")
     met = None if tiny else r.cpu_ms_per_message <= TARGET_MS
     cpu = f"{r.cpu_ms_per_message:.2f} ms"
     figure(f"1. CPU per message, visitor → Slack ({backend})", f"≤ {TARGET_MS:g} ms", cpu, met)
     figure(f"1. SQL statements per message ({backend})", "(fewer)", f"{r.per_message(r.statements):.1f}", None)
     figure(f"1. transactions per message ({backend})", "(fewer)", f"{r.per_message(r.transactions):.1f}", None)
+    if backend != "SQLite":
+        figure(f"1. round trips per message ({backend})", "(fewer)", f"{r.per_message(r.round_trips):.1f}", None)
 
 
 if __name__ == "__main__":

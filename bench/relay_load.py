@@ -37,6 +37,8 @@ class Result:
     transactions: int
     handoffs: int
     inversions: int
+    #: to PostgreSQL (0 on SQLite)
+    round_trips: int = 0
 
     @property
     def rate(self) -> float:
@@ -204,6 +206,7 @@ async def run(mode: str, visitors: int, messages: int, database: str | None = No
         after["transactions"] - before["transactions"],
         after["handoffs"] - before["handoffs"],
         seen.inversions,
+        after["round_trips"] - before["round_trips"],
     )
 
 

@@ -33,7 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 #: the bridge's Slack signing secret: a benchmark signs its Slack events with it
 SIGNING_SECRET = "bench"
-COUNTS = {"statements": 0, "transactions": 0, "handoffs": 0}
+COUNTS = {"statements": 0, "transactions": 0, "handoffs": 0, "round_trips": 0}
+#: where BENCH_SQL writes (read once: the listener runs for every statement)
+SQL_OUT = os.environ.get("BENCH_SQL")
 #: statement text → times run (only while BENCH_SQL asks for it)
 STATEMENTS: Counter[str] = Counter()
 
@@ -53,18 +55,35 @@ def count_aiosqlite_handoffs() -> None:
 
 def count_driver_statements() -> None:
     """The lane's lock and unlock on PostgreSQL go to asyncpg directly (``Database.lane_lock``), past
-    SQLAlchemy's events: counted here."""
+    SQLAlchemy's events: counted here. And every round trip to PostgreSQL, which SQLAlchemy's events do
+    not show either (BEGIN, COMMIT, ROLLBACK, the pool's check of a connection): each prepared statement's
+    execution, each query with parameters, each simple query (``execute`` without them)."""
     import asyncpg
+    from asyncpg.prepared_stmt import PreparedStatement
 
-    original = asyncpg.Connection.fetchval
+    fetchval = asyncpg.Connection.fetchval
 
     async def counted(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
         COUNTS["statements"] += 1
-        if os.environ.get("BENCH_SQL"):
+        if SQL_OUT:
             STATEMENTS[f"{query}  ← (driver) lane_lock"] += 1
-        return await original(self, query, *args, **kwargs)
+        return await fetchval(self, query, *args, **kwargs)
 
     asyncpg.Connection.fetchval = counted  # type: ignore[method-assign]
+
+    def round_trip(original: Any, when: Any = lambda *_: True) -> Any:
+        async def counting(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if when(*args):
+                COUNTS["round_trips"] += 1
+            return await original(self, *args, **kwargs)
+
+        return counting
+
+    prepared = "_PreparedStatement__do_execute"
+    setattr(PreparedStatement, prepared, round_trip(getattr(PreparedStatement, prepared)))
+    asyncpg.Connection._do_execute = round_trip(asyncpg.Connection._do_execute)  # type: ignore[method-assign]
+    # ``execute`` with arguments goes through ``_do_execute``; without, it is one simple query
+    asyncpg.Connection.execute = round_trip(asyncpg.Connection.execute, lambda _q, *a: not a)  # type: ignore[method-assign]
 
 
 async def serve_bridge(args: argparse.Namespace) -> web.AppRunner:
@@ -121,7 +140,7 @@ async def serve_bridge(args: argparse.Namespace) -> web.AppRunner:
     def _statement(_conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool) -> None:
         if statement != "BEGIN":
             COUNTS["statements"] += 1
-            if os.environ.get("BENCH_SQL"):
+            if SQL_OUT:
                 # a statement SQLAlchemy compiled afresh (not from its cache) is marked: worth building once
                 fresh = (
                     ""

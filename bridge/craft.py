@@ -25,7 +25,7 @@ async def say_to_visitor(core: Core, work: Work, conv: Conversation, text: str) 
     once (a thread is for what people say); the transcript shows it where it came."""
     author = Participant(Role.SYSTEM, core.site_name(conv.site_id))
     msg = await q.insert_message(work.conn, conv.id, author, text, work.now, origin="bridge")
-    work.signal(conv.id, NewMessage(msg.seq))
+    work.signal(conv.id, NewMessage(msg.seq, msg))
 
 
 async def greet(core: Core, work: Work, cid: str) -> bool:

@@ -16,13 +16,14 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bridge import sent_record
 from bridge.endpoint import Endpoint, Outgoing, Sent
 from bridge.errors import DeliveryError, DestinationUnavailable
 from bridge.model import Conversation, Message, RemoteId, ThreadRef
 from bridge.observe import NO_OBSERVER, Observer
-from bridge.outbound import ABOUT_A_MESSAGE, Deletion, Erase, Line, OpenThread, UndecodableDelivery, decode, encode
+from bridge.outbound import ABOUT_A_MESSAGE, Deletion, Line, OpenThread, UndecodableDelivery, decode
 from bridge.store import conversations as q
-from bridge.store import erasure, message_links, outbox
+from bridge.store import message_links, outbox
 from bridge.store.database import Database, LaneLease, LeaseLost, connection_lost
 from bridge.store.erasure import lane_conversation
 from bridge.store.outbox import Lane, PendingDelivery
@@ -211,17 +212,18 @@ class DeliveryWorker:
         """Send the lane's next batch; the outcome and the thread links read for it."""
         now = self.clock()
         limit = max(1, endpoint.max_batch)
-        # one transaction reads the batch and marks it attempted; fenced: only while this instance still
+        # the batch read and marked attempted on the lock's connection: only while this instance still
         # holds the lane, and the lease keeps the batch from any other sender until this one has surely
-        # given up on it (crash, cut connection). Committed before the network call.
-        async with lease.fenced() as conn:
-            pending, messages = await outbox.lane_head(conn, lane, limit)
+        # given up on it (crash, cut connection). Committed before the network call; each statement on
+        # its own (the lock keeps other senders out; an erasure meanwhile leaves the mark nothing to mark)
+        async with lease.statements() as conn:
+            head = await outbox.lane_head(conn, lane, limit)
+            pending, messages, links = head.pending, head.messages, head.links
             batch = _due_prefix(pending, now)
             if not batch:
                 return (EMPTY if not pending else WAIT), None
             # an erasure lane's conversation is gone: its deliveries carry all they need
-            found, links = await q.conversation_and_links(conn, lane.conversation_id)
-            conv = found or lane_conversation(lane.conversation_id, now)
+            conv = head.conversation or lane_conversation(lane.conversation_id, now)
             assert conv is not None
             items: list[Outgoing] = []
             unreadable: tuple[int, str] | None = None
@@ -314,23 +316,7 @@ class DeliveryWorker:
         by_id = {d.id: d for d in batch}
         outgoing = {o.delivery_id: o for o in items}
         now = self.clock()
-        async with lease.fenced() as conn:
-            copies: list[outbox.Copy] = []
-            for s in sent:
-                if not await outbox.mark_done(conn, s.delivery_id, now, s.remote_id, s.more):
-                    # erased while on its way (retention, forget): what it became goes too
-                    await _erase_late_copies(conn, lane.endpoint, outgoing[s.delivery_id], s, now)
-                    continue
-                if s.thread is not None:
-                    await q.set_thread_ref(conn, lane.conversation_id, lane.endpoint, s.thread)
-                    # kept for good: after a transfer (or a root posted twice) replies under this
-                    # root still belong to the conversation
-                    await q.remember_root(conn, lane.endpoint, s.thread, lane.conversation_id, now)
-                d = by_id.get(s.delivery_id)
-                if s.remote_id and d is not None and d.message_id:
-                    # our own post, known by its remote id: its echo is never taken for a reply
-                    copies.append(outbox.Copy(s.remote_id, d.message_id))
-            await outbox.remember_copies(conn, lane.endpoint, lane.conversation_id, copies, now)
+        await sent_record.record(lane, lease, sent, by_id, outgoing, now, in_one=not self.db.is_sqlite)
         self.sent_total += len(sent)
         for accepted in (d.created_at for d in map(by_id.get, (s.delivery_id for s in sent)) if d and d.created_at):
             self.observer.delivered(lane.endpoint, (now - accepted).total_seconds())
@@ -361,21 +347,6 @@ class DeliveryWorker:
         """True when nothing is pending (tests and shutdown use it)."""
         async with self.db.read() as conn:
             return await outbox.pending_count(conn) == 0 and not self._lanes
-
-
-async def _erase_late_copies(conn: AsyncConnection, endpoint: str, item: Outgoing, sent: Sent, now: datetime) -> None:
-    """A send that landed after its conversation was erased: queue the removal of each post it made."""
-    lane = erasure.new_lane()
-    if sent.thread is not None:  # a root: removing it is removing the thread's root
-        await outbox.enqueue(
-            conn, lane, endpoint, Erase.KIND, now, payload={"destination": item.destination, "thread": sent.thread}
-        )
-        return
-    if item.thread is None:
-        return
-    for copy in (c for c in (sent.remote_id, *sent.more) if c):
-        payload = {**(encode(Erase(RemoteId(copy))).payload or {}), "destination": item.destination}
-        await outbox.enqueue(conn, lane, endpoint, Erase.KIND, now, payload={**payload, "thread": item.thread})
 
 
 def _first_line(exc: BaseException) -> str:

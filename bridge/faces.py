@@ -58,4 +58,4 @@ async def show_face(work: Work, conv: Conversation, person: Participant) -> None
     msg = await q.insert_message(
         work.conn, conv.id, face, joined_text(person.name, conv.language), work.now, origin=JOINED
     )
-    work.signal(conv.id, NewMessage(msg.seq))
+    work.signal(conv.id, NewMessage(msg.seq, msg))

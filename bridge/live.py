@@ -11,17 +11,20 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, assert_never
 
-from bridge.model import Participant, Role, Status
+from bridge.model import Message, Participant, Role, Status
 
 
 @dataclass(frozen=True)
 class NewMessage:
-    """A message was stored at ``seq``: read the store after the last seq sent."""
+    """A message was stored at ``seq``: read the store after the last seq sent. ``message``: the message
+    itself, when this process stored it — a socket that has everything before it sends it without reading
+    the store (never between instances: NOTIFY carries the seq only)."""
 
     seq: int
+    message: Message | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ Signal = NewMessage | MessageChanged | StatusChanged | RatingRequested | Typing 
 def signal_to_json(signal: Signal) -> dict[str, Any]:
     """The signal as NOTIFY carries it between instances."""
     match signal:
-        case NewMessage(seq):
+        case NewMessage(seq, _):
             return {"k": "message", "seq": seq}
         case MessageChanged(mid, seq, removed):
             return {"k": "changed", "id": mid, "seq": seq, "removed": removed}

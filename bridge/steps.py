@@ -76,7 +76,7 @@ async def agent_says(
     await attachments.link(work.conn, [f.id for f in files], conv.id, msg.id)
     await work.enqueue_all(conv.id, Line(msg), skip=origin)
     await observe.agent_replied(work, conv, msg, origin)
-    work.signal(conv.id, NewMessage(msg.seq))
+    work.signal(conv.id, NewMessage(msg.seq, msg))
     return msg.id
 
 

@@ -40,12 +40,12 @@ class TeamSide:
         """
         try:
             async with self.core.work() as work:
-                cid = await q.conversation_for_thread(work.conn, event.endpoint, event.thread)
+                cid, known = await q.thread_event(work.conn, event.endpoint, event.thread, event.remote_id)
                 if cid is None and isinstance(event, MessageEdited | MessageDeleted):
                     cid = await self._conversation_of_reply(work, event)
                 if cid is None:
                     return False
-                if await message_links.is_known_remote(work.conn, event.endpoint, event.remote_id):
+                if known:
                     return True
                 # locked: what the event does (a face shown once, a reply's seq) is decided one event at a time
                 conv = await q.lock_conversation(work.conn, cid)

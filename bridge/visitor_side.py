@@ -142,8 +142,7 @@ class VisitorSide:
         it, before it is stored; what it raises (a rate limit) stores nothing."""
         async with self.core.work() as work:
             # lock first: two concurrent sends of the same client_msg_id queue here, the second finds the first
-            conv, links = await q.conversation_and_links(work.conn, cid, lock=True)
-            existing = await q.message_by_client_id(work.conn, cid, client_msg_id)
+            conv, links, existing = await q.line_context(work.conn, cid, client_msg_id)
             if existing is not None:
                 return existing, False
             if conv is None or (conv.status is not Status.OPEN and not (reopen and conv.kind == "chat")):
@@ -170,7 +169,7 @@ class VisitorSide:
             await attachments.link(work.conn, [f.id for f in files], cid, msg.id)
             await work.enqueue_all(cid, Line(msg), links=links)
             await observe.visitor_said(work, cid)
-            work.signal(cid, NewMessage(msg.seq))
+            work.signal(cid, NewMessage(msg.seq, msg))
             await craft.tell_place_in_line(self.core, work, conv, msg.seq)
         return msg, True
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 
 import pytest_asyncio
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from bridge.conversations import ConversationClosed, Conversations, utcnow
 from bridge.deliveries import DeliveryWorker
@@ -15,10 +15,10 @@ from bridge.endpoint import Inbox, Outgoing, Sent
 from bridge.errors import RetryLater
 from bridge.live import LiveHub
 from bridge.model import EndpointName, RemoteId, ThreadRef, Visitor
-from bridge.outbound import Line, OpenThread, RootState, Transcript
+from bridge.outbound import Erase, Line, OpenThread, RootState, Transcript
 from bridge.store import conversations as q
 from bridge.store.database import Database
-from bridge.store.tables import delivery
+from bridge.store.tables import delivery, message_link
 from tests.harness import acme_settings, wait_for_a_lock_wait, wait_until
 
 
@@ -238,3 +238,69 @@ async def test_a_line_sent_during_a_transfer_goes_to_the_threads_the_transfer_le
     async with db.read() as conn:
         endpoints = (await conn.execute(select(delivery.c.endpoint).where(delivery.c.message_id == message.id))).all()
     assert [e for (e,) in endpoints] == ["matrix"]
+
+
+class CombiningEndpoint(RecordingEndpoint):
+    """Posts a batch of lines as one post (as Slack's combining does); can have one delivery erased while
+    its batch is on its way (``erase_during_send``: the line's text)."""
+
+    max_batch = 10
+
+    def __init__(self, db: Database) -> None:
+        super().__init__()
+        self.db = db
+        self.erase_during_send: str | None = None
+
+    async def deliver(self, batch: Sequence[Outgoing]) -> Sequence[Sent]:
+        self.received.extend(batch)
+        if isinstance(batch[0].what, OpenThread):
+            return [Sent(batch[0].delivery_id, RemoteId("root-post"), ThreadRef("C:root"))]
+        for o in batch:
+            if isinstance(o.what, Line) and o.what.message.text == self.erase_during_send:
+                async with self.db.write() as conn:  # what retention or `sitechat forget` does to it
+                    await conn.execute(delete(delivery).where(delivery.c.id == o.delivery_id))
+        post = RemoteId(f"post-{len(self.received)}")
+        return [Sent(o.delivery_id, post) for o in batch]
+
+
+async def test_a_combined_post_is_its_first_lines_copy_and_a_post_for_an_erased_line_is_taken_back(
+    db: Database,
+) -> None:
+    """What a batch's sends became is recorded the same on every backend (PostgreSQL in one statement): each
+    delivery done with its post, the post remembered once as the first line's copy (its echo is never a
+    reply), and a post made for a delivery erased meanwhile queued for removal."""
+    endpoint = CombiningEndpoint(db)
+    conversations, worker = _core(db, endpoint)
+    cid = await _start(conversations)
+    lines = [(await conversations.post_visitor_message(cid, f"c{i}", f"line {i}"))[0] for i in range(4)]
+    endpoint.erase_during_send = "line 3"
+    runner = asyncio.create_task(worker.run())
+    try:
+
+        async def taken_back() -> bool:
+            return any(isinstance(o.what, Erase) for o in endpoint.received)
+
+        await wait_until(taken_back, 10, "the erased line's post to be taken back")
+        await wait_until(worker.idle, 10, "the outbox to drain")
+    finally:
+        runner.cancel()
+    assert [type(o.what) for o in endpoint.received[:5]] == [OpenThread, *[Line] * 4]  # the lines in one batch
+    post = RemoteId("post-5")
+    erased = [o.what for o in endpoint.received if isinstance(o.what, Erase)]
+    assert [e.copy for e in erased] == [post]
+    async with db.read() as conn:
+        done = (
+            await conn.execute(
+                select(delivery.c.message_id, delivery.c.remote_id, delivery.c.in_doubt)
+                .where(delivery.c.conversation_id == cid, delivery.c.kind == "message")
+                .order_by(delivery.c.id)
+            )
+        ).all()
+        copies = (
+            await conn.execute(
+                select(message_link.c.remote_id, message_link.c.message_id).order_by(message_link.c.remote_id)
+            )
+        ).all()
+    assert [tuple(r) for r in done] == [(m.id, post, False) for m in lines[:3]]
+    assert (post, lines[0].id) in [tuple(r) for r in copies]
+    assert [r for r in copies if r.remote_id == post] == [(post, lines[0].id)]

@@ -110,11 +110,19 @@ class _Session:
                 await self._changed(signal, had)
             case NewMessage(seq) if seq <= self.last_seq and not self.missed_signals:
                 pass  # sent already (the visitor's own message, sent as it was stored)
+            case NewMessage(seq, message) if message is not None and self._next_in_line(seq):
+                # stored by this process, right after what the client has: no need to read it back
+                await self.send({"type": "message", "message": message_json(message, self.ctx.file_link)})
+                self.last_seq = seq
             case NewMessage() | StatusChanged() | RatingRequested() | Recheck():
                 # a hint only: the store says what is new, so a signal early, late or twice is harmless
                 await self.catch_up()
             case _:
                 assert_never(signal)
+
+    def _next_in_line(self, seq: int) -> bool:
+        """``seq`` directly follows what the client has, and nothing is waiting to be caught up on."""
+        return seq == self.last_seq + 1 and not self.missed_signals and self.news is None
 
     async def _changed(self, signal: MessageChanged, had: int) -> None:
         """An edit or delete of a message the client already has: its current state, read from the store

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from enum import Enum
 from typing import Any, overload
 
-from sqlalchemy import and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, insert, null, select, union_all, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -27,11 +25,15 @@ from bridge.model import (
     Visitor,
 )
 from bridge.store.message_links import remember_remote
+
+# where a message's seq and row are stored (one round trip on PostgreSQL); used through this module too
+from bridge.store.new_messages import Touch as Touch
+from bridge.store.new_messages import insert_message as insert_message
+from bridge.store.new_messages import next_seq as next_seq
 from bridge.store.tables import conversation, message, message_link, thread_link
 
 # The statements every message runs, built once: building one and keying it for SQLAlchemy's compiled
 # cache costs more CPU than SQLite takes to run it (bench/cpu_per_message.py)
-_NOW = bindparam("now", type_=conversation.c.last_activity_at.type)
 _GET_CONVERSATION = select(conversation).where(conversation.c.id == bindparam("cid"))
 _LOCK_CONVERSATION = _GET_CONVERSATION.with_for_update()
 #: messages a socket catching up takes at once
@@ -42,42 +44,7 @@ _MESSAGES_AFTER = (
     .order_by(message.c.seq)
     .limit(bindparam("limit"))
 )
-_NEXT_SEQ = (
-    update(conversation)
-    .where(conversation.c.id == bindparam("cid"))
-    .values(last_seq=conversation.c.last_seq + 1)
-    .returning(conversation.c.last_seq)
-)
-
-
-class Touch(Enum):
-    """What a message changes on its conversation besides its seq, in the statement that takes the seq."""
-
-    #: a visitor's: the first unanswered one starts the first-response clock; later ones don't reset it
-    VISITOR = "visitor"
-    #: an agent's reply: nobody waits any more, reminders start over
-    AGENT = "agent"
-    #: and, for a visitor who gave an address, unseen for a while it goes to them by email
-    #: (``bridge/follow_up.py``), unless a mail about earlier replies is pending already
-    AGENT_FOLLOW_UP = "agent, follow-up"
-
-
-_BY_VISITOR = {
-    "last_activity_at": _NOW,
-    "awaiting_reply_since": func.coalesce(conversation.c.awaiting_reply_since, _NOW),
-}
-_BY_AGENT = {"last_activity_at": _NOW, "awaiting_reply_since": None, "reminded_at": None}
-_NEXT_SEQ_TOUCHING = {
-    Touch.VISITOR: _NEXT_SEQ.values(**_BY_VISITOR),
-    Touch.AGENT: _NEXT_SEQ.values(**_BY_AGENT),
-    Touch.AGENT_FOLLOW_UP: _NEXT_SEQ.values(
-        **_BY_AGENT, follow_up_since=func.coalesce(conversation.c.follow_up_since, _NOW)
-    ),
-}
-_INSERT_MESSAGE = insert(message)
-_MESSAGE_BY_CLIENT_ID = select(message).where(
-    and_(message.c.conversation_id == bindparam("cid"), message.c.client_msg_id == bindparam("client_msg_id"))
-)
+_GET_MESSAGE = select(message).where(message.c.id == bindparam("mid"))
 _THREAD_LINKS = select(thread_link).where(thread_link.c.conversation_id == bindparam("cid"))
 #: a conversation with its thread links, a row per link (one row with no link when it has none)
 _CONVERSATION_AND_LINKS = (
@@ -89,6 +56,47 @@ _CONVERSATION_AND_LINKS = (
     )
     .outerjoin(thread_link, thread_link.c.conversation_id == conversation.c.id)
     .where(conversation.c.id == bindparam("cid"))
+)
+
+#: the id of the message a visitor's ``client_msg_id`` was stored as, if it was
+_EXISTING = (
+    select(message.c.id)
+    .where(and_(message.c.conversation_id == bindparam("cid"), message.c.client_msg_id == bindparam("client_msg_id")))
+    .scalar_subquery()
+    .label("existing_id")
+)
+_CONVERSATION_LINKS_AND_EXISTING = _CONVERSATION_AND_LINKS.add_columns(_EXISTING)
+#: a row per thread link, and one more if the line was stored already (its ``existing_id``)
+_LINKS_AND_EXISTING = union_all(
+    select(
+        thread_link.c.endpoint.label("link_endpoint"),
+        thread_link.c.destination.label("link_destination"),
+        thread_link.c.thread_ref.label("link_ref"),
+        null().label("existing_id"),
+    ).where(thread_link.c.conversation_id == bindparam("cid")),
+    select(null(), null(), null(), message.c.id).where(
+        and_(message.c.conversation_id == bindparam("cid"), message.c.client_msg_id == bindparam("client_msg_id"))
+    ),
+)
+
+#: the conversation whose thread a ref is: the current one, or (after a transfer) the one whose root it was
+_FOR_THREAD_NOW = (
+    select(thread_link.c.conversation_id)
+    .where(and_(thread_link.c.endpoint == bindparam("endpoint"), thread_link.c.thread_ref == bindparam("ref")))
+    .scalar_subquery()
+)
+_FOR_THREAD_BEFORE = (
+    select(message_link.c.conversation_id)
+    .where(and_(message_link.c.endpoint == bindparam("endpoint"), message_link.c.remote_id == bindparam("root")))
+    .limit(1)
+    .scalar_subquery()
+)
+_FOR_THREAD = select(func.coalesce(_FOR_THREAD_NOW, _FOR_THREAD_BEFORE))
+_THREAD_EVENT = select(
+    func.coalesce(_FOR_THREAD_NOW, _FOR_THREAD_BEFORE).label("cid"),
+    exists()
+    .where(and_(message_link.c.endpoint == bindparam("endpoint"), message_link.c.remote_id == bindparam("remote_id")))
+    .label("known"),
 )
 
 #: endpoint → (destination, thread ref once the root exists)
@@ -107,7 +115,11 @@ def utc(value: datetime | None) -> datetime | None:
 
 
 def _conversation(row: Row[Any]) -> Conversation:
-    m = row._mapping
+    return conversation_of(row._mapping)
+
+
+def conversation_of(m: Mapping[Any, Any]) -> Conversation:
+    """A conversation from its row's columns by name."""
     return Conversation(
         id=ConversationId(m["id"]),
         site_id=m["site_id"],
@@ -162,25 +174,37 @@ async def get_conversation(conn: AsyncConnection, cid: str) -> Conversation | No
     return _conversation(row) if row else None
 
 
-async def conversation_and_links(
-    conn: AsyncConnection, cid: str, *, lock: bool = False
-) -> tuple[Conversation | None, Links]:
-    """The conversation (None if it is gone) and its thread links; ``lock``: as ``lock_conversation`` does.
-    One statement, but where a lock is taken (PostgreSQL): there a statement that waits for the row lock
-    reads the other tables as they were before it waited, and a transfer that held the lock may just have
-    relinked the threads. (SQLite's single writer is the lock: nobody changed anything meanwhile.)"""
-    if lock and conn.dialect.name == "postgresql":
+async def line_context(
+    conn: AsyncConnection, cid: str, client_msg_id: str
+) -> tuple[Conversation | None, Links, Message | None]:
+    """What storing a visitor's line needs, with the conversation locked for the transaction: the
+    conversation (None if it is gone), its thread links, and the message stored for ``client_msg_id``
+    already (a resend). On PostgreSQL two statements, the lock first: a statement that waits for a row lock
+    reads the other tables as they were before it waited, and the holder may just have stored the same
+    line or relinked the threads (a transfer). SQLite's single writer is the lock there: one statement."""
+    params = {"cid": cid, "client_msg_id": client_msg_id}
+    if conn.dialect.name == "postgresql":
         conv = await lock_conversation(conn, cid)
-        return conv, await thread_links(conn, cid) if conv is not None else {}
-    rows = (await conn.execute(_CONVERSATION_AND_LINKS, {"cid": cid})).all()
-    if not rows:
-        return None, {}
-    links = {
+        if conv is None:
+            return None, {}, None
+        rows = (await conn.execute(_LINKS_AND_EXISTING, params)).all()
+    else:
+        rows = (await conn.execute(_CONVERSATION_LINKS_AND_EXISTING, params)).all()
+        if not rows:
+            return None, {}, None
+        conv = _conversation(rows[0])
+    existing = next((r.existing_id for r in rows if r.existing_id is not None), None)
+    return conv, links_of(rows), await get_message(conn, existing) if existing is not None else None
+
+
+def links_of(rows: Sequence[Row[Any]]) -> Links:
+    """The thread links in rows that carry them as ``link_endpoint``, ``link_destination``, ``link_ref``
+    (a row with no link: ``link_endpoint`` None)."""
+    return {
         r.link_endpoint: (r.link_destination, ThreadRef(r.link_ref) if r.link_ref else None)
         for r in rows
         if r.link_endpoint is not None
     }
-    return _conversation(rows[0]), links
 
 
 async def lock_conversation(conn: AsyncConnection, cid: str) -> Conversation | None:
@@ -238,71 +262,8 @@ async def rate_if_unrated(conn: AsyncConnection, cid: str, score: int, comment: 
     return bool(result.rowcount)
 
 
-async def next_seq(conn: AsyncConnection, cid: str, touch: Touch | None = None, now: datetime | None = None) -> int:
-    """Take the next ``seq``: one atomic UPDATE, which also locks the row on PostgreSQL; ``touch``: what
-    else the message changes on the conversation (at ``now``), in the same statement."""
-    if touch is None:
-        result = await conn.execute(_NEXT_SEQ, {"cid": cid})
-    else:
-        result = await conn.execute(_NEXT_SEQ_TOUCHING[touch], {"cid": cid, "now": now})
-    return int(result.scalar_one())
-
-
-async def insert_message(
-    conn: AsyncConnection,
-    cid: str,
-    author: Participant,
-    text: str,
-    now: datetime,
-    *,
-    origin: str,
-    client_msg_id: str | None = None,
-    html: str | None = None,
-    attachments: Sequence[Attachment] = (),
-    touch: Touch | None = None,
-) -> Message:
-    """``touch``: what else the message changes on its conversation (``Touch``)."""
-    seq = await next_seq(conn, cid, touch, now)
-    mid = uuid.uuid4().hex
-    row: dict[str, Any] = {
-        "id": mid,
-        "conversation_id": cid,
-        "seq": seq,
-        "role": author.role.value,
-        "author_name": author.name,
-        "author_avatar_url": author.avatar_url,
-        "author_remote_id": author.remote_id,
-        "text": text,
-        "client_msg_id": client_msg_id,
-        "origin": origin,
-        "created_at": now,
-        "deleted": False,
-        "html": html,
-    }
-    if attachments:  # left out, it is SQL NULL (a None parameter would be JSON's ``null``)
-        row["attachments"] = [a.stored() for a in attachments]
-    await conn.execute(_INSERT_MESSAGE, row)
-    return Message(
-        mid,
-        ConversationId(cid),
-        seq,
-        author,
-        text,
-        now,
-        client_msg_id,
-        origin=origin,
-        html=html,
-        attachments=tuple(attachments),
-    )
-
-
-async def message_by_client_id(conn: AsyncConnection, cid: str, client_msg_id: str) -> Message | None:
-    row = (await conn.execute(_MESSAGE_BY_CLIENT_ID, {"cid": cid, "client_msg_id": client_msg_id})).first()
-    return _message(row) if row else None
-
-
 async def get_message(conn: AsyncConnection, mid: str) -> Message | None:
-    row = (await conn.execute(select(message).where(message.c.id == mid))).first()
+    row = (await conn.execute(_GET_MESSAGE, {"mid": mid})).first()
     return _message(row) if row else None
 
 
@@ -332,22 +293,16 @@ async def thread_links(conn: AsyncConnection, cid: str) -> Links:
 
 async def conversation_for_thread(conn: AsyncConnection, endpoint: str, ref: str) -> str | None:
     """The conversation whose thread ``ref`` is: its current one, or one it had before (a transfer)."""
-    current = (
-        await conn.execute(
-            select(thread_link.c.conversation_id).where(
-                and_(thread_link.c.endpoint == endpoint, thread_link.c.thread_ref == ref)
-            )
-        )
-    ).scalar_one_or_none()
-    if current is not None:
-        return str(current)
-    earlier = await conn.execute(
-        select(message_link.c.conversation_id).where(
-            and_(message_link.c.endpoint == endpoint, message_link.c.remote_id == _root_key(ref))
-        )
-    )
-    found = earlier.scalar()
+    found = (await conn.execute(_FOR_THREAD, {"endpoint": endpoint, "ref": ref, "root": _root_key(ref)})).scalar()
     return str(found) if found is not None else None
+
+
+async def thread_event(conn: AsyncConnection, endpoint: str, ref: str, remote_id: str) -> tuple[str | None, bool]:
+    """For an event in thread ``ref``: its conversation (as ``conversation_for_thread``), and whether the
+    event's ``remote_id`` is recorded already (a retry, a replay, our own post) — in one statement."""
+    params = {"endpoint": endpoint, "ref": ref, "root": _root_key(ref), "remote_id": remote_id}
+    row = (await conn.execute(_THREAD_EVENT, params)).one()
+    return (str(row.cid) if row.cid is not None else None), bool(row.known)
 
 
 async def remember_root(conn: AsyncConnection, endpoint: str, ref: str, cid: str, now: datetime) -> None:

@@ -81,14 +81,23 @@ class LaneLease:
             yield conn
 
     @asynccontextmanager
-    async def reading(self) -> AsyncIterator[AsyncConnection]:
-        """A read for the lane: on the lock's connection too, so a working lane costs one connection."""
+    async def statements(self) -> AsyncIterator[AsyncConnection]:
+        """Statements on the lock's own connection as ``fenced()``, but each committed on its own (on
+        PostgreSQL in autocommit: no BEGIN and COMMIT, two round trips that cost the bridge more than a
+        lane's short statements cost the server). For work whose statements are each whole: the lock
+        keeps other senders out, and READ COMMITTED would give each statement a snapshot of its own
+        anyway. SQLite: an ordinary write."""
         if self._conn is None:
-            async with self._db.read() as conn:
+            async with self._db.write() as conn:
                 yield conn
             return
-        async with self._on_lock_connection() as conn:
-            yield conn
+        await self._conn.execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            async with self._on_lock_connection() as conn:
+                yield conn
+        finally:
+            if not self._conn.invalidated:  # a cut connection is dropped, not reused
+                await self._conn.execution_options(isolation_level=TRANSACTIONS)
 
     @asynccontextmanager
     async def _on_lock_connection(self) -> AsyncIterator[AsyncConnection]:
@@ -109,6 +118,8 @@ class LaneLease:
             raise
 
 
+#: PostgreSQL's isolation level for transactions (its connections are in autocommit otherwise)
+TRANSACTIONS = "READ COMMITTED"
 #: PostgreSQL's pool per instance (two instances stay well under PostgreSQL's default 100 connections),
 #: of which lanes sending may hold all but the reserve
 POOL_SIZE, POOL_OVERFLOW, POOL_RESERVED = 10, 20, 10
@@ -127,10 +138,23 @@ class Database:
         if not self.is_sqlite:
             # a partitioned database must fail fast (readiness, Slack's 3 s), not after asyncpg's 60 s
             connect_args = {"timeout": 5, "server_settings": {"application_name": f"sitechat-{self.instance}"}}
+            # reads in autocommit: a READ COMMITTED transaction gives each statement a snapshot of its own
+            # anyway, and BEGIN and ROLLBACK are two round trips, each costing the bridge more CPU than a
+            # short read costs the server; and the check of a pooled connection is one round trip, where
+            # SQLAlchemy wraps it in BEGIN … ROLLBACK for a connection outside autocommit
             kwargs.update(
-                pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW, pool_pre_ping=True, connect_args=connect_args
+                pool_size=POOL_SIZE,
+                max_overflow=POOL_OVERFLOW,
+                pool_pre_ping=True,
+                connect_args=connect_args,
+                isolation_level="AUTOCOMMIT",
             )
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        #: the same pool, in transactions (PostgreSQL): writes, a lane's lock connection, bulk reads
+        #: (streamed through a cursor, which lives in a transaction)
+        self.transactions = (
+            self.engine if self.is_sqlite else self.engine.execution_options(isolation_level=TRANSACTIONS)
+        )
         # SQLite has one writer: queue our writers here instead of meeting "database is locked".
         self._write_lock = asyncio.Lock()
         self._file_lock: int | None = None
@@ -190,7 +214,7 @@ class Database:
         """One write transaction, committed on success. Never await the network inside it. ``bulk``: it
         writes many rows (SQLite runs it off the event loop's thread)."""
         if not self.is_sqlite:
-            async with self.engine.begin() as conn:
+            async with self.transactions.begin() as conn:
                 yield conn
             return
         async with self._write_lock, self.engine.connect() as conn:
@@ -203,8 +227,9 @@ class Database:
 
     @asynccontextmanager
     async def read(self, *, bulk: bool = False) -> AsyncIterator[AsyncConnection]:
-        """``bulk``: it reads many rows (SQLite runs it off the event loop's thread)."""
-        async with self.engine.connect() as conn:
+        """``bulk``: it reads many rows (SQLite runs it off the event loop's thread; PostgreSQL reads it in
+        one transaction, else each statement runs on its own, in autocommit)."""
+        async with (self.transactions if bulk else self.engine).connect() as conn:
             with _sqlite_mode(conn, immediate=False, on_thread=bulk):
                 yield conn
 
@@ -220,7 +245,7 @@ class Database:
             yield LaneLease(self, None)
             return
         key = int.from_bytes(hashlib.blake2b(lane.encode(), digest_size=8).digest(), "big", signed=True)
-        async with self.engine.connect() as conn:
+        async with self.transactions.connect() as conn:
             # the lock and the unlock straight to the driver, outside any transaction: one round trip
             # each, where SQLAlchemy would send BEGIN and COMMIT around them (a batch's work is enough)
             driver = (await conn.get_raw_connection()).driver_connection

@@ -5,12 +5,30 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.model import RemoteId
 from bridge.store.tables import message_link
+
+#: a remote id (or several) recorded once: by "is it PostgreSQL"; built once (building and cache-keying a
+#: statement costs more CPU than SQLite takes to run it)
+REMEMBER = {
+    True: postgresql.insert(message_link).on_conflict_do_nothing(),
+    False: sqlite.insert(message_link).on_conflict_do_nothing(),
+}
+_THIS_REMOTE = and_(
+    message_link.c.endpoint == bindparam("endpoint"), message_link.c.remote_id == bindparam("remote_id")
+)
+_IS_KNOWN = select(message_link.c.remote_id).where(_THIS_REMOTE)
+_MESSAGE_FOR_REMOTE = select(message_link.c.message_id).where(_THIS_REMOTE)
+_REMOTE_FOR_MESSAGE = (
+    select(message_link.c.remote_id)
+    .where(and_(message_link.c.endpoint == bindparam("endpoint"), message_link.c.message_id == bindparam("mid")))
+    .order_by(message_link.c.created_at)
+    .limit(1)
+)
 
 
 async def remember_remote(
@@ -24,7 +42,6 @@ async def remember_remote(
 ) -> bool:
     """Record a remote event; False when it was already recorded (a retry or a replay). One statement:
     ON CONFLICT DO NOTHING, where a savepoint around a failing insert took three."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     row = {
         "endpoint": endpoint,
         "remote_id": remote_id,
@@ -32,36 +49,21 @@ async def remember_remote(
         "conversation_id": conversation_id,
         "created_at": now,
     }
-    done = await conn.execute(dialect.insert(message_link).values(row).on_conflict_do_nothing())
+    done = await conn.execute(REMEMBER[conn.dialect.name == "postgresql"], row)
     return bool(done.rowcount)
 
 
 async def is_known_remote(conn: AsyncConnection, endpoint: str, remote_id: str) -> bool:
-    found = await conn.execute(
-        select(message_link.c.remote_id).where(
-            and_(message_link.c.endpoint == endpoint, message_link.c.remote_id == remote_id)
-        )
-    )
+    found = await conn.execute(_IS_KNOWN, {"endpoint": endpoint, "remote_id": remote_id})
     return found.first() is not None
 
 
 async def message_for_remote(conn: AsyncConnection, endpoint: str, remote_id: str) -> str | None:
-    return (
-        await conn.execute(
-            select(message_link.c.message_id).where(
-                and_(message_link.c.endpoint == endpoint, message_link.c.remote_id == remote_id)
-            )
-        )
-    ).scalar_one_or_none()
+    found = await conn.execute(_MESSAGE_FOR_REMOTE, {"endpoint": endpoint, "remote_id": remote_id})
+    return found.scalar_one_or_none()
 
 
 async def remote_for_message(conn: AsyncConnection, endpoint: str, mid: str) -> RemoteId | None:
     """The endpoint's own copy of a message (the first recorded: a split post's first part)."""
-    found = await conn.execute(
-        select(message_link.c.remote_id)
-        .where(and_(message_link.c.endpoint == endpoint, message_link.c.message_id == mid))
-        .order_by(message_link.c.created_at)
-        .limit(1)
-    )
-    remote = found.scalar()
+    remote = (await conn.execute(_REMOTE_FOR_MESSAGE, {"endpoint": endpoint, "mid": mid})).scalar()
     return RemoteId(remote) if remote is not None else None

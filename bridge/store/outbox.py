@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, null, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import and_, bindparam, func, insert, null, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bridge.model import Message
-from bridge.store.conversations import message_of, utc
-from bridge.store.tables import delivery, message, message_link
+from bridge.model import Conversation, Message
+from bridge.store.conversations import Links, conversation_of, links_of, message_of, utc
+from bridge.store.message_links import REMEMBER
+from bridge.store.tables import conversation, delivery, message, thread_link
 
 
 @dataclass(frozen=True)
@@ -44,10 +44,11 @@ class Lane:
 #: the statements of every message's way out, built once (building and cache-keying a statement costs
 #: more than SQLite takes to run it)
 _ENQUEUE = insert(delivery)
-#: a lane's first pending deliveries, each with its message's columns (``m_…``; None without one)
-_LANE_HEAD = (
-    select(delivery, *(c.label(f"m_{c.name}") for c in message.c))
-    .outerjoin(message, message.c.id == delivery.c.message_id)
+#: a lane's first pending deliveries, each with its message's columns (``m_…``; None without one), its
+#: conversation's (``c_…``; None for an erasure lane, whose conversation is gone) and its thread links
+#: (``link_…``: a row per link)
+_HEAD = (
+    select(delivery)
     .where(
         and_(
             delivery.c.done.is_(False),
@@ -57,13 +58,26 @@ _LANE_HEAD = (
     )
     .order_by(delivery.c.id)
     .limit(bindparam("lane_limit"))
+    .subquery("head")
 )
+_LANE_HEAD = (
+    select(
+        _HEAD,
+        *(c.label(f"m_{c.name}") for c in message.c),
+        *(c.label(f"c_{c.name}") for c in conversation.c),
+        thread_link.c.endpoint.label("link_endpoint"),
+        thread_link.c.destination.label("link_destination"),
+        thread_link.c.thread_ref.label("link_ref"),
+    )
+    .select_from(
+        _HEAD.outerjoin(message, message.c.id == _HEAD.c.message_id)
+        .outerjoin(conversation, conversation.c.id == _HEAD.c.conversation_id)
+        .outerjoin(thread_link, thread_link.c.conversation_id == _HEAD.c.conversation_id)
+    )
+    .order_by(_HEAD.c.id)
+)
+_CONVERSATION_COLUMNS = [(f"c_{c.name}", c.name) for c in conversation.c]
 _MESSAGE_COLUMNS = [(f"m_{c.name}", c.name) for c in message.c]
-#: by "is it PostgreSQL"
-_REMEMBER_COPIES = {
-    True: postgresql.insert(message_link).on_conflict_do_nothing(),
-    False: sqlite.insert(message_link).on_conflict_do_nothing(),
-}
 _MARK_ATTEMPT = (
     update(delivery)
     .where(delivery.c.id.in_(bindparam("ids", expanding=True)))
@@ -132,33 +146,52 @@ async def next_due_at(conn: AsyncConnection, endpoints: Sequence[str]) -> dateti
     return utc(value)
 
 
-async def lane_head(conn: AsyncConnection, lane: Lane, limit: int) -> tuple[list[PendingDelivery], dict[str, Message]]:
-    """A lane's first ``limit`` pending deliveries, oldest first, and the messages they carry (by id; an
-    erased one is not there), in one statement."""
-    rows = await conn.execute(
-        _LANE_HEAD, {"lane_cid": lane.conversation_id, "lane_endpoint": lane.endpoint, "lane_limit": limit}
-    )
-    pending: list[PendingDelivery] = []
+@dataclass(frozen=True)
+class LaneHead:
+    """What a lane's next batch is made from, read in one statement."""
+
+    pending: list[PendingDelivery]
+    #: the messages the deliveries carry, by id (an erased one is not there)
+    messages: dict[str, Message]
+    #: None: the lane's conversation is gone (an erasure lane's deliveries carry all they need)
+    conversation: Conversation | None
+    links: Links
+
+
+async def lane_head(conn: AsyncConnection, lane: Lane, limit: int) -> LaneHead:
+    """A lane's first ``limit`` pending deliveries, oldest first, with the messages they carry and the
+    conversation and its thread links, in one statement (nothing else when the lane is empty)."""
+    rows = (
+        await conn.execute(
+            _LANE_HEAD, {"lane_cid": lane.conversation_id, "lane_endpoint": lane.endpoint, "lane_limit": limit}
+        )
+    ).all()
+    pending: dict[int, PendingDelivery] = {}
     messages: dict[str, Message] = {}
     for r in rows:
-        pending.append(
-            PendingDelivery(
-                r.id,
-                r.conversation_id,
-                r.endpoint,
-                r.kind,
-                r.message_id,
-                r.payload,
-                r.attempts,
-                bool(r.in_doubt),
-                utc(r.next_attempt_at),
-                utc(r.created_at),
-            )
+        if r.id in pending:
+            continue  # the same delivery again, with the conversation's next thread link
+        pending[r.id] = PendingDelivery(
+            r.id,
+            r.conversation_id,
+            r.endpoint,
+            r.kind,
+            r.message_id,
+            r.payload,
+            r.attempts,
+            bool(r.in_doubt),
+            utc(r.next_attempt_at),
+            utc(r.created_at),
         )
         if r.m_id is not None and r.m_id not in messages:
             m = r._mapping
             messages[r.m_id] = message_of({name: m[label] for label, name in _MESSAGE_COLUMNS})
-    return pending, messages
+    first = rows[0] if rows else None
+    conv = None
+    if first is not None and first.c_id is not None:
+        conv = conversation_of({name: first._mapping[label] for label, name in _CONVERSATION_COLUMNS})
+    links = links_of([r for r in rows if r.id == first.id]) if first is not None else {}
+    return LaneHead(list(pending.values()), messages, conv, links)
 
 
 async def mark_attempt(conn: AsyncConnection, ids: Sequence[int], leased_until: datetime) -> None:
@@ -209,7 +242,58 @@ async def remember_copies(
         return
     # the statement built once and given the rows as parameters: a multi-row VALUES would be compiled
     # anew for every batch (SQLAlchemy cannot cache it)
-    await conn.execute(_REMEMBER_COPIES[conn.dialect.name == "postgresql"], rows)
+    await conn.execute(REMEMBER[conn.dialect.name == "postgresql"], rows)
+
+
+#: PostgreSQL: a batch's plain sends recorded in one statement (no thread opened, one post each) — each
+#: delivery marked done, and its post remembered as its message's copy (the first delivery's wins) unless
+#: the delivery is gone (erased while on its way); the ids marked done come back
+_RECORD_SENDS = text(
+    """
+    WITH sent (id, remote_id, message_id) AS (
+        SELECT * FROM unnest(CAST(:ids AS BIGINT[]), CAST(:remote_ids AS VARCHAR[]), CAST(:message_ids AS VARCHAR[]))
+    ), done AS (
+        UPDATE delivery SET done = true, done_at = :now, remote_id = sent.remote_id, in_doubt = false,
+            last_error = NULL, remote_parts = NULL
+        FROM sent WHERE delivery.id = sent.id
+        RETURNING delivery.id
+    ), copies AS (
+        INSERT INTO message_link (endpoint, remote_id, message_id, conversation_id, created_at)
+        SELECT DISTINCT ON (sent.remote_id) :endpoint, sent.remote_id, sent.message_id, :cid, :now
+        FROM sent JOIN done ON done.id = sent.id
+        WHERE sent.remote_id IS NOT NULL AND sent.message_id IS NOT NULL
+        ORDER BY sent.remote_id, sent.id
+        ON CONFLICT DO NOTHING
+    )
+    SELECT id FROM done
+    """
+).bindparams(bindparam("now", type_=delivery.c.done_at.type))
+
+
+@dataclass(frozen=True)
+class PlainSend:
+    """A delivery sent as one post (``remote_id``; None: the endpoint has no id for it), opening no thread."""
+
+    delivery_id: int
+    remote_id: str | None
+    message_id: str | None
+
+
+async def record_sends(
+    conn: AsyncConnection, endpoint: str, cid: str, sends: Sequence[PlainSend], now: datetime
+) -> set[int]:
+    """PostgreSQL: ``mark_done`` and ``remember_copies`` for plain sends, in one statement (one round
+    trip, whole in itself: run in autocommit it needs no BEGIN and COMMIT). The ids marked done; the others
+    are gone."""
+    params = {
+        "ids": [s.delivery_id for s in sends],
+        "remote_ids": [s.remote_id for s in sends],
+        "message_ids": [s.message_id for s in sends],
+        "endpoint": endpoint,
+        "cid": cid,
+        "now": now,
+    }
+    return {int(r.id) for r in await conn.execute(_RECORD_SENDS, params)}
 
 
 async def set_aside(conn: AsyncConnection, did: int, now: datetime, why: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import typing
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -22,8 +23,10 @@ from bridge.live import (
     signal_from_json,
     signal_to_json,
 )
-from bridge.model import Participant, Role, Status
+from bridge.model import ConversationId, Message, Participant, Role, Status
 from tests.unit import PROPERTY
+
+NOW = datetime(2026, 12, 4, tzinfo=UTC)
 
 SIGNALS: dict[str, Signal] = {
     "a new message": NewMessage(7),
@@ -53,6 +56,17 @@ def test_typing_does_not_carry_who_it_is_on_the_team_chat() -> None:
     typing_signal = Typing(Participant(Role.AGENT, "Grace", None, remote_id="slack:U123"))
     assert "slack:U123" not in json.dumps(signal_to_json(typing_signal))
     assert signal_from_json(signal_to_json(typing_signal)) == Typing(Participant(Role.AGENT, "Grace"))
+
+
+def test_a_new_message_travels_between_instances_as_its_seq_only() -> None:
+    """The message a signal carries in its own process (the sockets there send it without reading the
+    store) never goes into NOTIFY: its text and author stay out of PostgreSQL's notification queue."""
+    message = Message(
+        "m1", ConversationId("c1"), 7, Participant(Role.AGENT, "Grace", remote_id="slack:U1"), "secret", NOW
+    )
+    carried = signal_to_json(NewMessage(7, message))
+    assert carried == {"k": "message", "seq": 7}
+    assert signal_from_json(carried) == NewMessage(7)
 
 
 # JSON from another instance (perhaps another version) → what this one makes of it
