@@ -27,6 +27,18 @@ JOINED_THE_CHAT = text("joined", "{name} joined the chat")
 STORED_FACE = "attachment:"
 
 
+#: (conversation, person) known to have appeared: once true, true for good (a conversation's id is never
+#: reused), so a reply from someone the visitor has met costs no query; the oldest are forgotten first
+_APPEARED: dict[tuple[str, str], None] = {}
+_APPEARED_KEPT = 10_000
+
+
+def _remember_appeared(key: tuple[str, str]) -> None:
+    _APPEARED[key] = None
+    if len(_APPEARED) > _APPEARED_KEPT:
+        del _APPEARED[next(iter(_APPEARED))]
+
+
 def stored_face(attachment_id: str) -> str:
     """The ``avatar_url`` of a photo kept in the bridge's file store."""
     return STORED_FACE + attachment_id
@@ -52,7 +64,11 @@ async def show_face(work: Work, conv: Conversation, person: Participant) -> None
         return
     # one announcement per person even when two of their replies are stored at once (PostgreSQL): the
     # caller's unit of work holds the conversation's lock (``TeamSide.handle`` takes it first)
+    key = (conv.id, person.remote_id or f"name:{person.name}")
+    if key in _APPEARED:
+        return
     if await has_appeared(work.conn, conv.id, person):
+        _remember_appeared(key)
         return
     face = Participant(Role.SYSTEM, person.name, person.avatar_url, person.remote_id)
     msg = await q.insert_message(
