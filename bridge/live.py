@@ -123,8 +123,8 @@ class LiveHub:
     def publish(self, conversation_id: str, signal: Signal) -> None:
         for queue in self._subscribers.get(conversation_id, ()):
             if queue.full():
-                # a slow reader must not grow memory: drop the oldest; every signal but typing
-                # makes the reader look at the store again, so only a stale typing hint can be lost
+                # a slow reader must not grow memory: drop the oldest; the reader then looks at the
+                # store again in full (it sees the queue was full), so only a stale typing hint is lost
                 queue.get_nowait()
             queue.put_nowait(signal)
 

@@ -45,7 +45,9 @@ async def _record_plain(
     outgoing: Mapping[int, Outgoing],
     now: datetime,
 ) -> None:
-    """PostgreSQL, sends that opened no thread and made one post each (nearly all): one statement."""
+    """PostgreSQL, sends that opened no thread and made one post each (nearly all): one statement. A send
+    whose delivery was erased meanwhile has its post taken back in a second commit: a crash between the two
+    leaves the post in the team chat, as a crash between the send and the first would."""
     sends = [
         outbox.PlainSend(s.delivery_id, s.remote_id, d.message_id if (d := by_id.get(s.delivery_id)) else None)
         for s in sent

@@ -1,8 +1,9 @@
 """The widget's live channel (CONTRACT §4).
 
-The socket subscribes to the conversation's signals *before* replaying from the store, and every
-signal makes it read what is after the last ``seq`` it sent: a message committed during the replay
-is neither lost nor doubled.
+The socket subscribes to the conversation's signals *before* replaying from the store, and a signal
+makes it read what is after the last ``seq`` it sent: a message committed during the replay is neither
+lost nor doubled. One exception saves the read: a message this process stored, signalled with the message
+itself, that directly follows what the client has, with no other signal waiting — it is sent as it is.
 """
 
 from __future__ import annotations
@@ -99,7 +100,8 @@ class _Session:
             self.rating_asked = True
             await self.send({"type": "rating_requested"})
 
-    async def on_signal(self, signal: Signal) -> None:
+    async def on_signal(self, signal: Signal, *, alone: bool = True) -> None:
+        """``alone``: no other signal waits behind this one."""
         match signal:
             case Typing(author):
                 shown = answers.Author.of(author, self.ctx.file_link)  # a kept photo as a signed link
@@ -110,10 +112,12 @@ class _Session:
                 await self._changed(signal, had)
             case NewMessage(seq) if seq <= self.last_seq and not self.missed_signals:
                 pass  # sent already (the visitor's own message, sent as it was stored)
-            case NewMessage(seq, message) if message is not None and self._next_in_line(seq):
-                # stored by this process, right after what the client has: no need to read it back
-                await self.send({"type": "message", "message": message_json(message, self.ctx.file_link)})
+            case NewMessage(seq, message) if message is not None and alone and self._next_in_line(seq):
+                # stored by this process, right after what the client has, nothing else waiting (an edit,
+                # a deletion: then the store says what it is now): no need to read it back. The seq
+                # first, as ``on_frame`` does: the visitor's own line is never sent twice meanwhile
                 self.last_seq = seq
+                await self.send({"type": "message", "message": message_json(message, self.ctx.file_link)})
             case NewMessage() | StatusChanged() | RatingRequested() | Recheck():
                 # a hint only: the store says what is new, so a signal early, late or twice is harmless
                 await self.catch_up()
@@ -306,7 +310,7 @@ async def _pump(session: _Session, signals: asyncio.Queue[Signal]) -> None:
             if signal is None:
                 await session.catch_up()
             else:
-                await session.on_signal(signal)
+                await session.on_signal(signal, alone=signals.empty())
             failures = 0
             signal = await signals.get()
             if signals.maxsize > 0 and signals.qsize() >= signals.maxsize - 1:

@@ -102,6 +102,9 @@ class LaneLease:
     @asynccontextmanager
     async def _on_lock_connection(self) -> AsyncIterator[AsyncConnection]:
         assert self._conn is not None
+        if self._conn.invalidated:
+            # SQLAlchemy would quietly connect again: a new session, which does not hold the lock
+            raise LeaseLost("the lane's lock connection was dropped")
         try:
             yield self._conn
             await self._conn.commit()
@@ -149,6 +152,7 @@ class Database:
                 connect_args=connect_args,
                 isolation_level="AUTOCOMMIT",
             )
+        #: on PostgreSQL in autocommit: ``engine.begin()`` is no transaction there (``write()`` is)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         #: the same pool, in transactions (PostgreSQL): writes, a lane's lock connection, bulk reads
         #: (streamed through a cursor, which lives in a transaction)

@@ -21,7 +21,6 @@ REMEMBER = {
 _THIS_REMOTE = and_(
     message_link.c.endpoint == bindparam("endpoint"), message_link.c.remote_id == bindparam("remote_id")
 )
-_IS_KNOWN = select(message_link.c.remote_id).where(_THIS_REMOTE)
 _MESSAGE_FOR_REMOTE = select(message_link.c.message_id).where(_THIS_REMOTE)
 _REMOTE_FOR_MESSAGE = (
     select(message_link.c.remote_id)
@@ -51,11 +50,6 @@ async def remember_remote(
     }
     done = await conn.execute(REMEMBER[conn.dialect.name == "postgresql"], row)
     return bool(done.rowcount)
-
-
-async def is_known_remote(conn: AsyncConnection, endpoint: str, remote_id: str) -> bool:
-    found = await conn.execute(_IS_KNOWN, {"endpoint": endpoint, "remote_id": remote_id})
-    return found.first() is not None
 
 
 async def message_for_remote(conn: AsyncConnection, endpoint: str, remote_id: str) -> str | None:

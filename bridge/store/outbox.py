@@ -44,11 +44,12 @@ class Lane:
 #: the statements of every message's way out, built once (building and cache-keying a statement costs
 #: more than SQLite takes to run it)
 _ENQUEUE = insert(delivery)
-#: a lane's first pending deliveries, each with its message's columns (``m_…``; None without one), its
-#: conversation's (``c_…``; None for an erasure lane, whose conversation is gone) and its thread links
-#: (``link_…``: a row per link)
+#: a lane's first pending deliveries, each with its message's columns (``m_…``; None without one); the
+#: first also with its conversation's (``c_…``; None for an erasure lane, whose conversation is gone) and
+#: its thread links (``link_…``: a row per link) — only the first: the conversation's row is big (its pages,
+#: the client's facts), and a batch of twenty with two links would read it forty times
 _HEAD = (
-    select(delivery)
+    select(delivery, func.row_number().over(order_by=delivery.c.id).label("nth"))
     .where(
         and_(
             delivery.c.done.is_(False),
@@ -60,6 +61,7 @@ _HEAD = (
     .limit(bindparam("lane_limit"))
     .subquery("head")
 )
+_FIRST = _HEAD.c.nth == 1
 _LANE_HEAD = (
     select(
         _HEAD,
@@ -71,8 +73,8 @@ _LANE_HEAD = (
     )
     .select_from(
         _HEAD.outerjoin(message, message.c.id == _HEAD.c.message_id)
-        .outerjoin(conversation, conversation.c.id == _HEAD.c.conversation_id)
-        .outerjoin(thread_link, thread_link.c.conversation_id == _HEAD.c.conversation_id)
+        .outerjoin(conversation, and_(_FIRST, conversation.c.id == _HEAD.c.conversation_id))
+        .outerjoin(thread_link, and_(_FIRST, thread_link.c.conversation_id == _HEAD.c.conversation_id))
     )
     .order_by(_HEAD.c.id)
 )
@@ -170,7 +172,7 @@ async def lane_head(conn: AsyncConnection, lane: Lane, limit: int) -> LaneHead:
     messages: dict[str, Message] = {}
     for r in rows:
         if r.id in pending:
-            continue  # the same delivery again, with the conversation's next thread link
+            continue  # the first delivery again, with the conversation's next thread link
         pending[r.id] = PendingDelivery(
             r.id,
             r.conversation_id,
@@ -261,7 +263,7 @@ _RECORD_SENDS = text(
         INSERT INTO message_link (endpoint, remote_id, message_id, conversation_id, created_at)
         SELECT DISTINCT ON (sent.remote_id) :endpoint, sent.remote_id, sent.message_id, :cid, :now
         FROM sent JOIN done ON done.id = sent.id
-        WHERE sent.remote_id IS NOT NULL AND sent.message_id IS NOT NULL
+        WHERE NULLIF(sent.remote_id, '') IS NOT NULL AND NULLIF(sent.message_id, '') IS NOT NULL
         ORDER BY sent.remote_id, sent.id
         ON CONFLICT DO NOTHING
     )

@@ -190,7 +190,7 @@ async def test_the_places_of_a_killed_instance_are_freed_once_it_is_gone(
         await asyncio.sleep(1.0)  # several heartbeats of A: a silent instance is not gone yet
         await refused_socket(first)
 
-        async with engine.begin() as conn:  # GONE_AFTER passes (for it: nothing else changes)
+        async with a.runtime.db.write() as conn:  # GONE_AFTER passes (for it: nothing else changes)
             await conn.execute(
                 update(instance).where(instance.c.id == gone).values(seen_at=instance.c.seen_at - GONE_AFTER)
             )
