@@ -9,6 +9,7 @@ import hashlib
 import logging
 import os
 import secrets
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -19,7 +20,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import DBAPIError, InterfaceError
+from sqlalchemy.exc import DBAPIError, InterfaceError, InvalidatePoolError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from bridge.store import sqlite_calls
@@ -143,17 +144,19 @@ class Database:
             connect_args = {"timeout": 5, "server_settings": {"application_name": f"sitechat-{self.instance}"}}
             # reads in autocommit: a READ COMMITTED transaction gives each statement a snapshot of its own
             # anyway, and BEGIN and ROLLBACK are two round trips, each costing the bridge more CPU than a
-            # short read costs the server; and the check of a pooled connection is one round trip, where
-            # SQLAlchemy wraps it in BEGIN … ROLLBACK for a connection outside autocommit
+            # short read costs the server (the pool's check of a connection, too, is one round trip then,
+            # where SQLAlchemy wraps it in BEGIN … ROLLBACK outside autocommit)
             kwargs.update(
                 pool_size=POOL_SIZE,
                 max_overflow=POOL_OVERFLOW,
-                pool_pre_ping=True,
                 connect_args=connect_args,
                 isolation_level="AUTOCOMMIT",
             )
         #: on PostgreSQL in autocommit: ``engine.begin()`` is no transaction there (``write()`` is)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        if not self.is_sqlite:
+            event.listen(self.engine.sync_engine.pool, "checkin", _idle_from_now)
+            event.listen(self.engine.sync_engine.pool, "checkout", partial(_check_if_idle, self.engine.dialect))
         #: the same pool, in transactions (PostgreSQL): writes, a lane's lock connection, bulk reads
         #: (streamed through a cursor, which lives in a transaction)
         self.transactions = (
@@ -288,6 +291,30 @@ class Database:
         if self._file_lock is not None:
             os.close(self._file_lock)
             self._file_lock = None
+
+
+#: a pooled PostgreSQL connection idle for longer is checked (one round trip) before it is used
+CHECK_AFTER_IDLE_SECONDS = 1.0
+
+
+def _idle_from_now(_dbapi_connection: Any, record: Any) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def _check_if_idle(dialect: Any, dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """SQLAlchemy's ``pool_pre_ping``, but only for a connection that sat idle a while: a busy instance
+    takes a connection back from the pool several times per message, and a check each time was a round
+    trip per use. A connection used a moment ago that has died meanwhile (a restart, a cut) fails its first
+    statement instead — like one that dies during a transaction — and that failure invalidates the pool."""
+    since = record.info.get("idle_since")
+    if since is None or time.monotonic() - since < CHECK_AFTER_IDLE_SECONDS:
+        return  # fresh, or in use a moment ago
+    try:
+        dialect.do_ping(dbapi_connection)
+    except dialect.loaded_dbapi.Error as exc:
+        if dialect.is_disconnect(exc, dbapi_connection, None):
+            raise InvalidatePoolError() from exc  # the pool connects afresh (and drops the others)
+        raise
 
 
 @contextlib.contextmanager
