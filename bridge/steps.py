@@ -10,8 +10,9 @@ from bridge.follow_up import arm_needed
 from bridge.live import NewMessage, RatingRequested, StatusChanged
 from bridge.model import Attachment, Conversation, Participant, Status
 from bridge.outbound import Line, Notice, RootState, Transcript
-from bridge.store import attachments
+from bridge.store import attachments, lines
 from bridge.store import conversations as q
+from bridge.store.new_messages import Draft
 from bridge.transcript import render_transcript
 from bridge.work import Core, Work
 
@@ -61,20 +62,15 @@ async def agent_says(
         await work.notice(conv.id, origin, "This conversation is closed: the visitor will not see that.")
         return None
     await faces.show_face(work, conv, author)
-    msg = await q.insert_message(
-        work.conn,
-        conv.id,
-        author,
-        storable(text),
-        work.now,
-        origin=origin,
-        html=storable(html) if html else None,
-        attachments=files,
-        # nobody waits any more; unseen for a while, it goes to the visitor by email (bridge/follow_up.py)
-        touch=q.Touch.AGENT_FOLLOW_UP if arm_needed(conv) else q.Touch.AGENT,
+    draft = Draft(
+        conv.id, author, storable(text), work.now, origin, html=storable(html) if html else None, attachments=files
     )
+    # nobody waits any more; unseen for a while, it goes to the visitor by email (bridge/follow_up.py)
+    touch = q.Touch.AGENT_FOLLOW_UP if arm_needed(conv) else q.Touch.AGENT
+    # and to the other team chat of a mirrored site
+    msg, queued = await lines.insert_line(work.conn, draft, Line.KIND, touch=touch, skip=origin)
     await attachments.link(work.conn, [f.id for f in files], conv.id, msg.id)
-    await work.enqueue_all(conv.id, Line(msg), skip=origin)
+    work.queued(conv.id, queued)
     await observe.agent_replied(work, conv, msg, origin)
     work.signal(conv.id, NewMessage(msg.seq, msg))
     return msg.id

@@ -26,8 +26,9 @@ from bridge.model import (
     Visitor,
 )
 from bridge.outbound import Line, Notice, OpenThread, RootState, Seen, Transcript
-from bridge.store import attachments, read_state, returning
+from bridge.store import attachments, lines, read_state, returning
 from bridge.store import conversations as q
+from bridge.store.new_messages import Draft
 from bridge.transcript import render_transcript, render_transcript_html
 from bridge.work import Core, Work, hash_token
 from config.sites import LANGUAGES
@@ -155,19 +156,11 @@ class VisitorSide:
             if conv.status is not Status.OPEN:
                 await mail_in.reopen(work, conv)
             author = Participant(Role.VISITOR, conv.visitor_name)
-            msg = await q.insert_message(
-                work.conn,
-                cid,
-                author,
-                text,
-                work.now,
-                origin=origin,
-                client_msg_id=client_msg_id,
-                attachments=files,
-                touch=q.Touch.VISITOR,  # the first unanswered message starts the first-response clock
-            )
+            draft = Draft(cid, author, text, work.now, origin, client_msg_id, attachments=files)
+            # the first unanswered message starts the first-response clock
+            msg, queued = await lines.insert_line(work.conn, draft, Line.KIND, touch=q.Touch.VISITOR, links=links)
             await attachments.link(work.conn, [f.id for f in files], cid, msg.id)
-            await work.enqueue_all(cid, Line(msg), links=links)
+            work.queued(cid, queued)
             await observe.visitor_said(work, cid)
             work.signal(cid, NewMessage(msg.seq, msg))
             await craft.tell_place_in_line(self.core, work, conv, msg.seq)

@@ -134,6 +134,12 @@ class Work:
         self.deliveries += 1
         self.lanes.add((cid, endpoint))
 
+    def queued(self, cid: str, endpoints: Collection[str]) -> None:
+        """Deliveries the caller inserted itself (a line stored and queued in one statement,
+        ``bridge/store/lines.py``): announced and started like ``enqueue``'s."""
+        self.deliveries += len(endpoints)
+        self.lanes.update((cid, endpoint) for endpoint in endpoints)
+
     async def enqueue_all(
         self, cid: str, what: Outbound, *, skip: str | None = None, links: Collection[str] | None = None
     ) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -97,6 +98,66 @@ async def next_seq(conn: AsyncConnection, cid: str, touch: Touch | None = None, 
     return int((await conn.execute(_NEXT_SEQ_TOUCHING[touch], params)).scalar_one())
 
 
+@dataclass(frozen=True)
+class Draft:
+    """A message about to be stored: all of it but its seq (its id is made here, so what is stored with it
+    in the same statement — its deliveries — can name it)."""
+
+    cid: str
+    author: Participant
+    text: str
+    now: datetime
+    origin: str
+    client_msg_id: str | None = None
+    html: str | None = None
+    attachments: Sequence[Attachment] = ()
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def row(self) -> dict[str, Any]:
+        """Its columns but ``seq`` (``attachments`` only with files: left out, it is SQL NULL, where a None
+        parameter would be JSON's ``null``)."""
+        row: dict[str, Any] = {
+            "id": self.id,
+            "conversation_id": self.cid,
+            "role": self.author.role.value,
+            "author_name": self.author.name,
+            "author_avatar_url": self.author.avatar_url,
+            "author_remote_id": self.author.remote_id,
+            "text": self.text,
+            "client_msg_id": self.client_msg_id,
+            "origin": self.origin,
+            "created_at": self.now,
+            "deleted": False,
+            "html": self.html,
+        }
+        if self.attachments:
+            row["attachments"] = [a.stored() for a in self.attachments]
+        return row
+
+    def params(self) -> dict[str, Any]:
+        """The parameters of ``seq_and_insert``."""
+        return {f"m_{name}": value for name, value in self.row().items()} | {"cid": self.cid, "now": self.now}
+
+    def stored(self, seq: int) -> Message:
+        return Message(
+            self.id,
+            ConversationId(self.cid),
+            seq,
+            self.author,
+            self.text,
+            self.now,
+            self.client_msg_id,
+            origin=self.origin,
+            html=self.html,
+            attachments=tuple(self.attachments),
+        )
+
+
+def seq_and_insert(touch: Touch | None, with_files: bool) -> Insert:
+    """PostgreSQL: the statement that takes the seq and stores a draft (``Draft.params``), built once."""
+    return _SEQ_AND_INSERT[touch, with_files]
+
+
 async def insert_message(
     conn: AsyncConnection,
     cid: str,
@@ -111,38 +172,10 @@ async def insert_message(
     touch: Touch | None = None,
 ) -> Message:
     """``touch``: what else the message changes on its conversation (``Touch``)."""
-    mid = uuid.uuid4().hex
-    row: dict[str, Any] = {
-        "id": mid,
-        "conversation_id": cid,
-        "role": author.role.value,
-        "author_name": author.name,
-        "author_avatar_url": author.avatar_url,
-        "author_remote_id": author.remote_id,
-        "text": text,
-        "client_msg_id": client_msg_id,
-        "origin": origin,
-        "created_at": now,
-        "deleted": False,
-        "html": html,
-    }
-    if attachments:
-        row["attachments"] = [a.stored() for a in attachments]
+    draft = Draft(cid, author, text, now, origin, client_msg_id, html, attachments)
     if conn.dialect.name == "postgresql":
-        params = {f"m_{name}": value for name, value in row.items()} | {"cid": cid, "now": now}
-        seq = int((await conn.execute(_SEQ_AND_INSERT[touch, bool(attachments)], params)).scalar_one())
+        seq = int((await conn.execute(seq_and_insert(touch, bool(attachments)), draft.params())).scalar_one())
     else:
         seq = await next_seq(conn, cid, touch, now)
-        await conn.execute(_INSERT_MESSAGE, {**row, "seq": seq})
-    return Message(
-        mid,
-        ConversationId(cid),
-        seq,
-        author,
-        text,
-        now,
-        client_msg_id,
-        origin=origin,
-        html=html,
-        attachments=tuple(attachments),
-    )
+        await conn.execute(_INSERT_MESSAGE, {**draft.row(), "seq": seq})
+    return draft.stored(seq)
