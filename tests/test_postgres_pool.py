@@ -60,6 +60,19 @@ async def test_an_idle_connection_killed_meanwhile_is_replaced_before_it_is_used
     assert after != before
 
 
+async def test_connections_killed_a_moment_ago_are_replaced_before_use(db: Database) -> None:
+    """A restart right after a burst: the pooled connections were in use a moment ago (no check is due), but
+    the driver has seen them close — neither a read nor a lane's lock may be the one that finds out."""
+    before = await _read_pid(db)
+    async with db.lane_lock("slack:c1") as lease:
+        assert lease is not None
+    await _terminate(await _backends(db))
+    for _ in range(3):
+        async with db.lane_lock("slack:c1") as lease:
+            assert lease is not None  # the lock taken on a live connection, every time
+    assert await _read_pid(db) != before
+
+
 async def test_a_connection_in_use_a_moment_ago_costs_no_check(db: Database) -> None:
     """A busy instance takes connections from the pool several times per message: no check round trip
     for one that was in use a moment ago (the check would be the first statement PostgreSQL sees)."""

@@ -20,7 +20,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import DBAPIError, InterfaceError, InvalidatePoolError
+from sqlalchemy.exc import DBAPIError, InterfaceError, InvalidatePoolError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from bridge.store import sqlite_calls
@@ -92,33 +92,43 @@ class LaneLease:
             async with self._db.write() as conn:
                 yield conn
             return
-        await self._conn.execution_options(isolation_level="AUTOCOMMIT")
+        held = self._held()  # first: SQLAlchemy would connect again to apply the option below
+        await held.execution_options(isolation_level="AUTOCOMMIT")
         try:
             async with self._on_lock_connection() as conn:
                 yield conn
-        finally:
-            if not self._conn.invalidated:  # a cut connection is dropped, not reused
-                await self._conn.execution_options(isolation_level=TRANSACTIONS)
+        except BaseException:
+            # back to transactions, unless the connection is gone; nothing here replaces the error
+            with contextlib.suppress(SQLAlchemyError, OSError):
+                if not held.invalidated:
+                    await held.execution_options(isolation_level=TRANSACTIONS)
+            raise
+        await held.execution_options(isolation_level=TRANSACTIONS)
 
-    @asynccontextmanager
-    async def _on_lock_connection(self) -> AsyncIterator[AsyncConnection]:
+    def _held(self) -> AsyncConnection:
+        """The lock's connection, while it is the one that holds the lock."""
         assert self._conn is not None
         if self._conn.invalidated:
             # SQLAlchemy would quietly connect again: a new session, which does not hold the lock
             raise LeaseLost("the lane's lock connection was dropped")
+        return self._conn
+
+    @asynccontextmanager
+    async def _on_lock_connection(self) -> AsyncIterator[AsyncConnection]:
+        conn = self._held()
         try:
-            yield self._conn
-            await self._conn.commit()
+            yield conn
+            await conn.commit()
         except (DBAPIError, OSError) as exc:
             # whatever went wrong, the lock connection must not stay inside a failed transaction
             with contextlib.suppress(DBAPIError, OSError):
-                await self._conn.rollback()
-            if isinstance(exc, OSError | InterfaceError) or exc.connection_invalidated or self._conn.invalidated:
+                await conn.rollback()
+            if isinstance(exc, OSError | InterfaceError) or exc.connection_invalidated or conn.invalidated:
                 raise LeaseLost(str(exc)) from exc
             raise
         except BaseException:
             with contextlib.suppress(DBAPIError, OSError):
-                await self._conn.rollback()
+                await conn.rollback()
             raise
 
 
@@ -149,6 +159,9 @@ class Database:
             kwargs.update(
                 pool_size=POOL_SIZE,
                 max_overflow=POOL_OVERFLOW,
+                # the connection used last is taken first: the busy ones stay busy (no check needed), the
+                # rest sit idle and are checked when next taken (``_check_if_idle``)
+                pool_use_lifo=True,
                 connect_args=connect_args,
                 isolation_level="AUTOCOMMIT",
             )
@@ -260,6 +273,9 @@ class Database:
             try:
                 got = bool(await driver.fetchval("SELECT pg_try_advisory_lock($1)", key))
             except Exception as exc:  # the driver's own errors: the connection is gone, or going
+                # SQLAlchemy never saw the error: the connection must not go back to the pool as good
+                with contextlib.suppress(DBAPIError, OSError):
+                    await conn.invalidate()
                 raise LeaseLost(f"cannot ask for the lane's lock ({type(exc).__name__}: {exc})") from exc
             try:
                 yield LaneLease(self, conn) if got else None
@@ -306,14 +322,20 @@ def _check_if_idle(dialect: Any, dbapi_connection: Any, record: Any, _proxy: Any
     takes a connection back from the pool several times per message, and a check each time was a round
     trip per use. A connection used a moment ago that has died meanwhile (a restart, a cut) fails its first
     statement instead — like one that dies during a transaction — and that failure invalidates the pool."""
+    driver = getattr(dbapi_connection, "driver_connection", None)
+    if driver is not None and driver.is_closed():
+        # the driver saw it close (a restart, a terminated backend): no need to ask
+        raise InvalidatePoolError()  # connect afresh; the others older than now are replaced when next taken
     since = record.info.get("idle_since")
     if since is None or time.monotonic() - since < CHECK_AFTER_IDLE_SECONDS:
         return  # fresh, or in use a moment ago
     try:
         dialect.do_ping(dbapi_connection)
+    except (OSError, TimeoutError) as exc:  # not translated by the driver: a dead connection all the same
+        raise InvalidatePoolError() from exc
     except dialect.loaded_dbapi.Error as exc:
         if dialect.is_disconnect(exc, dbapi_connection, None):
-            raise InvalidatePoolError() from exc  # the pool connects afresh (and drops the others)
+            raise InvalidatePoolError() from exc
         raise
 
 
