@@ -4,6 +4,7 @@ in autocommit outside transactions, and a transaction still a transaction."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import pytest
@@ -11,7 +12,7 @@ import pytest_asyncio
 from sqlalchemy import text
 
 from bridge.store import database
-from bridge.store.database import Database
+from bridge.store.database import Database, LeaseLost
 from tests.conftest import PG_ADMIN
 
 
@@ -60,16 +61,26 @@ async def test_an_idle_connection_killed_meanwhile_is_replaced_before_it_is_used
     assert after != before
 
 
-async def test_connections_killed_a_moment_ago_are_replaced_before_use(db: Database) -> None:
-    """A restart right after a burst: the pooled connections were in use a moment ago (no check is due), but
-    the driver has seen them close — neither a read nor a lane's lock may be the one that finds out."""
-    before = await _read_pid(db)
+async def test_connections_killed_a_moment_ago_fail_once_each_at_most(db: Database) -> None:
+    """A restart right after a burst: the pooled connections were in use a moment ago (no check is due).
+    One the driver has seen close is replaced before use; one it has not seen close yet may fail its first
+    use (as one cut during a transaction does: the lane stops and is tried again) — but once, never again:
+    a lane's lock attempt on it reaches the driver past SQLAlchemy, and must not return it to the pool."""
     async with db.lane_lock("slack:c1") as lease:
         assert lease is not None
+    before = await _read_pid(db)
+    pooled = db.engine.sync_engine.pool.checkedin()  # type: ignore[attr-defined]
     await _terminate(await _backends(db))
-    for _ in range(3):
-        async with db.lane_lock("slack:c1") as lease:
-            assert lease is not None  # the lock taken on a live connection, every time
+    failed = 0
+    for _ in range(pooled + 2):
+        try:
+            async with db.lane_lock("slack:c1") as lease:
+                assert lease is not None
+        except LeaseLost:
+            failed += 1
+    assert failed <= pooled
+    async with db.lane_lock("slack:c1") as lease:  # by now on a live connection
+        assert lease is not None
     assert await _read_pid(db) != before
 
 
@@ -80,7 +91,7 @@ async def test_a_connection_in_use_a_moment_ago_costs_no_check(db: Database) -> 
     seen: list[str] = []
     raw_ping = db.engine.dialect.do_ping
 
-    def ping(dbapi_connection: object) -> bool:
+    def ping(dbapi_connection: Any) -> bool:
         seen.append("ping")
         return bool(raw_ping(dbapi_connection))
 
