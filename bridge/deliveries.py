@@ -316,7 +316,8 @@ class DeliveryWorker:
         by_id = {d.id: d for d in batch}
         outgoing = {o.delivery_id: o for o in items}
         now = self.clock()
-        await sent_record.record(lane, lease, sent, by_id, outgoing, now, in_one=not self.db.is_sqlite)
+        batch_sent = sent_record.SentBatch(lane, lease, sent, by_id, outgoing, now)
+        await sent_record.record(batch_sent, in_one=not self.db.is_sqlite)
         self.sent_total += len(sent)
         for accepted in (d.created_at for d in map(by_id.get, (s.delivery_id for s in sent)) if d and d.created_at):
             self.observer.delivered(lane.endpoint, (now - accepted).total_seconds())

@@ -6,6 +6,7 @@ taken back."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -19,69 +20,60 @@ from bridge.store.database import LaneLease
 from bridge.store.outbox import Lane, PendingDelivery
 
 
-async def record(
-    lane: Lane,
-    lease: LaneLease,
-    sent: Sequence[Sent],
-    by_id: Mapping[int, PendingDelivery],
-    outgoing: Mapping[int, Outgoing],
-    now: datetime,
-    *,
-    in_one: bool,
-) -> None:
+@dataclass(frozen=True)
+class SentBatch:
+    """One batch's sends, with what they were made from."""
+
+    lane: Lane
+    lease: LaneLease
+    sent: Sequence[Sent]
+    #: the batch's deliveries and what was sent for each, by delivery id
+    deliveries: Mapping[int, PendingDelivery]
+    outgoing: Mapping[int, Outgoing]
+    now: datetime
+
+
+async def record(batch: SentBatch, *, in_one: bool) -> None:
     """``in_one`` (PostgreSQL): sends that opened no thread and made one post each — nearly all — in one
     statement, where each statement is a round trip."""
-    if in_one and all(s.thread is None and not s.more for s in sent):
-        await _record_plain(lane, lease, sent, by_id, outgoing, now)
+    if in_one and all(s.thread is None and not s.more for s in batch.sent):
+        await _record_plain(batch)
     else:
-        await _record_each(lane, lease, sent, by_id, outgoing, now)
+        await _record_each(batch)
 
 
-async def _record_plain(
-    lane: Lane,
-    lease: LaneLease,
-    sent: Sequence[Sent],
-    by_id: Mapping[int, PendingDelivery],
-    outgoing: Mapping[int, Outgoing],
-    now: datetime,
-) -> None:
+async def _record_plain(b: SentBatch) -> None:
     """PostgreSQL, sends that opened no thread and made one post each (nearly all): one statement. A send
     whose delivery was erased meanwhile has its post taken back in a second commit: a crash between the two
     leaves the post in the team chat, as a crash between the send and the first would."""
     sends = [
-        outbox.PlainSend(s.delivery_id, s.remote_id, d.message_id if (d := by_id.get(s.delivery_id)) else None)
-        for s in sent
+        outbox.PlainSend(s.delivery_id, s.remote_id, d.message_id if (d := b.deliveries.get(s.delivery_id)) else None)
+        for s in b.sent
     ]
-    async with lease.statements() as conn:
-        done = await outbox.record_sends(conn, lane.endpoint, lane.conversation_id, sends, now)
-    gone = [s for s in sent if s.delivery_id not in done]
+    async with b.lease.statements() as conn:
+        done = await outbox.record_sends(conn, b.lane.endpoint, b.lane.conversation_id, sends, b.now)
+    gone = [s for s in b.sent if s.delivery_id not in done]
     if gone:  # erased while on their way (retention, forget): what they became goes too
-        async with lease.fenced() as conn:
+        async with b.lease.fenced() as conn:
             for s in gone:
-                await _erase_late_copies(conn, lane.endpoint, outgoing[s.delivery_id], s, now)
+                await _erase_late_copies(conn, b.lane.endpoint, b.outgoing[s.delivery_id], s, b.now)
 
 
-async def _record_each(
-    lane: Lane,
-    lease: LaneLease,
-    sent: Sequence[Sent],
-    by_id: Mapping[int, PendingDelivery],
-    outgoing: Mapping[int, Outgoing],
-    now: datetime,
-) -> None:
-    async with lease.fenced() as conn:
+async def _record_each(b: SentBatch) -> None:
+    lane, now = b.lane, b.now
+    async with b.lease.fenced() as conn:
         copies: list[outbox.Copy] = []
-        for s in sent:
+        for s in b.sent:
             if not await outbox.mark_done(conn, s.delivery_id, now, s.remote_id, s.more):
                 # erased while on its way (retention, forget): what it became goes too
-                await _erase_late_copies(conn, lane.endpoint, outgoing[s.delivery_id], s, now)
+                await _erase_late_copies(conn, lane.endpoint, b.outgoing[s.delivery_id], s, now)
                 continue
             if s.thread is not None:
                 await q.set_thread_ref(conn, lane.conversation_id, lane.endpoint, s.thread)
                 # kept for good: after a transfer (or a root posted twice) replies under this
                 # root still belong to the conversation
                 await q.remember_root(conn, lane.endpoint, s.thread, lane.conversation_id, now)
-            d = by_id.get(s.delivery_id)
+            d = b.deliveries.get(s.delivery_id)
             if s.remote_id and d is not None and d.message_id:
                 # our own post, known by its remote id: its echo is never taken for a reply
                 copies.append(outbox.Copy(s.remote_id, d.message_id))

@@ -46,14 +46,15 @@ _MESSAGES_AFTER = (
 )
 _GET_MESSAGE = select(message).where(message.c.id == bindparam("mid"))
 _THREAD_LINKS = select(thread_link).where(thread_link.c.conversation_id == bindparam("cid"))
+#: a thread link's columns as ``links_of`` reads them
+LINK_COLUMNS = (
+    thread_link.c.endpoint.label("link_endpoint"),
+    thread_link.c.destination.label("link_destination"),
+    thread_link.c.thread_ref.label("link_ref"),
+)
 #: a conversation with its thread links, a row per link (one row with no link when it has none)
 _CONVERSATION_AND_LINKS = (
-    select(
-        conversation,
-        thread_link.c.endpoint.label("link_endpoint"),
-        thread_link.c.destination.label("link_destination"),
-        thread_link.c.thread_ref.label("link_ref"),
-    )
+    select(conversation, *LINK_COLUMNS)
     .outerjoin(thread_link, thread_link.c.conversation_id == conversation.c.id)
     .where(conversation.c.id == bindparam("cid"))
 )
@@ -68,12 +69,7 @@ _EXISTING = (
 _CONVERSATION_LINKS_AND_EXISTING = _CONVERSATION_AND_LINKS.add_columns(_EXISTING)
 #: a row per thread link, and one more if the line was stored already (its ``existing_id``)
 _LINKS_AND_EXISTING = union_all(
-    select(
-        thread_link.c.endpoint.label("link_endpoint"),
-        thread_link.c.destination.label("link_destination"),
-        thread_link.c.thread_ref.label("link_ref"),
-        null().label("existing_id"),
-    ).where(thread_link.c.conversation_id == bindparam("cid")),
+    select(*LINK_COLUMNS, null().label("existing_id")).where(thread_link.c.conversation_id == bindparam("cid")),
     select(null(), null(), null(), message.c.id).where(
         and_(message.c.conversation_id == bindparam("cid"), message.c.client_msg_id == bindparam("client_msg_id"))
     ),

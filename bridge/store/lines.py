@@ -18,7 +18,7 @@ from sqlalchemy.sql import Select
 from bridge.model import Message
 from bridge.store import outbox
 from bridge.store.conversations import thread_links
-from bridge.store.new_messages import Draft, Touch, insert_message, seq_and_insert
+from bridge.store.new_messages import Draft, Touch, insert_draft, seq_and_insert
 from bridge.store.tables import delivery, message, thread_link
 
 _NOW = bindparam("now", type_=delivery.c.created_at.type)
@@ -80,18 +80,7 @@ async def insert_line(
     for. ``touch``: what else the message changes on its conversation. ``links``: the endpoints with a
     thread, when the caller read them after taking the lock (SQLite then reads nothing more)."""
     if conn.dialect.name != "postgresql":
-        msg = await insert_message(
-            conn,
-            draft.cid,
-            draft.author,
-            draft.text,
-            draft.now,
-            origin=draft.origin,
-            client_msg_id=draft.client_msg_id,
-            html=draft.html,
-            attachments=draft.attachments,
-            touch=touch,
-        )
+        msg = await insert_draft(conn, draft, touch)
         endpoints = [e for e in (await thread_links(conn, draft.cid) if links is None else links) if e != skip]
         for endpoint in endpoints:
             await outbox.enqueue(conn, draft.cid, endpoint, kind, draft.now, message_id=msg.id)

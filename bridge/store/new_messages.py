@@ -172,10 +172,15 @@ async def insert_message(
     touch: Touch | None = None,
 ) -> Message:
     """``touch``: what else the message changes on its conversation (``Touch``)."""
-    draft = Draft(cid, author, text, now, origin, client_msg_id, html, attachments)
+    return await insert_draft(conn, Draft(cid, author, text, now, origin, client_msg_id, html, attachments), touch)
+
+
+async def insert_draft(conn: AsyncConnection, draft: Draft, touch: Touch | None = None) -> Message:
+    """Store ``draft`` with the next seq (``touch``: what else it changes on its conversation)."""
     if conn.dialect.name == "postgresql":
-        seq = int((await conn.execute(seq_and_insert(touch, bool(attachments)), draft.params())).scalar_one())
+        params = draft.params()
+        seq = int((await conn.execute(seq_and_insert(touch, bool(draft.attachments)), params)).scalar_one())
     else:
-        seq = await next_seq(conn, cid, touch, now)
+        seq = await next_seq(conn, draft.cid, touch, draft.now)
         await conn.execute(_INSERT_MESSAGE, {**draft.row(), "seq": seq})
     return draft.stored(seq)

@@ -11,7 +11,7 @@ from sqlalchemy import and_, bindparam, func, insert, null, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.model import Conversation, Message
-from bridge.store.conversations import Links, conversation_of, links_of, message_of, utc
+from bridge.store.conversations import LINK_COLUMNS, Links, conversation_of, links_of, message_of, utc
 from bridge.store.message_links import REMEMBER
 from bridge.store.tables import conversation, delivery, message, thread_link
 
@@ -67,9 +67,7 @@ _LANE_HEAD = (
         _HEAD,
         *(c.label(f"m_{c.name}") for c in message.c),
         *(c.label(f"c_{c.name}") for c in conversation.c),
-        thread_link.c.endpoint.label("link_endpoint"),
-        thread_link.c.destination.label("link_destination"),
-        thread_link.c.thread_ref.label("link_ref"),
+        *LINK_COLUMNS,
     )
     .select_from(
         _HEAD.outerjoin(message, message.c.id == _HEAD.c.message_id)
