@@ -143,7 +143,7 @@ class VisitorSide:
         it, before it is stored; what it raises (a rate limit) stores nothing."""
         async with self.core.work() as work:
             # lock first: two concurrent sends of the same client_msg_id queue here, the second finds the first
-            conv, links, existing = await q.line_context(work.conn, cid, client_msg_id)
+            conv, existing = await q.line_context(work.conn, cid, client_msg_id)
             if existing is not None:
                 return existing, False
             if conv is None or (conv.status is not Status.OPEN and not (reopen and conv.kind == "chat")):
@@ -158,7 +158,7 @@ class VisitorSide:
             author = Participant(Role.VISITOR, conv.visitor_name)
             draft = Draft(cid, author, text, work.now, origin, client_msg_id, attachments=files)
             # the first unanswered message starts the first-response clock
-            msg, queued = await lines.insert_line(work.conn, draft, Line.KIND, touch=q.Touch.VISITOR, links=links)
+            msg, queued = await lines.insert_line(work.conn, draft, Line.KIND, touch=q.Touch.VISITOR)
             await attachments.link(work.conn, [f.id for f in files], cid, msg.id)
             work.queued(cid, queued)
             await observe.visitor_said(work, cid)

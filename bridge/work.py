@@ -140,12 +140,9 @@ class Work:
         self.deliveries += len(endpoints)
         self.lanes.update((cid, endpoint) for endpoint in endpoints)
 
-    async def enqueue_all(
-        self, cid: str, what: Outbound, *, skip: str | None = None, links: Collection[str] | None = None
-    ) -> None:
-        """The same delivery to every endpoint the conversation has a thread on (but ``skip``, its origin).
-        ``links``: those endpoints, when the caller has just read them in this transaction."""
-        for endpoint in await q.thread_links(self.conn, cid) if links is None else links:
+    async def enqueue_all(self, cid: str, what: Outbound, *, skip: str | None = None) -> None:
+        """The same delivery to every endpoint the conversation has a thread on (but ``skip``, its origin)."""
+        for endpoint in await q.thread_links(self.conn, cid):
             if endpoint != skip:
                 await self.enqueue(cid, endpoint, what)
 

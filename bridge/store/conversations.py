@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, overload
 
-from sqlalchemy import and_, bindparam, delete, exists, func, insert, null, select, union_all, update
+from sqlalchemy import and_, bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -29,7 +29,6 @@ from bridge.store.message_links import remember_remote
 # where a message's seq and row are stored (one round trip on PostgreSQL); used through this module too
 from bridge.store.new_messages import Touch as Touch
 from bridge.store.new_messages import insert_message as insert_message
-from bridge.store.new_messages import next_seq as next_seq
 from bridge.store.tables import conversation, message, message_link, thread_link
 
 # The statements every message runs, built once: building one and keying it for SQLAlchemy's compiled
@@ -52,13 +51,6 @@ LINK_COLUMNS = (
     thread_link.c.destination.label("link_destination"),
     thread_link.c.thread_ref.label("link_ref"),
 )
-#: a conversation with its thread links, a row per link (one row with no link when it has none)
-_CONVERSATION_AND_LINKS = (
-    select(conversation, *LINK_COLUMNS)
-    .outerjoin(thread_link, thread_link.c.conversation_id == conversation.c.id)
-    .where(conversation.c.id == bindparam("cid"))
-)
-
 #: the id of the message a visitor's ``client_msg_id`` was stored as, if it was
 _EXISTING = (
     select(message.c.id)
@@ -66,14 +58,9 @@ _EXISTING = (
     .scalar_subquery()
     .label("existing_id")
 )
-_CONVERSATION_LINKS_AND_EXISTING = _CONVERSATION_AND_LINKS.add_columns(_EXISTING)
-#: a row per thread link, and one more if the line was stored already (its ``existing_id``)
-_LINKS_AND_EXISTING = union_all(
-    select(*LINK_COLUMNS, null().label("existing_id")).where(thread_link.c.conversation_id == bindparam("cid")),
-    select(null(), null(), null(), message.c.id).where(
-        and_(message.c.conversation_id == bindparam("cid"), message.c.client_msg_id == bindparam("client_msg_id"))
-    ),
-)
+#: a conversation with the id of its message stored for a ``client_msg_id`` (None: not stored yet)
+_CONVERSATION_AND_EXISTING = _GET_CONVERSATION.add_columns(_EXISTING)
+_ONLY_EXISTING = select(_EXISTING)
 
 #: the conversation whose thread a ref is: the current one, or (after a transfer) the one whose root it was
 _FOR_THREAD_NOW = (
@@ -172,25 +159,20 @@ async def get_conversation(conn: AsyncConnection, cid: str) -> Conversation | No
 
 async def line_context(
     conn: AsyncConnection, cid: str, client_msg_id: str
-) -> tuple[Conversation | None, Links, Message | None]:
+) -> tuple[Conversation | None, Message | None]:
     """What storing a visitor's line needs, with the conversation locked for the transaction: the
-    conversation (None if it is gone), its thread links, and the message stored for ``client_msg_id``
-    already (a resend). On PostgreSQL two statements, the lock first: a statement that waits for a row lock
-    reads the other tables as they were before it waited, and the holder may just have stored the same
-    line or relinked the threads (a transfer). SQLite's single writer is the lock there: one statement."""
+    conversation (None if it is gone), and the message stored for ``client_msg_id`` already (a resend). On
+    PostgreSQL two statements, the lock first: a statement that waits for a row lock reads the other tables
+    as they were before it waited, and the holder may just have stored the same line. SQLite's single
+    writer is the lock there: one statement."""
     params = {"cid": cid, "client_msg_id": client_msg_id}
     if conn.dialect.name == "postgresql":
         conv = await lock_conversation(conn, cid)
-        if conv is None:
-            return None, {}, None
-        rows = (await conn.execute(_LINKS_AND_EXISTING, params)).all()
+        existing = (await conn.execute(_ONLY_EXISTING, params)).scalar() if conv is not None else None
     else:
-        rows = (await conn.execute(_CONVERSATION_LINKS_AND_EXISTING, params)).all()
-        if not rows:
-            return None, {}, None
-        conv = _conversation(rows[0])
-    existing = next((r.existing_id for r in rows if r.existing_id is not None), None)
-    return conv, links_of(rows), await get_message(conn, existing) if existing is not None else None
+        row = (await conn.execute(_CONVERSATION_AND_EXISTING, params)).first()
+        conv, existing = (_conversation(row), row.existing_id) if row is not None else (None, None)
+    return conv, await get_message(conn, existing) if existing is not None else None
 
 
 def links_of(rows: Sequence[Row[Any]]) -> Links:

@@ -9,8 +9,6 @@ the caller locked the conversation, so a transfer that relinked the threads mean
 
 from __future__ import annotations
 
-from collections.abc import Collection
-
 from sqlalchemy import bindparam, false, insert, literal, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Select
@@ -73,15 +71,13 @@ async def insert_line(
     *,
     touch: Touch | None = None,
     skip: str | None = None,
-    links: Collection[str] | None = None,
 ) -> tuple[Message, list[str]]:
     """Store ``draft`` (its conversation locked by the caller) and queue it as a ``kind`` delivery for every
     team chat the conversation has a thread on but ``skip``; the message and the endpoints it was queued
-    for. ``touch``: what else the message changes on its conversation. ``links``: the endpoints with a
-    thread, when the caller read them after taking the lock (SQLite then reads nothing more)."""
+    for. ``touch``: what else the message changes on its conversation."""
     if conn.dialect.name != "postgresql":
         msg = await insert_draft(conn, draft, touch)
-        endpoints = [e for e in (await thread_links(conn, draft.cid) if links is None else links) if e != skip]
+        endpoints = [e for e in await thread_links(conn, draft.cid) if e != skip]
         for endpoint in endpoints:
             await outbox.enqueue(conn, draft.cid, endpoint, kind, draft.now, message_id=msg.id)
         return msg, endpoints
