@@ -80,6 +80,8 @@ class Server:
             cwd=ROOT,
         )
         line = await asyncio.wait_for(self._line(), 60)
+        while profile and line != "ready":  # py-spy's own words come first on the same stdout
+            line = await asyncio.wait_for(self._line(), 60)
         assert line == "ready", line
         return self
 

@@ -12,11 +12,26 @@ from datetime import datetime
 from bridge.live import LiveHub
 from bridge.store.database import Database
 from bridge.team_side import TeamSide
-from bridge.visitor_side import ConversationClosed, ForeignAttachment, NewConversation, VisitorSide, WrongState
+from bridge.visitor_side import (
+    ConversationClosed,
+    ForeignAttachment,
+    LimitReached,
+    NewConversation,
+    VisitorSide,
+    WrongState,
+)
 from bridge.work import Announce, Core, utcnow
 from config.settings import SiteConfig
 
-__all__ = ["ConversationClosed", "Conversations", "ForeignAttachment", "NewConversation", "WrongState", "utcnow"]
+__all__ = [
+    "ConversationClosed",
+    "Conversations",
+    "ForeignAttachment",
+    "LimitReached",
+    "NewConversation",
+    "WrongState",
+    "utcnow",
+]
 
 
 class Conversations(VisitorSide, TeamSide):

@@ -6,7 +6,7 @@ import hmac
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -26,8 +26,9 @@ from bridge.model import (
     Visitor,
 )
 from bridge.outbound import Line, Notice, OpenThread, RootState, Seen, Transcript
-from bridge.store import attachments, lines, read_state, returning
+from bridge.store import attachments, lines, read_state, returning, visitor_lines
 from bridge.store import conversations as q
+from bridge.store.limits import CountedUse, SharedLimits, seconds_to_wait
 from bridge.store.new_messages import Draft
 from bridge.transcript import render_transcript, render_transcript_html
 from bridge.work import Core, Work, hash_token
@@ -43,6 +44,14 @@ class ConversationClosed(Exception):
 
 class ForeignAttachment(Exception):
     """A file id that is not one of this conversation's uploads (another's, unknown, or unfinished)."""
+
+
+class LimitReached(Exception):
+    """Too many messages in the conversation for now: ``wait`` seconds until a place frees up."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"try again in {wait:.0f} s")
+        self.wait = wait
 
 
 class WrongState(Exception):
@@ -135,12 +144,16 @@ class VisitorSide:
         origin: str = "widget",
         reopen: bool = False,
         admit: Callable[[AsyncConnection], Awaitable[None]] | None = None,
+        count: CountedUse | None = None,
     ) -> tuple[Message, bool]:
         """Store a visitor message once per ``client_msg_id``, with the files uploaded to the conversation
         before (``attachment_ids``; ``ForeignAttachment`` when one is not); (message, True if new).
         ``reopen``: a closed chat opens again for it (a reply by email, ``bridge/mail_in.py``).
         ``admit``: called for a new message only (a resend costs nothing), in the transaction that stores
-        it, before it is stored; what it raises (a rate limit) stores nothing."""
+        it, before it is stored; what it raises (a rate limit) stores nothing. ``count``: a use counted in
+        the store the same way (``LimitReached`` when no place is left)."""
+        if not (self.core.db.is_sqlite or attachment_ids or reopen or admit):
+            return await self._plain_line(cid, client_msg_id, text, origin, count)
         async with self.core.work() as work:
             # lock first: two concurrent sends of the same client_msg_id queue here, the second finds the first
             conv, existing = await q.line_context(work.conn, cid, client_msg_id)
@@ -153,6 +166,8 @@ class VisitorSide:
                 raise ForeignAttachment(cid)
             if admit is not None:  # last: a message refused for what it is costs no place
                 await admit(work.conn)
+            if count is not None and (wait := await SharedLimits(self.core.db).count(count, work.conn)):
+                raise LimitReached(wait)
             if conv.status is not Status.OPEN:
                 await mail_in.reopen(work, conv)
             author = Participant(Role.VISITOR, conv.visitor_name)
@@ -164,6 +179,37 @@ class VisitorSide:
             await observe.visitor_said(work, cid)
             work.signal(cid, NewMessage(msg.seq, msg))
             await craft.tell_place_in_line(self.core, work, conv, msg.seq)
+        return msg, True
+
+    async def _plain_line(
+        self, cid: str, client_msg_id: str, text: str, origin: str, count: CountedUse | None
+    ) -> tuple[Message, bool]:
+        """``post_visitor_message`` for a plain line on PostgreSQL: the same steps in one database call
+        (``bridge/store/visitor_lines.py``), then what a unit of work does once committed."""
+        async with self.core.statements() as work:
+            # the author's name is the conversation's visitor's, as the call stores it
+            draft = Draft(cid, Participant(Role.VISITOR, ""), text, work.now, origin, client_msg_id)
+            done = await visitor_lines.store_visitor_line(work.conn, draft, Line.KIND, count)
+            if done.outcome == "resent" and done.found_id is not None:
+                existing = await q.get_message(work.conn, done.found_id)
+                assert existing is not None  # messages are never deleted, only erased with their conversation
+                return existing, False
+            if done.outcome == "limited" and count is not None and done.oldest is not None:
+                raise LimitReached(seconds_to_wait(done.oldest, count.span, count.now))
+            if done.outcome != "stored":
+                raise ConversationClosed(cid)
+            msg = replace(draft, author=Participant(Role.VISITOR, done.author or "")).stored(done.seq)
+            work.queued(cid, done.endpoints)
+            await observe.visitor_said(work, cid)
+            work.signal(cid, NewMessage(msg.seq, msg))
+        if done.conversation_kind == "chat" and not done.was_awaiting:
+            # the visitor's first unanswered line: their place in line, maybe (a unit of work of its own;
+            # ``conv`` as it was before the line, as the other way tells it)
+            async with self.core.work() as work:
+                conv = await q.get_conversation(work.conn, cid)
+                if conv is not None:
+                    before = replace(conv, awaiting_reply_since=None)
+                    await craft.tell_place_in_line(self.core, work, before, msg.seq)
         return msg, True
 
     async def visitor_typing(self, cid: str) -> None:

@@ -7,6 +7,7 @@ delivery workers woken.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from bridge.store import conversations as q
 from bridge.store import outbox
 from bridge.store.database import Database
 from config.settings import SiteConfig
+
+log = logging.getLogger(__name__)
 
 
 class Announce(Protocol):
@@ -80,6 +83,27 @@ class Core:
             wake = work.deliveries > 0
             if self.announce is not None and (work.signals or wake):
                 await self.announce(work.signals, wake, conn)
+        self._committed(work, wake)
+
+    @asynccontextmanager
+    async def statements(self) -> AsyncIterator[Work]:
+        """PostgreSQL: statements each committed on its own, in autocommit — a database function that is a
+        whole unit of work by itself (``bridge/store/visitor_lines.py``) — announced after the block as
+        ``work()`` announces its commit, unless the block raises."""
+        assert not self.db.is_sqlite, "SQLite: use work()"
+        async with self.db.read() as conn:
+            work = Work(conn, self.clock())
+            yield work
+            wake = work.deliveries > 0
+            if self.announce is not None and (work.signals or wake):
+                try:
+                    await self.announce(work.signals, wake, conn)  # in autocommit: sent at once
+                except Exception as exc:  # committed already: the peers catch up on their next recheck
+                    log.warning("could not signal other instances: %s", exc)
+        self._committed(work, wake)
+
+    def _committed(self, work: Work, wake: bool) -> None:
+        """What a unit of work tells once it is committed: the observer, the sockets and lanes here."""
         tell(self.observer, work.observations)
         self._publish_here(work.signals, wake=wake, lanes=work.lanes)
 

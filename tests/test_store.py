@@ -6,18 +6,20 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 
+import pytest
 import pytest_asyncio
 from sqlalchemy import delete, select
 
-from bridge.conversations import ConversationClosed, Conversations, utcnow
+from bridge.conversations import ConversationClosed, Conversations, LimitReached, utcnow
 from bridge.deliveries import DeliveryWorker
 from bridge.endpoint import Inbox, Outgoing, Sent
 from bridge.errors import RetryLater
 from bridge.live import LiveHub
-from bridge.model import EndpointName, RemoteId, ThreadRef, Visitor
+from bridge.model import EndpointName, RemoteId, Role, ThreadRef, Visitor
 from bridge.outbound import Erase, Line, OpenThread, RootState, Transcript
 from bridge.store import conversations as q
 from bridge.store.database import Database
+from bridge.store.limits import CountedUse, SharedLimits
 from bridge.store.tables import delivery, message_link
 from tests.harness import acme_settings, wait_for_a_lock_wait, wait_until
 
@@ -94,6 +96,50 @@ async def test_seq_has_no_gaps_under_concurrency_and_client_ids_dedupe(db: Datab
     assert [m.seq for m in stored] == list(range(1, 21))
     assert sorted(m.client_msg_id for m in stored) == sorted(f"c{i}" for i in range(20))
     assert [m.seq for m in await conversations.messages_after(cid, 15)] == [16, 17, 18, 19, 20]
+
+
+async def test_a_line_counts_against_its_limit_once_and_a_refused_one_stores_nothing(db: Database) -> None:
+    conversations, _ = _core(db, RecordingEndpoint())
+    cid = await _start(conversations)
+    now = utcnow()
+
+    def use(seconds: float) -> CountedUse:
+        return SharedLimits(db).counted_use("messages", cid, 2, 60, now + timedelta(seconds=seconds))
+
+    first, _ = await conversations.post_visitor_message(cid, "c1", "one", count=use(0))
+    await conversations.post_visitor_message(cid, "c2", "two", count=use(1))
+    # a resend is answered with what was stored and costs no place, even with none left
+    again, created = await conversations.post_visitor_message(cid, "c1", "one", count=use(2))
+    assert (again.id, again.seq, again.text, created) == (first.id, 1, "one", False)
+    with pytest.raises(LimitReached) as refused:
+        await conversations.post_visitor_message(cid, "c3", "three", count=use(2))
+    assert refused.value.wait == 58  # until the first use leaves the minute
+    assert [m.text for m in await conversations.messages_after(cid, 0)] == ["one", "two"]
+    # the place the first use held frees up: the refused line was not counted, so one more fits
+    await conversations.post_visitor_message(cid, "c3", "three", count=use(60.5))
+    with pytest.raises(LimitReached):
+        await conversations.post_visitor_message(cid, "c4", "four", count=use(60.6))
+    stored = await conversations.messages_after(cid, 0)
+    assert [(m.seq, m.text, m.author.name) for m in stored] == [
+        (1, "one", "Ann"),
+        (2, "two", "Ann"),
+        (3, "three", "Ann"),
+    ]
+
+
+async def test_a_line_for_a_closed_or_unknown_conversation_is_refused_but_a_resend_is_answered(db: Database) -> None:
+    conversations, _ = _core(db, RecordingEndpoint())
+    cid = await _start(conversations)
+    sent, _ = await conversations.post_visitor_message(cid, "c1", "before close")
+    assert await conversations.close(cid)
+    again, created = await conversations.post_visitor_message(cid, "c1", "before close")
+    assert (again.id, created) == (sent.id, False)
+    for conversation in (cid, "no-such-conversation"):
+        with pytest.raises(ConversationClosed):
+            await conversations.post_visitor_message(conversation, "c2", "after close")
+    assert [m.text for m in await conversations.messages_after(cid, 0) if m.author.role is Role.VISITOR] == [
+        "before close"
+    ]
 
 
 async def test_tokens_authorize_only_their_conversation(db: Database) -> None:

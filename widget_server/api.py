@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge import greeting
-from bridge.conversations import ConversationClosed, ForeignAttachment, WrongState
+from bridge.conversations import ConversationClosed, ForeignAttachment, LimitReached, WrongState
 from bridge.model import Conversation, PageView, Status, Visitor
 from bridge.team_desk import site_away
 from config.sites import LANGUAGES
@@ -91,9 +91,11 @@ async def authorized(request: web.Request) -> Conversation:
 
 def rate_limited(wait: float | None, what: str) -> None:
     if wait is not None:
-        raise ApiError(
-            429, "rate_limited", f"too many {what}; try again in {wait:.0f} s", {"Retry-After": f"{wait:.0f}"}
-        )
+        raise too_many(wait, what)
+
+
+def too_many(wait: float, what: str) -> ApiError:
+    return ApiError(429, "rate_limited", f"too many {what}; try again in {wait:.0f} s", {"Retry-After": f"{wait:.0f}"})
 
 
 def verified_identity(ctx: WidgetContext, site_id: str, visitor: schemas.VisitorIn) -> str | None:
@@ -239,11 +241,20 @@ async def accept(ctx: WidgetContext, conv: Conversation, data: schemas.PostMessa
         rate_limited(await ctx.new_message_wait(conv.id, conn), "messages in this conversation")
 
     # a resend is answered with what was stored, even after close, and costs no rate-limit slot: the
-    # store looks for it first, in the transaction that stores a new one
+    # store looks for it first, in the transaction that stores a new one (and counts the use there too,
+    # when the limits are the database's)
+    use = ctx.new_message_use(conv.id)
     try:
         message, created = await ctx.conversations.post_visitor_message(
-            conv.id, data.client_msg_id, data.text or "", data.attachment_ids, admit=admit
+            conv.id,
+            data.client_msg_id,
+            data.text or "",
+            data.attachment_ids,
+            admit=admit if use is None else None,
+            count=use,
         )
+    except LimitReached as exc:
+        raise too_many(exc.wait, "messages in this conversation") from None
     except ConversationClosed:
         raise ApiError(409, "closed", "this conversation is closed; start a new chat") from None
     except ForeignAttachment:

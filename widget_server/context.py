@@ -18,6 +18,7 @@ from bridge.conversations import Conversations
 from bridge.files import Files
 from bridge.live import LiveHub
 from bridge.model import Attachment, Conversation
+from bridge.store.limits import CountedUse
 from config.settings import SiteConfig
 from widget_server.attachment_links import AttachmentLinks
 from widget_server.metrics import SitechatMetrics
@@ -107,6 +108,11 @@ class WidgetContext:
         """Count a visitor message in the conversation: None, or the seconds to wait; ``conn``: the
         transaction that stores the message."""
         return await self.limits.hit(NEW_MESSAGES, conversation_id, self.messages_per_minute, 60, _wall_clock(), conn)
+
+    def new_message_use(self, conversation_id: str) -> CountedUse | None:
+        """A visitor message for the store to count with the message itself; None: count it with
+        ``new_message_wait`` (limits counted in this process)."""
+        return self.limits.counted_use(NEW_MESSAGES, conversation_id, self.messages_per_minute, 60, _wall_clock())
 
     async def take_socket_place(self, address: str) -> int | None:
         """One of the address's open-socket places, or None when all are taken."""

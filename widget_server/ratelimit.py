@@ -23,6 +23,8 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bridge.store.limits import CountedUse
+
 #: the buckets of the shared sliding windows
 NEW_CONVERSATIONS = "conversations"  # per client address (the offline form counts here too)
 NEW_MESSAGES = "messages"  # per conversation
@@ -34,6 +36,11 @@ class Limits(Protocol):
     ) -> float | None:
         """Count one use; None if allowed, else the seconds to wait (for ``Retry-After``). ``conn``: a
         transaction to count it in (the use then stands or falls with what it is for)."""
+        ...
+
+    def counted_use(self, bucket: str, key: str, limit: int, window: float, now: datetime) -> CountedUse | None:
+        """The use for the store to count with what it is for (a visitor's line: in the same round trip on
+        PostgreSQL); None when it is counted here, with ``hit``."""
         ...
 
     async def open_socket(self, address: str, limit: int, now: datetime) -> int | None:
@@ -83,6 +90,9 @@ class LocalLimits:
             found = self._windows[bucket] = SlidingWindow(limit, window)
         found.limit, found.window = limit, window
         return found.hit(key)
+
+    def counted_use(self, bucket: str, key: str, limit: int, window: float, now: datetime) -> CountedUse | None:
+        return None  # counted here, with ``hit``
 
     async def open_socket(self, address: str, limit: int, now: datetime) -> int | None:
         if self._per_address[address] >= limit:

@@ -28,6 +28,7 @@ import logging
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import BigInteger, delete, func, insert, literal, select, text
@@ -59,6 +60,28 @@ def lock_key(bucket: str, key: str) -> int:
     """The 64-bit advisory lock of one (bucket, key); apart from the lanes' locks by its prefix."""
     digest = hashlib.blake2b(f"limit\0{bucket}\0{key}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
+
+
+@dataclass(frozen=True)
+class CountedUse:
+    """One use to count against a limit in the transaction of what it is for (a visitor's line):
+    ``limit`` uses of ``key`` in ``bucket`` per ``window`` seconds, this one at ``now``."""
+
+    bucket: str
+    key: str
+    limit: int
+    window: float
+    now: datetime
+
+    def __post_init__(self) -> None:
+        if self.limit < 1 or not timedelta(0) < self.span <= MAX_WINDOW:
+            raise ValueError(
+                f"a limit of {self.limit} per {self.window} s: at least 1 use, and a window up to {MAX_WINDOW}"
+            )
+
+    @property
+    def span(self) -> timedelta:
+        return timedelta(seconds=self.window)
 
 
 def seconds_to_wait(oldest_counted: datetime, window: timedelta, now: datetime) -> float:
@@ -98,6 +121,15 @@ class SharedLimits:
                 oldest = (await tx.execute(select(call))).scalar_one()
         # refused: a place frees up when the limit-th newest use leaves the window
         return None if oldest is None else seconds_to_wait(utc(oldest), span, now)
+
+    def counted_use(self, bucket: str, key: str, limit: int, window: float, now: datetime) -> CountedUse:
+        """The use for the store to count with what it is for (``count``, or the database function that
+        stores a visitor's line)."""
+        return CountedUse(bucket, key, limit, window, now)
+
+    async def count(self, use: CountedUse, conn: AsyncConnection) -> float | None:
+        """``hit`` for ``use``, in the transaction ``conn`` of what it is for."""
+        return await self.hit(use.bucket, use.key, use.limit, use.window, use.now, conn)
 
     @staticmethod
     async def _hit_here(

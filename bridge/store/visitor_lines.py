@@ -1,0 +1,112 @@
+"""A visitor's plain line on PostgreSQL in one round trip: ``sitechat_visitor_line`` (migration 0011).
+
+The function does what ``VisitorSide.post_visitor_message`` does in a unit of work for SQLite (and for a
+line with files, or one that reopens a chat): lock, look for a resend, check the chat is open, count the
+use against the message limit, store and queue. Called on a connection in autocommit, the call is its own
+transaction: one round trip where the unit of work takes seven. What it cannot do — tell the other
+instances (NOTIFY needs the line's seq), start the lanes, tell the visitor their place in line — the
+caller does once it has returned, as ``Core.work`` does after a commit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, Integer, String, bindparam, column, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import Select
+from sqlalchemy.types import TypeEngine
+
+from bridge.store.conversations import utc
+from bridge.store.limits import CountedUse, lock_key, stored_key
+from bridge.store.new_messages import Draft
+from bridge.store.tables import TS
+
+#: what the function takes, in its order, and the types of those that are not text
+_IN = (
+    "line_id",
+    "cid",
+    "line_text",
+    "line_client_msg_id",
+    "line_origin",
+    "at",
+    "delivery_kind",
+    "rate_lock",
+    "rate_bucket",
+    "rate_key",
+    "rate_most",
+    "rate_since",
+    "rate_at",
+)
+_IN_TYPES: dict[str, TypeEngine[Any]] = {
+    "at": TS,
+    "rate_since": TS,
+    "rate_at": TS,
+    "rate_lock": BigInteger(),
+    "rate_most": Integer(),
+}
+#: what it answers (its OUT parameters)
+_OUT = (
+    column("outcome", String()),
+    column("found_id", String()),
+    column("oldest", TS),
+    column("line_seq", Integer()),
+    column("author", String()),
+    column("endpoints", ARRAY(String())),
+    column("was_awaiting", Boolean()),
+    column("conversation_kind", String()),
+)
+_FUNCTION = func.sitechat_visitor_line(*(bindparam(name, type_=_IN_TYPES.get(name, String())) for name in _IN))
+_CALL: Select[Any] = select(*_FUNCTION.table_valued(*_OUT).c)
+
+
+@dataclass(frozen=True)
+class LineOutcome:
+    """What ``store_visitor_line`` did: ``outcome`` is ``stored``, ``resent`` (``found_id``: the message
+    stored before), ``closed``, ``gone`` or ``limited`` (``oldest``: the oldest counted use)."""
+
+    outcome: str
+    found_id: str | None = None
+    oldest: datetime | None = None
+    seq: int = 0
+    #: the visitor's name as the message was stored with it
+    author: str | None = None
+    #: the team chats it was queued for
+    endpoints: tuple[str, ...] = ()
+    #: the visitor was waiting for an answer already before this line
+    was_awaiting: bool = True
+    conversation_kind: str = "chat"
+
+
+async def store_visitor_line(
+    conn: AsyncConnection, draft: Draft, delivery_kind: str, use: CountedUse | None
+) -> LineOutcome:
+    """Store ``draft`` (the author's name is the conversation's visitor's) and queue it for every thread,
+    in one call; ``conn`` in autocommit (the call is the transaction). ``use``: count it against a limit."""
+    rate: dict[str, object] = dict.fromkeys(_IN[7:])  # no limit: all None
+    if use is not None:
+        key = stored_key(use.key)
+        rate = {
+            "rate_lock": lock_key(use.bucket, key),
+            "rate_bucket": use.bucket,
+            "rate_key": key,
+            "rate_most": use.limit,
+            "rate_since": use.now - use.span,
+            "rate_at": use.now,
+        }
+    line = (draft.id, draft.cid, draft.text, draft.client_msg_id, draft.origin, draft.now, delivery_kind)
+    params = dict(zip(_IN[:7], line, strict=True)) | rate
+    row = (await conn.execute(_CALL, params)).one()
+    return LineOutcome(
+        row.outcome,
+        row.found_id,
+        utc(row.oldest),
+        int(row.line_seq or 0),
+        row.author,
+        tuple(row.endpoints or ()),
+        bool(row.was_awaiting),
+        row.conversation_kind or "chat",
+    )
