@@ -16,6 +16,10 @@ RemoteId = NewType("RemoteId", str)
 EndpointName = NewType("EndpointName", str)
 
 
+#: the name a visitor who gave none goes by
+ANONYMOUS = "Visitor"
+
+
 class Role(StrEnum):
     VISITOR = "visitor"
     AGENT = "agent"
@@ -190,7 +194,7 @@ class Conversation:
 
     @property
     def visitor_name(self) -> str:
-        return self.visitor.name or "Visitor"
+        return self.visitor.name or ANONYMOUS
 
     @property
     def current_page(self) -> PageView | None:

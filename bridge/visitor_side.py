@@ -15,6 +15,7 @@ from bridge import craft, mail_in, observe, steps, webhooks
 from bridge.endpoint import ShowsTyping
 from bridge.live import NewMessage
 from bridge.model import (
+    ANONYMOUS,
     ClientFacts,
     Conversation,
     ConversationId,
@@ -153,7 +154,9 @@ class VisitorSide:
         it, before it is stored; what it raises (a rate limit) stores nothing. ``count``: a use counted in
         the store the same way (``LimitReached`` when no place is left)."""
         if not (self.core.db.is_sqlite or attachment_ids or reopen or admit):
-            return await self._plain_line(cid, client_msg_id, text, origin, count)
+            plain = await self._plain_line(cid, client_msg_id, text, origin, count)
+            if plain is not None:
+                return plain
         async with self.core.work() as work:
             # lock first: two concurrent sends of the same client_msg_id queue here, the second finds the first
             conv, existing = await q.line_context(work.conn, cid, client_msg_id)
@@ -183,33 +186,29 @@ class VisitorSide:
 
     async def _plain_line(
         self, cid: str, client_msg_id: str, text: str, origin: str, count: CountedUse | None
-    ) -> tuple[Message, bool]:
+    ) -> tuple[Message, bool] | None:
         """``post_visitor_message`` for a plain line on PostgreSQL: the same steps in one database call
-        (``bridge/store/visitor_lines.py``), then what a unit of work does once committed."""
+        (``bridge/store/visitor_lines.py``), then what a unit of work does once committed. None: the
+        visitor's first line in a chat nobody answered yet, left to the unit of work."""
         async with self.core.statements() as work:
             # the author's name is the conversation's visitor's, as the call stores it
-            draft = Draft(cid, Participant(Role.VISITOR, ""), text, work.now, origin, client_msg_id)
+            draft = Draft(cid, Participant(Role.VISITOR, ANONYMOUS), text, work.now, origin, client_msg_id)
             done = await visitor_lines.store_visitor_line(work.conn, draft, Line.KIND, count)
+            if done.outcome == "first":
+                return None
             if done.outcome == "resent" and done.found_id is not None:
                 existing = await q.get_message(work.conn, done.found_id)
-                assert existing is not None  # messages are never deleted, only erased with their conversation
+                if existing is None:  # erased since, with its conversation
+                    raise ConversationClosed(cid)
                 return existing, False
             if done.outcome == "limited" and count is not None and done.oldest is not None:
                 raise LimitReached(seconds_to_wait(done.oldest, count.span, count.now))
             if done.outcome != "stored":
                 raise ConversationClosed(cid)
-            msg = replace(draft, author=Participant(Role.VISITOR, done.author or "")).stored(done.seq)
+            msg = replace(draft, author=Participant(Role.VISITOR, done.author or ANONYMOUS)).stored(done.seq)
             work.queued(cid, done.endpoints)
             await observe.visitor_said(work, cid)
             work.signal(cid, NewMessage(msg.seq, msg))
-        if done.conversation_kind == "chat" and not done.was_awaiting:
-            # the visitor's first unanswered line: their place in line, maybe (a unit of work of its own;
-            # ``conv`` as it was before the line, as the other way tells it)
-            async with self.core.work() as work:
-                conv = await q.get_conversation(work.conn, cid)
-                if conv is not None:
-                    before = replace(conv, awaiting_reply_since=None)
-                    await craft.tell_place_in_line(self.core, work, before, msg.seq)
         return msg, True
 
     async def visitor_typing(self, cid: str) -> None:

@@ -95,12 +95,13 @@ class Core:
             work = Work(conn, self.clock())
             yield work
             wake = work.deliveries > 0
-            if self.announce is not None and (work.signals or wake):
-                try:
+            try:
+                if self.announce is not None and (work.signals or wake):
                     await self.announce(work.signals, wake, conn)  # in autocommit: sent at once
-                except Exception as exc:  # committed already: the peers catch up on their next recheck
-                    log.warning("could not signal other instances: %s", exc)
-        self._committed(work, wake)
+            except Exception as exc:  # committed already: the peers catch up on their next recheck
+                log.warning("could not signal other instances: %s", exc)
+            finally:  # committed already, even if cancelled meanwhile: here it is told at once
+                self._committed(work, wake)
 
     def _committed(self, work: Work, wake: bool) -> None:
         """What a unit of work tells once it is committed: the observer, the sockets and lanes here."""

@@ -127,6 +127,19 @@ async def test_a_line_counts_against_its_limit_once_and_a_refused_one_stores_not
     ]
 
 
+async def test_a_visitor_who_gave_no_name_writes_as_visitor(db: Database) -> None:
+    conversations, _ = _core(db, RecordingEndpoint())
+    new = await conversations.start(
+        "acme", visitor=Visitor(None), topic=None, page=None, locale=None, timezone=None, client_address=None
+    )
+    # the first line of a chat nobody answered yet, and the next (on PostgreSQL one database call)
+    first, _ = await conversations.post_visitor_message(new.conversation.id, "c1", "hello")
+    second, _ = await conversations.post_visitor_message(new.conversation.id, "c2", "anyone?")
+    stored = await conversations.messages_after(new.conversation.id, 0)
+    assert [(m.seq, m.author.name, m.text) for m in stored] == [(1, "Visitor", "hello"), (2, "Visitor", "anyone?")]
+    assert (first.author.name, second.author.name) == ("Visitor", "Visitor")
+
+
 async def test_a_line_for_a_closed_or_unknown_conversation_is_refused_but_a_resend_is_answered(db: Database) -> None:
     conversations, _ = _core(db, RecordingEndpoint())
     cid = await _start(conversations)

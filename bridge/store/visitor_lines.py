@@ -4,8 +4,9 @@ The function does what ``VisitorSide.post_visitor_message`` does in a unit of wo
 line with files, or one that reopens a chat): lock, look for a resend, check the chat is open, count the
 use against the message limit, store and queue. Called on a connection in autocommit, the call is its own
 transaction: one round trip where the unit of work takes seven. What it cannot do — tell the other
-instances (NOTIFY needs the line's seq), start the lanes, tell the visitor their place in line — the
-caller does once it has returned, as ``Core.work`` does after a commit.
+instances (NOTIFY needs the line's seq), start the lanes — the caller does once it has returned, as
+``Core.work`` does after a commit. The visitor's first line in a chat nobody answered yet, which may tell
+them their place in line in the same transaction (``bridge/craft.py``), it leaves to the unit of work.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Integer, String, bindparam, column, func, select
+from sqlalchemy import BigInteger, Integer, String, bindparam, column, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Select
 from sqlalchemy.types import TypeEngine
 
+from bridge.model import ANONYMOUS
 from bridge.store.conversations import utc
 from bridge.store.limits import CountedUse, lock_key, stored_key
 from bridge.store.new_messages import Draft
@@ -34,6 +36,7 @@ _IN = (
     "line_origin",
     "at",
     "delivery_kind",
+    "anonymous",
     "rate_lock",
     "rate_bucket",
     "rate_key",
@@ -56,8 +59,6 @@ _OUT = (
     column("line_seq", Integer()),
     column("author", String()),
     column("endpoints", ARRAY(String())),
-    column("was_awaiting", Boolean()),
-    column("conversation_kind", String()),
 )
 _FUNCTION = func.sitechat_visitor_line(*(bindparam(name, type_=_IN_TYPES.get(name, String())) for name in _IN))
 _CALL: Select[Any] = select(*_FUNCTION.table_valued(*_OUT).c)
@@ -66,7 +67,9 @@ _CALL: Select[Any] = select(*_FUNCTION.table_valued(*_OUT).c)
 @dataclass(frozen=True)
 class LineOutcome:
     """What ``store_visitor_line`` did: ``outcome`` is ``stored``, ``resent`` (``found_id``: the message
-    stored before), ``closed``, ``gone`` or ``limited`` (``oldest``: the oldest counted use)."""
+    stored before), ``closed``, ``gone``, ``limited`` (``oldest``: the oldest counted use) or ``first``
+    (nothing done: the visitor's first line in a chat nobody answered yet, for the unit of work that may
+    tell them their place in line with it)."""
 
     outcome: str
     found_id: str | None = None
@@ -76,9 +79,6 @@ class LineOutcome:
     author: str | None = None
     #: the team chats it was queued for
     endpoints: tuple[str, ...] = ()
-    #: the visitor was waiting for an answer already before this line
-    was_awaiting: bool = True
-    conversation_kind: str = "chat"
 
 
 async def store_visitor_line(
@@ -86,7 +86,7 @@ async def store_visitor_line(
 ) -> LineOutcome:
     """Store ``draft`` (the author's name is the conversation's visitor's) and queue it for every thread,
     in one call; ``conn`` in autocommit (the call is the transaction). ``use``: count it against a limit."""
-    rate: dict[str, object] = dict.fromkeys(_IN[7:])  # no limit: all None
+    rate: dict[str, object] = dict.fromkeys(_IN[8:])  # no limit: all None
     if use is not None:
         key = stored_key(use.key)
         rate = {
@@ -97,8 +97,8 @@ async def store_visitor_line(
             "rate_since": use.now - use.span,
             "rate_at": use.now,
         }
-    line = (draft.id, draft.cid, draft.text, draft.client_msg_id, draft.origin, draft.now, delivery_kind)
-    params = dict(zip(_IN[:7], line, strict=True)) | rate
+    line = (draft.id, draft.cid, draft.text, draft.client_msg_id, draft.origin, draft.now, delivery_kind, ANONYMOUS)
+    params = dict(zip(_IN[:8], line, strict=True)) | rate
     row = (await conn.execute(_CALL, params)).one()
     return LineOutcome(
         row.outcome,
@@ -107,6 +107,4 @@ async def store_visitor_line(
         int(row.line_seq or 0),
         row.author,
         tuple(row.endpoints or ()),
-        bool(row.was_awaiting),
-        row.conversation_kind or "chat",
     )

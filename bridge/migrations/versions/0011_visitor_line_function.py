@@ -9,9 +9,11 @@ In order, as the Python twin (``bridge/store/visitor_lines.py`` names it) does i
 1. lock the conversation's row (``gone``: there is none);
 2. the message stored for this ``client_msg_id`` already (``resent``: a resend costs no place);
 3. ``closed``: the conversation is not open;
-4. count the use against the conversation's message limit, ``sitechat_rate_hit`` (migration 0010), when
+4. ``first``: the visitor's first line in a chat nobody answered yet — it may tell the visitor their place
+   in line (``bridge/craft.py``), in the same transaction: the caller stores it the other way;
+5. count the use against the conversation's message limit, ``sitechat_rate_hit`` (migration 0010), when
    one is given (``limited``, with the oldest counted use: nothing is stored);
-5. ``stored``: the next seq, the visitor's first unanswered line starting the first-response clock, the
+6. ``stored``: the next seq, the visitor's first unanswered line starting the first-response clock, the
    message, and a ``message`` delivery for every thread the conversation has.
 
 A function, not one statement: a statement's snapshot is taken before it waits for the row lock, so it
@@ -31,7 +33,7 @@ branch_labels = None
 depends_on = None
 
 SIGNATURE = (
-    "sitechat_visitor_line(varchar, varchar, text, varchar, varchar, timestamptz, varchar,"
+    "sitechat_visitor_line(varchar, varchar, text, varchar, varchar, timestamptz, varchar, varchar,"
     " bigint, varchar, varchar, integer, timestamptz, timestamptz)"
 )
 
@@ -43,11 +45,11 @@ def upgrade() -> None:
         """
         CREATE OR REPLACE FUNCTION sitechat_visitor_line(
             line_id varchar, cid varchar, line_text text, line_client_msg_id varchar, line_origin varchar,
-            at timestamptz, delivery_kind varchar,
+            at timestamptz, delivery_kind varchar, anonymous varchar,
             rate_lock bigint, rate_bucket varchar, rate_key varchar, rate_most integer, rate_since timestamptz,
             rate_at timestamptz,
             OUT outcome varchar, OUT found_id varchar, OUT oldest timestamptz, OUT line_seq integer,
-            OUT author varchar, OUT endpoints varchar[], OUT was_awaiting boolean, OUT conversation_kind varchar
+            OUT author varchar, OUT endpoints varchar[]
         )
         LANGUAGE plpgsql VOLATILE
         AS $$
@@ -69,6 +71,12 @@ def upgrade() -> None:
                 outcome := 'closed';
                 RETURN;
             END IF;
+            IF conv.kind = 'chat' AND conv.awaiting_reply_since IS NULL AND NOT EXISTS (
+                SELECT 1 FROM message WHERE message.conversation_id = cid AND message.role = 'visitor'
+            ) THEN
+                outcome := 'first';
+                RETURN;
+            END IF;
             IF rate_lock IS NOT NULL THEN
                 oldest := sitechat_rate_hit(rate_lock, rate_bucket, rate_key, rate_most, rate_since, rate_at);
                 IF oldest IS NOT NULL THEN
@@ -80,7 +88,7 @@ def upgrade() -> None:
                     awaiting_reply_since = coalesce(conversation.awaiting_reply_since, at)
                 WHERE conversation.id = cid
                 RETURNING conversation.last_seq INTO line_seq;
-            author := conv.visitor_name;
+            author := coalesce(nullif(conv.visitor_name, ''), anonymous);
             INSERT INTO message (id, conversation_id, seq, role, author_name, text, client_msg_id, origin,
                     created_at, deleted)
                 VALUES (line_id, cid, line_seq, 'visitor', author, line_text, line_client_msg_id, line_origin,
@@ -94,8 +102,6 @@ def upgrade() -> None:
                     RETURNING delivery.endpoint
             )
             SELECT coalesce(array_agg(queued.endpoint), '{}') INTO endpoints FROM queued;
-            was_awaiting := conv.awaiting_reply_since IS NOT NULL;
-            conversation_kind := conv.kind;
             outcome := 'stored';
         END
         $$
