@@ -40,19 +40,18 @@ class TeamSide:
         """
         try:
             async with self.core.work() as work:
-                cid, known = await q.thread_event(work.conn, event.endpoint, event.thread, event.remote_id)
-                if cid is None and isinstance(event, MessageEdited | MessageDeleted):
-                    cid = await self._conversation_of_reply(work, event)
-                if cid is None:
+                # locked: what the event does (a face shown once, a reply's seq) is decided one event at a time
+                found = await q.locked_for_event(work.conn, event.endpoint, event.thread, event.remote_id)
+                if found is None:
+                    found = await self._by_the_reply(work, event)
+                if found is None:
                     return False
+                conv, known = found
                 if known:
                     return True
-                # locked: what the event does (a face shown once, a reply's seq) is decided one event at a time
-                conv = await q.lock_conversation(work.conn, cid)
-                assert conv is not None
                 message_id = await self._dispatch(work, conv, event)
                 if not await message_links.remember_remote(
-                    work.conn, event.endpoint, event.remote_id, work.now, message_id=message_id, conversation_id=cid
+                    work.conn, event.endpoint, event.remote_id, work.now, message_id=message_id, conversation_id=conv.id
                 ):
                     raise _Duplicate  # a concurrent delivery of the same event won
         except _Duplicate:
@@ -68,12 +67,19 @@ class TeamSide:
         await self.core.publish([(conv.id, Typing(author))], wake=False)
 
     @staticmethod
-    async def _conversation_of_reply(work: Work, event: MessageEdited | MessageDeleted) -> str | None:
-        """The conversation of the reply a change is about, from the store: a Matrix redaction names only
-        the event it takes back, not its thread (``UNKNOWN_THREAD``), and no endpoint keeps a map of its own."""
+    async def _by_the_reply(work: Work, event: InboundEvent) -> tuple[Conversation, bool] | None:
+        """For a change to a reply whose thread is no conversation's: the reply's conversation, locked, and
+        whether the change is recorded already. A Matrix redaction names only the event it takes back, not
+        its thread (``UNKNOWN_THREAD``), and no endpoint keeps a map of its own."""
+        if not isinstance(event, MessageEdited | MessageDeleted):
+            return None
         mid = await message_links.message_for_remote(work.conn, event.endpoint, event.original)
         msg = await q.get_message(work.conn, mid) if mid else None
-        return msg.conversation_id if msg is not None else None
+        if msg is None:
+            return None
+        _, known = await q.thread_event(work.conn, event.endpoint, event.thread, event.remote_id)
+        conv = await q.lock_conversation(work.conn, msg.conversation_id)
+        return (conv, known) if conv is not None else None
 
     async def _dispatch(self, work: Work, conv: Conversation, event: InboundEvent) -> str | None:
         """What the event does; the id of the message it stored, if any (so its echo is known)."""

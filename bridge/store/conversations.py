@@ -81,6 +81,12 @@ _THREAD_EVENT = select(
     .where(and_(message_link.c.endpoint == bindparam("endpoint"), message_link.c.remote_id == bindparam("remote_id")))
     .label("known"),
 )
+#: the conversation of an event's thread, locked, and whether the event is recorded already
+_LOCKED_FOR_EVENT = (
+    select(conversation, _THREAD_EVENT.selected_columns.known)
+    .where(conversation.c.id == func.coalesce(_FOR_THREAD_NOW, _FOR_THREAD_BEFORE))
+    .with_for_update(of=conversation)
+)
 
 #: endpoint → (destination, thread ref once the root exists)
 Links = dict[str, tuple[str, ThreadRef | None]]
@@ -281,6 +287,17 @@ async def thread_event(conn: AsyncConnection, endpoint: str, ref: str, remote_id
     params = {"endpoint": endpoint, "ref": ref, "root": _root_key(ref), "remote_id": remote_id}
     row = (await conn.execute(_THREAD_EVENT, params)).one()
     return (str(row.cid) if row.cid is not None else None), bool(row.known)
+
+
+async def locked_for_event(
+    conn: AsyncConnection, endpoint: str, ref: str, remote_id: str
+) -> tuple[Conversation, bool] | None:
+    """``thread_event`` and ``lock_conversation`` in one statement: the conversation of thread ``ref``,
+    locked, and whether the event is recorded already (read before the lock: a concurrent delivery of
+    the same event is caught where the event is recorded); None when no conversation has that thread."""
+    params = {"endpoint": endpoint, "ref": ref, "root": _root_key(ref), "remote_id": remote_id}
+    row = (await conn.execute(_LOCKED_FOR_EVENT, params)).first()
+    return (_conversation(row), bool(row.known)) if row is not None else None
 
 
 async def remember_root(conn: AsyncConnection, endpoint: str, ref: str, cid: str, now: datetime) -> None:
