@@ -189,7 +189,7 @@ class VisitorSide:
     ) -> tuple[Message, bool] | None:
         """``post_visitor_message`` for a plain line on PostgreSQL: the same steps in one database call
         (``bridge/store/visitor_lines.py``), then what a unit of work does once committed. None: the
-        visitor's first line in a chat nobody answered yet, left to the unit of work."""
+        visitor's first line in a chat, while nobody owes them an answer: left to the unit of work."""
         async with self.core.statements() as work:
             # the author's name is the conversation's visitor's, as the call stores it
             draft = Draft(cid, Participant(Role.VISITOR, ANONYMOUS), text, work.now, origin, client_msg_id)

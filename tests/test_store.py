@@ -15,12 +15,14 @@ from bridge.deliveries import DeliveryWorker
 from bridge.endpoint import Inbox, Outgoing, Sent
 from bridge.errors import RetryLater
 from bridge.live import LiveHub
-from bridge.model import EndpointName, RemoteId, Role, ThreadRef, Visitor
+from bridge.model import EndpointName, Participant, RemoteId, Role, ThreadRef, Visitor
 from bridge.outbound import Erase, Line, OpenThread, RootState, Transcript
 from bridge.store import conversations as q
 from bridge.store.database import Database
 from bridge.store.limits import CountedUse, SharedLimits
+from bridge.store.new_messages import Draft
 from bridge.store.tables import delivery, message_link
+from bridge.store.visitor_lines import LineOutcome, store_visitor_line
 from tests.harness import acme_settings, wait_for_a_lock_wait, wait_until
 
 
@@ -138,6 +140,34 @@ async def test_a_visitor_who_gave_no_name_writes_as_visitor(db: Database) -> Non
     stored = await conversations.messages_after(new.conversation.id, 0)
     assert [(m.seq, m.author.name, m.text) for m in stored] == [(1, "Visitor", "hello"), (2, "Visitor", "anyone?")]
     assert (first.author.name, second.author.name) == ("Visitor", "Visitor")
+
+
+async def test_the_line_function_leaves_a_first_line_to_the_unit_of_work_and_stores_the_next(
+    postgres_url: str,
+) -> None:
+    db = Database(postgres_url)
+    await db.migrate()
+    try:
+        conversations, _ = _core(db, RecordingEndpoint())
+        cid = await _start(conversations)
+
+        async def call(client_msg_id: str) -> LineOutcome:
+            draft = Draft(cid, Participant(Role.VISITOR, "?"), "hi", utcnow(), "widget", client_msg_id)
+            async with db.read() as conn:
+                return await store_visitor_line(conn, draft, Line.KIND, None)
+
+        # the place in line is told with the first line, in its transaction: not the function's to store
+        assert (await call("c1")).outcome == "first"
+        assert await conversations.messages_after(cid, 0) == []
+        await conversations.post_visitor_message(cid, "c1", "hi")
+        stored = await call("c2")
+        assert (stored.outcome, stored.seq, stored.author, stored.endpoints) == ("stored", 2, "Ann", ("slack",))
+        again = await call("c2")
+        lines = await conversations.messages_after(cid, 0)
+        assert [m.client_msg_id for m in lines] == ["c1", "c2"]
+        assert (again.outcome, again.found_id) == ("resent", lines[1].id)
+    finally:
+        await db.close()
 
 
 async def test_a_line_for_a_closed_or_unknown_conversation_is_refused_but_a_resend_is_answered(db: Database) -> None:

@@ -5,8 +5,9 @@ line with files, or one that reopens a chat): lock, look for a resend, check the
 use against the message limit, store and queue. Called on a connection in autocommit, the call is its own
 transaction: one round trip where the unit of work takes seven. What it cannot do — tell the other
 instances (NOTIFY needs the line's seq), start the lanes — the caller does once it has returned, as
-``Core.work`` does after a commit. The visitor's first line in a chat nobody answered yet, which may tell
-them their place in line in the same transaction (``bridge/craft.py``), it leaves to the unit of work.
+``Core.work`` does after a commit. The visitor's first line in a chat, while nobody owes them an answer, may
+tell them their place in line in the same transaction (``bridge/craft.py``): that it leaves to the unit of
+work.
 """
 
 from __future__ import annotations
@@ -27,23 +28,11 @@ from bridge.store.limits import CountedUse, lock_key, stored_key
 from bridge.store.new_messages import Draft
 from bridge.store.tables import TS
 
-#: what the function takes, in its order, and the types of those that are not text
-_IN = (
-    "line_id",
-    "cid",
-    "line_text",
-    "line_client_msg_id",
-    "line_origin",
-    "at",
-    "delivery_kind",
-    "anonymous",
-    "rate_lock",
-    "rate_bucket",
-    "rate_key",
-    "rate_most",
-    "rate_since",
-    "rate_at",
-)
+#: what the function takes, in its order — the line, then the limit it counts against (all None: none) —
+#: and the types of those that are not text
+_LINE = ("line_id", "cid", "line_text", "line_client_msg_id", "line_origin", "at", "delivery_kind", "anonymous")
+_RATE = ("rate_lock", "rate_bucket", "rate_key", "rate_most", "rate_since", "rate_at")
+_IN = (*_LINE, *_RATE)
 _IN_TYPES: dict[str, TypeEngine[Any]] = {
     "at": TS,
     "rate_since": TS,
@@ -68,8 +57,8 @@ _CALL: Select[Any] = select(*_FUNCTION.table_valued(*_OUT).c)
 class LineOutcome:
     """What ``store_visitor_line`` did: ``outcome`` is ``stored``, ``resent`` (``found_id``: the message
     stored before), ``closed``, ``gone``, ``limited`` (``oldest``: the oldest counted use) or ``first``
-    (nothing done: the visitor's first line in a chat nobody answered yet, for the unit of work that may
-    tell them their place in line with it)."""
+    (nothing done: the visitor's first line while nobody owes them an answer yet, for the unit of work that
+    may tell them their place in line with it)."""
 
     outcome: str
     found_id: str | None = None
@@ -86,19 +75,12 @@ async def store_visitor_line(
 ) -> LineOutcome:
     """Store ``draft`` (the author's name is the conversation's visitor's) and queue it for every thread,
     in one call; ``conn`` in autocommit (the call is the transaction). ``use``: count it against a limit."""
-    rate: dict[str, object] = dict.fromkeys(_IN[8:])  # no limit: all None
+    line = (draft.id, draft.cid, draft.text, draft.client_msg_id, draft.origin, draft.now, delivery_kind, ANONYMOUS)
+    rate: tuple[object, ...] = (None,) * len(_RATE)
     if use is not None:
         key = stored_key(use.key)
-        rate = {
-            "rate_lock": lock_key(use.bucket, key),
-            "rate_bucket": use.bucket,
-            "rate_key": key,
-            "rate_most": use.limit,
-            "rate_since": use.now - use.span,
-            "rate_at": use.now,
-        }
-    line = (draft.id, draft.cid, draft.text, draft.client_msg_id, draft.origin, draft.now, delivery_kind, ANONYMOUS)
-    params = dict(zip(_IN[:8], line, strict=True)) | rate
+        rate = (lock_key(use.bucket, key), use.bucket, key, use.limit, use.now - use.span, use.now)
+    params = dict(zip(_LINE, line, strict=True)) | dict(zip(_RATE, rate, strict=True))
     row = (await conn.execute(_CALL, params)).one()
     return LineOutcome(
         row.outcome,

@@ -9,8 +9,9 @@ In order, as the Python twin (``bridge/store/visitor_lines.py`` names it) does i
 1. lock the conversation's row (``gone``: there is none);
 2. the message stored for this ``client_msg_id`` already (``resent``: a resend costs no place);
 3. ``closed``: the conversation is not open;
-4. ``first``: the visitor's first line in a chat nobody answered yet — it may tell the visitor their place
-   in line (``bridge/craft.py``), in the same transaction: the caller stores it the other way;
+4. ``first``: the visitor's first line in a chat, while nobody owes them an answer — it may tell the
+   visitor their place in line (``bridge/craft.py``), in the same transaction: the caller stores it the
+   other way (nothing is counted here);
 5. count the use against the conversation's message limit, ``sitechat_rate_hit`` (migration 0010), when
    one is given (``limited``, with the oldest counted use: nothing is stored);
 6. ``stored``: the next seq, the visitor's first unanswered line starting the first-response clock, the
