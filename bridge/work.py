@@ -96,7 +96,7 @@ class Core:
             yield work
             wake = work.deliveries > 0
             try:
-                if self.announce is not None and (work.signals or wake):
+                if self.announce is not None and not work.announced and (work.signals or wake):
                     await self.announce(work.signals, wake, conn)  # in autocommit: sent at once
             except Exception as exc:  # committed already: the peers catch up on their next recheck
                 log.warning("could not signal other instances: %s", exc)
@@ -137,6 +137,8 @@ class Work:
     #: (conversation, endpoint) of each delivery enqueued here: the lanes to start once committed
     lanes: set[tuple[str, str]] = field(default_factory=set)
     observations: list[Observation] = field(default_factory=list)
+    #: the other instances were told of it all already (a database call's own NOTIFY)
+    announced: bool = False
 
     def signal(self, cid: str, signal: Signal) -> None:
         self.signals.append((cid, signal))

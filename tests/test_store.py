@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 
+import asyncpg
 import pytest
 import pytest_asyncio
 from sqlalchemy import delete, select
@@ -14,13 +16,14 @@ from bridge.conversations import ConversationClosed, Conversations, LimitReached
 from bridge.deliveries import DeliveryWorker
 from bridge.endpoint import Inbox, Outgoing, Sent
 from bridge.errors import RetryLater
-from bridge.live import LiveHub
+from bridge.live import LiveHub, NewMessage
 from bridge.model import EndpointName, Participant, RemoteId, Role, ThreadRef, Visitor
 from bridge.outbound import Erase, Line, OpenThread, RootState, Transcript
 from bridge.store import conversations as q
 from bridge.store.database import Database
 from bridge.store.limits import CountedUse, SharedLimits
 from bridge.store.new_messages import Draft
+from bridge.store.notify import CHANNEL, heard, payloads
 from bridge.store.tables import delivery, message_link
 from bridge.store.visitor_lines import LineOutcome, store_visitor_line
 from tests.harness import acme_settings, wait_for_a_lock_wait, wait_until
@@ -154,7 +157,11 @@ async def test_the_line_function_leaves_a_first_line_to_the_unit_of_work_and_sto
         async def call(client_msg_id: str) -> LineOutcome:
             draft = Draft(cid, Participant(Role.VISITOR, "?"), "hi", utcnow(), "widget", client_msg_id)
             async with db.read() as conn:
-                return await store_visitor_line(conn, draft, Line.KIND, None)
+                return await store_visitor_line(conn, draft, Line.KIND, None, notify_as="instance-a")
+
+        told: list[str] = []
+        listener = await asyncpg.connect(postgres_url.replace("+asyncpg", ""))
+        await listener.add_listener(CHANNEL, lambda *heard_here: told.append(heard_here[3]))
 
         # the place in line is told with the first line, in its transaction: not the function's to store
         assert (await call("c1")).outcome == "first"
@@ -166,6 +173,12 @@ async def test_the_line_function_leaves_a_first_line_to_the_unit_of_work_and_sto
         lines = await conversations.messages_after(cid, 0)
         assert [m.client_msg_id for m in lines] == ["c1", "c2"]
         assert (again.outcome, again.found_id) == ("resent", lines[1].id)
+        # the other instances hear the stored line as they hear a unit of work's (once: not the resend)
+        await wait_until(lambda: told, 5, "the line's NOTIFY")
+        await listener.close()
+        expected = payloads("instance-a", [(cid, NewMessage(2))], wake=True)
+        assert [heard(json.loads(p)) for p in told] == [heard(json.loads(p)) for p in expected]
+        assert [json.loads(p)["i"] for p in told] == ["instance-a"]
     finally:
         await db.close()
 

@@ -2,10 +2,10 @@
 
 The function does what ``VisitorSide.post_visitor_message`` does in a unit of work for SQLite (and for a
 line with files, or one that reopens a chat): lock, look for a resend, check the chat is open, count the
-use against the message limit, store and queue. Called on a connection in autocommit, the call is its own
-transaction: one round trip where the unit of work takes seven. What it cannot do — tell the other
-instances (NOTIFY needs the line's seq), start the lanes — the caller does once it has returned, as
-``Core.work`` does after a commit. The visitor's first line in a chat, while nobody owes them an answer, may
+use against the message limit, store and queue, and tell the other instances (its NOTIFY goes with its
+commit). Called on a connection in autocommit, the call is its own transaction: one round trip where the
+unit of work takes seven. What a commit tells here — the sockets, the lanes — the caller tells once it has
+returned (``Core.statements``). The visitor's first line in a chat, while nobody owes them an answer, may
 tell them their place in line in the same transaction (``bridge/craft.py``): that it leaves to the unit of
 work.
 """
@@ -26,11 +26,23 @@ from bridge.model import ANONYMOUS
 from bridge.store.conversations import utc
 from bridge.store.limits import CountedUse, lock_key, stored_key
 from bridge.store.new_messages import Draft
+from bridge.store.notify import CHANNEL
 from bridge.store.tables import TS
 
 #: what the function takes, in its order — the line, then the limit it counts against (all None: none) —
 #: and the types of those that are not text
-_LINE = ("line_id", "cid", "line_text", "line_client_msg_id", "line_origin", "at", "delivery_kind", "anonymous")
+_LINE = (
+    "line_id",
+    "cid",
+    "line_text",
+    "line_client_msg_id",
+    "line_origin",
+    "at",
+    "delivery_kind",
+    "anonymous",
+    "notify_channel",
+    "notify_as",
+)
 _RATE = ("rate_lock", "rate_bucket", "rate_key", "rate_most", "rate_since", "rate_at")
 _IN = (*_LINE, *_RATE)
 _IN_TYPES: dict[str, TypeEngine[Any]] = {
@@ -71,11 +83,15 @@ class LineOutcome:
 
 
 async def store_visitor_line(
-    conn: AsyncConnection, draft: Draft, delivery_kind: str, use: CountedUse | None
+    conn: AsyncConnection, draft: Draft, delivery_kind: str, use: CountedUse | None, notify_as: str | None = None
 ) -> LineOutcome:
     """Store ``draft`` (the author's name is the conversation's visitor's) and queue it for every thread,
-    in one call; ``conn`` in autocommit (the call is the transaction). ``use``: count it against a limit."""
-    line = (draft.id, draft.cid, draft.text, draft.client_msg_id, draft.origin, draft.now, delivery_kind, ANONYMOUS)
+    in one call; ``conn`` in autocommit (the call is the transaction). ``use``: count it against a limit.
+    ``notify_as``: this instance, to tell the others of the line with the commit (``bridge/store/notify.py``)."""
+    line = (
+        *(draft.id, draft.cid, draft.text, draft.client_msg_id, draft.origin, draft.now),
+        *(delivery_kind, ANONYMOUS, CHANNEL, notify_as),
+    )
     rate: tuple[object, ...] = (None,) * len(_RATE)
     if use is not None:
         key = stored_key(use.key)

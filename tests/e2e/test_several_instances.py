@@ -26,11 +26,19 @@ async def test_two_instances_share_one_conversation(
         visitor_b = Visitor(b.url)
         visitor_b.conversation_id, visitor_b.token = visitor.conversation_id, visitor.token
         await asyncio.gather(*(v.say(f"line {i}", f"c{i}") for i, v in enumerate([visitor, visitor_b] * 10)))
+        # the socket on A shows every line once, in seq order, those stored through B too; and a line that
+        # only B stores reaches it at once, by B's NOTIFY (A's own rechecks come every 10 s)
+        said = {f"line {i}" for i in range(20)}
+        await live.wait_frame(lambda _: said <= {m["text"] for m in live.messages()})
+        heard = [m for m in live.messages() if m["text"] in said]
+        assert len(heard) == 20 and [m["seq"] for m in heard] == sorted(m["seq"] for m in heard)
+        await visitor_b.say("only through B", "c-b")
+        await live.wait_frame(lambda f: f["type"] == "message" and f["message"]["text"] == "only through B", 3)
         await visitor_b.close()
         await asyncio.gather(a.wait_idle(15), b.wait_idle(15))
         lines = [line for m in fake_slack.replies("C0SUPPORT", root["ts"]) for line in m["text"].split("\n")]
         stored = [m["text"] for m in (await visitor.messages())["messages"]]
-        assert sorted(stored) == sorted(f"line {i}" for i in range(20))
+        assert sorted(stored) == sorted([*(f"line {i}" for i in range(20)), "only through B"])
         assert lines == stored, "Slack must show each line once, in the order the conversation stored them"
         roots = [m for m in fake_slack.messages("C0SUPPORT") if m.get("thread_ts") in (None, m["ts"])]
         assert len(roots) == 1

@@ -15,7 +15,9 @@ In order, as the Python twin (``bridge/store/visitor_lines.py`` names it) does i
 5. count the use against the conversation's message limit, ``sitechat_rate_hit`` (migration 0010), when
    one is given (``limited``, with the oldest counted use: nothing is stored);
 6. ``stored``: the next seq, the visitor's first unanswered line starting the first-response clock, the
-   message, and a ``message`` delivery for every thread the conversation has.
+   message, and a ``message`` delivery for every thread the conversation has; and, given ``notify_as``
+   (this instance), the NOTIFY that tells the other instances — the line's seq, and to wake their delivery
+   workers if it was queued — as ``bridge.store.notify.payloads`` writes it, sent with the commit.
 
 A function, not one statement: a statement's snapshot is taken before it waits for the row lock, so it
 would miss the line (or the thread link) the lock's previous holder committed. A VOLATILE function's
@@ -34,7 +36,7 @@ branch_labels = None
 depends_on = None
 
 SIGNATURE = (
-    "sitechat_visitor_line(varchar, varchar, text, varchar, varchar, timestamptz, varchar, varchar,"
+    "sitechat_visitor_line(varchar, varchar, text, varchar, varchar, timestamptz, varchar, varchar, varchar, varchar,"
     " bigint, varchar, varchar, integer, timestamptz, timestamptz)"
 )
 
@@ -46,7 +48,7 @@ def upgrade() -> None:
         """
         CREATE OR REPLACE FUNCTION sitechat_visitor_line(
             line_id varchar, cid varchar, line_text text, line_client_msg_id varchar, line_origin varchar,
-            at timestamptz, delivery_kind varchar, anonymous varchar,
+            at timestamptz, delivery_kind varchar, anonymous varchar, notify_channel varchar, notify_as varchar,
             rate_lock bigint, rate_bucket varchar, rate_key varchar, rate_most integer, rate_since timestamptz,
             rate_at timestamptz,
             OUT outcome varchar, OUT found_id varchar, OUT oldest timestamptz, OUT line_seq integer,
@@ -103,6 +105,13 @@ def upgrade() -> None:
                     RETURNING delivery.endpoint
             )
             SELECT coalesce(array_agg(queued.endpoint), '{}') INTO endpoints FROM queued;
+            IF notify_as IS NOT NULL THEN
+                PERFORM pg_notify(notify_channel, json_build_object(
+                    'i', notify_as,
+                    's', json_build_array(json_build_array(cid, json_build_object('k', 'message', 'seq', line_seq))),
+                    'w', cardinality(endpoints) > 0
+                )::text);
+            END IF;
             outcome := 'stored';
         END
         $$
