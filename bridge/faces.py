@@ -39,6 +39,16 @@ def _remember_appeared(key: tuple[str, str]) -> None:
         del _APPEARED[next(iter(_APPEARED))]
 
 
+def _appearance(cid: str, person: Participant) -> tuple[str, str]:
+    return cid, person.remote_id or f"name:{person.name}"
+
+
+def met_before(cid: str, person: Participant) -> bool:
+    """``person`` is known here to have appeared in conversation ``cid`` (no query: what ``show_face``
+    found out before; False may only mean not known yet)."""
+    return _appearance(cid, person) in _APPEARED
+
+
 def stored_face(attachment_id: str) -> str:
     """The ``avatar_url`` of a photo kept in the bridge's file store."""
     return STORED_FACE + attachment_id
@@ -64,7 +74,7 @@ async def show_face(work: Work, conv: Conversation, person: Participant) -> None
         return
     # one announcement per person even when two of their replies are stored at once (PostgreSQL): the
     # caller's unit of work holds the conversation's lock (``TeamSide.handle`` takes it first)
-    key = (conv.id, person.remote_id or f"name:{person.name}")
+    key = _appearance(conv.id, person)
     if key in _APPEARED:
         return
     if await has_appeared(work.conn, conv.id, person):

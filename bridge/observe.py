@@ -101,12 +101,17 @@ async def visitor_said(work: Work, cid: str) -> None:
 
 async def agent_replied(work: Work, conv: Conversation, msg: Message, origin: str) -> None:
     """An agent's reply for the visitor; if it is the conversation's first response, its wait too."""
+    await agent_replied_in(work, conv.id, conv.site_id, conv.awaiting_reply_since is not None, msg, origin)
+
+
+async def agent_replied_in(work: Work, cid: str, site: str, was_awaiting: bool, msg: Message, origin: str) -> None:
+    """``agent_replied`` knowing only whether the visitor was waiting before the reply."""
     work.observe(lambda o: o.message_to_visitor(origin))
-    if conv.awaiting_reply_since is None:
-        return  # ``conv`` as read before the reply: nobody was waiting, so an agent answered before
-    first = await first_response_of(work.conn, conv.id)
+    if not was_awaiting:
+        return  # nobody was waiting, so an agent answered before
+    first = await first_response_of(work.conn, cid)
     if first is not None and first.agent_seq == msg.seq:
-        site, seconds = conv.site_id, first.seconds
+        seconds = first.seconds
         work.observe(lambda o: o.first_response(site, seconds))
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import assert_never
 
-from bridge import steps
+from sqlalchemy.exc import IntegrityError
+
+from bridge import faces, observe, steps
 from bridge.commands import CommandCall, Note, Reply, interpret
 from bridge.events import (
     Action,
@@ -16,11 +18,12 @@ from bridge.events import (
     MessageReceived,
     Rejected,
 )
-from bridge.live import MessageChanged, Recheck, Typing
+from bridge.live import MessageChanged, NewMessage, Recheck, Typing
 from bridge.model import Conversation, Participant, RemoteId, Status, ThreadRef
-from bridge.outbound import Deletion, Edit
-from bridge.store import attachments, message_links, read_state
+from bridge.outbound import Deletion, Edit, Line
+from bridge.store import agent_lines, attachments, message_links, read_state
 from bridge.store import conversations as q
+from bridge.store.new_messages import Draft
 from bridge.team_commands import run_command
 from bridge.work import Core, Work
 
@@ -38,6 +41,8 @@ class TeamSide:
         False when its thread is no conversation the store knows (yet: a root whose post is still
         in flight is not known until the answer is recorded — the endpoint may ask for a retry).
         """
+        if (done := await self._plain_reply(event)) is not None:
+            return done
         try:
             async with self.core.work() as work:
                 # locked: what the event does (a face shown once, a reply's seq) is decided one event at a time.
@@ -49,6 +54,7 @@ class TeamSide:
                 if found is None:
                     return False
                 conv, known = found
+                self.core.thread_seen(event.endpoint, event.thread, conv.id)
                 if known:
                     return True
                 message_id = await self._dispatch(work, conv, event)
@@ -58,6 +64,37 @@ class TeamSide:
                     raise _Duplicate  # a concurrent delivery of the same event won
         except _Duplicate:
             return True
+        return True
+
+    async def _plain_reply(self, event: InboundEvent) -> bool | None:
+        """``handle`` for a plain reply on PostgreSQL, in one database call (``bridge/store/agent_lines.py``),
+        when its thread's conversation is known here and the visitor has met its author (no face to show);
+        then what a unit of work does once committed. None: for the unit of work."""
+        if self.core.db.is_sqlite or not isinstance(event, MessageReceived) or event.attachments:
+            return None
+        cid = self.core.threads.get((event.endpoint, event.thread))
+        if cid is None or not faces.met_before(cid, event.author):
+            return None
+        meaning = interpret(event.text, self.core.note_prefix)
+        if not isinstance(meaning, Reply):
+            return None
+        async with self.core.statements() as work:
+            html = steps.storable(event.html) if event.html else None
+            draft = Draft(cid, event.author, steps.storable(meaning.text), work.now, event.endpoint, html=html)
+            notify_as = self.core.db.instance if self.core.announce is not None else None
+            try:
+                done = await agent_lines.store_agent_line(
+                    work.conn, (event.endpoint, event.thread, event.remote_id), draft, Line.KIND, notify_as
+                )
+            except IntegrityError:  # recorded meanwhile for another conversation: nothing was stored
+                return True
+            work.announced = True
+            if done.outcome != "stored":
+                return True if done.outcome == "known" else None
+            msg = draft.stored(done.seq)
+            work.queued(cid, done.endpoints)
+            await observe.agent_replied_in(work, cid, done.site_id, done.was_awaiting, msg, event.endpoint)
+            work.signal(cid, NewMessage(msg.seq, msg))
         return True
 
     async def typing(self, endpoint: str, thread: ThreadRef, author: Participant) -> None:

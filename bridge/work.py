@@ -25,6 +25,8 @@ from bridge.store.database import Database
 from config.settings import SiteConfig
 
 log = logging.getLogger(__name__)
+#: how many threads ``Core.threads`` remembers
+THREADS_KEPT = 10_000
 
 
 class Announce(Protocol):
@@ -64,6 +66,14 @@ class Core:
     announce: Announce | None = None
     #: told what happened once each unit of work commits (metrics)
     observer: Observer = NO_OBSERVER
+    #: (endpoint, thread ref) → the conversation events found in it: a guess that saves a unit of work
+    #: (``TeamSide``; the database checks it), never an answer (a thread's conversation never changes)
+    threads: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def thread_seen(self, endpoint: str, ref: str, cid: str) -> None:
+        self.threads[endpoint, ref] = cid
+        if len(self.threads) > THREADS_KEPT:  # the oldest go first
+            del self.threads[next(iter(self.threads))]
 
     def site_name(self, site_id: str) -> str:
         site = self.sites.get(site_id)

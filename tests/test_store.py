@@ -16,6 +16,7 @@ from bridge.conversations import ConversationClosed, Conversations, LimitReached
 from bridge.deliveries import DeliveryWorker
 from bridge.endpoint import Inbox, Outgoing, Sent
 from bridge.errors import RetryLater
+from bridge.events import MessageReceived
 from bridge.live import LiveHub, NewMessage
 from bridge.model import EndpointName, Participant, RemoteId, Role, ThreadRef, Visitor
 from bridge.outbound import Erase, Line, OpenThread, RootState, Transcript
@@ -24,7 +25,7 @@ from bridge.store.database import Database
 from bridge.store.limits import CountedUse, SharedLimits
 from bridge.store.new_messages import Draft
 from bridge.store.notify import CHANNEL, heard, payloads
-from bridge.store.tables import delivery, message_link
+from bridge.store.tables import conversation, delivery, message_link
 from bridge.store.visitor_lines import LineOutcome, store_visitor_line
 from tests.harness import acme_settings, wait_for_a_lock_wait, wait_until
 
@@ -190,12 +191,66 @@ async def test_a_line_for_a_closed_or_unknown_conversation_is_refused_but_a_rese
     assert await conversations.close(cid)
     again, created = await conversations.post_visitor_message(cid, "c1", "before close")
     assert (again.id, created) == (sent.id, False)
-    for conversation in (cid, "no-such-conversation"):
+    for unknown in (cid, "no-such-conversation"):
         with pytest.raises(ConversationClosed):
-            await conversations.post_visitor_message(conversation, "c2", "after close")
+            await conversations.post_visitor_message(unknown, "c2", "after close")
     assert [m.text for m in await conversations.messages_after(cid, 0) if m.author.role is Role.VISITOR] == [
         "before close"
     ]
+
+
+async def test_an_agents_replies_are_stored_once_each_after_one_face_and_a_closed_chat_takes_none(
+    db: Database,
+) -> None:
+    endpoint = RecordingEndpoint()
+    conversations, worker = _core(db, endpoint)
+    runner = asyncio.create_task(worker.run())
+    try:
+        new = await conversations.start(
+            "acme",
+            visitor=Visitor("Ann", "ann@example.org"),
+            topic=None,
+            page=None,
+            locale=None,
+            timezone=None,
+            client_address=None,
+        )
+        cid = new.conversation.id
+        await conversations.post_visitor_message(cid, "c1", "hello?")
+        await wait_until(worker.idle, 10, "the thread opened and recorded")
+        thread = ThreadRef(f"C:{endpoint.received[0].delivery_id}")
+        alice = Participant(Role.AGENT, "Alice", None, "slack:U1")
+
+        def said(n: int) -> MessageReceived:
+            return MessageReceived(EndpointName("slack"), thread, RemoteId(f"e{n}"), alice, f"answer {n}")
+
+        # on PostgreSQL the first two take the unit of work (the face, then learning that Alice was seen);
+        # the others one database call each
+        for n in range(4):
+            assert await conversations.handle(said(n))
+        assert await conversations.handle(said(2))  # a retry of an event: recorded already
+        assert conversations.core.threads[("slack", thread)] == cid
+        stored = [(m.author.role, m.author.name, m.text) for m in await conversations.messages_after(cid, 0)]
+        assert stored == [
+            (Role.VISITOR, "Ann", "hello?"),
+            (Role.SYSTEM, "Alice", "Alice joined the chat"),
+            *((Role.AGENT, "Alice", f"answer {n}") for n in range(4)),
+        ]
+        assert [m.seq for m in await conversations.messages_after(cid, 0)] == list(range(1, 7))
+        async with db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(conversation.c.awaiting_reply_since, conversation.c.follow_up_since).where(
+                        conversation.c.id == cid
+                    )
+                )
+            ).one()
+        assert row.awaiting_reply_since is None and row.follow_up_since is not None  # she left an address
+        assert await conversations.close(cid)
+        assert await conversations.handle(said(9))  # told it is closed, not stored
+        assert [m.author.role for m in await conversations.messages_after(cid, 6) if m.author.role is Role.AGENT] == []
+    finally:
+        runner.cancel()
 
 
 async def test_tokens_authorize_only_their_conversation(db: Database) -> None:

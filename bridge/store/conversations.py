@@ -277,14 +277,14 @@ async def thread_links(conn: AsyncConnection, cid: str) -> Links:
 
 async def conversation_for_thread(conn: AsyncConnection, endpoint: str, ref: str) -> str | None:
     """The conversation whose thread ``ref`` is: its current one, or one it had before (a transfer)."""
-    found = (await conn.execute(_FOR_THREAD, {"endpoint": endpoint, "ref": ref, "root": _root_key(ref)})).scalar()
+    found = (await conn.execute(_FOR_THREAD, {"endpoint": endpoint, "ref": ref, "root": root_key(ref)})).scalar()
     return str(found) if found is not None else None
 
 
 async def thread_event(conn: AsyncConnection, endpoint: str, ref: str, remote_id: str) -> tuple[str | None, bool]:
     """For an event in thread ``ref``: its conversation (as ``conversation_for_thread``), and whether the
     event's ``remote_id`` is recorded already (a retry, a replay, our own post) — in one statement."""
-    params = {"endpoint": endpoint, "ref": ref, "root": _root_key(ref), "remote_id": remote_id}
+    params = {"endpoint": endpoint, "ref": ref, "root": root_key(ref), "remote_id": remote_id}
     row = (await conn.execute(_THREAD_EVENT, params)).one()
     return (str(row.cid) if row.cid is not None else None), bool(row.known)
 
@@ -295,17 +295,17 @@ async def locked_for_event(
     """``thread_event`` and ``lock_conversation`` in one statement: the conversation of thread ``ref``,
     locked, and whether the event is recorded already (read before the lock: a concurrent delivery of
     the same event is caught where the event is recorded); None when no conversation has that thread."""
-    params = {"endpoint": endpoint, "ref": ref, "root": _root_key(ref), "remote_id": remote_id}
+    params = {"endpoint": endpoint, "ref": ref, "root": root_key(ref), "remote_id": remote_id}
     row = (await conn.execute(_LOCKED_FOR_EVENT, params)).first()
     return (_conversation(row), bool(row.known)) if row is not None else None
 
 
 async def remember_root(conn: AsyncConnection, endpoint: str, ref: str, cid: str, now: datetime) -> None:
     """Every root a conversation ever had on an endpoint (once: a root found again after a crash is no news)."""
-    await remember_remote(conn, endpoint, _root_key(ref), now, conversation_id=cid)
+    await remember_remote(conn, endpoint, root_key(ref), now, conversation_id=cid)
 
 
-def _root_key(ref: str) -> str:
+def root_key(ref: str) -> str:
     # roots share message_link with events and posts; the prefix keeps a root's key apart from its post's id
     return f"root:{ref}"
 
