@@ -101,18 +101,21 @@ async def visitor_said(work: Work, cid: str) -> None:
 
 async def agent_replied(work: Work, conv: Conversation, msg: Message, origin: str) -> None:
     """An agent's reply for the visitor; if it is the conversation's first response, its wait too."""
-    await agent_replied_in(work, conv.id, conv.site_id, conv.awaiting_reply_since is not None, msg, origin)
+    first_wait = None
+    # ``conv`` as read before the reply: nobody waiting means an agent answered before
+    if conv.awaiting_reply_since is not None:
+        first = await first_response_of(work.conn, conv.id)
+        if first is not None and first.agent_seq == msg.seq:
+            first_wait = first.seconds
+    agent_answered(work, conv.site_id, origin, first_wait)
 
 
-async def agent_replied_in(work: Work, cid: str, site: str, was_awaiting: bool, msg: Message, origin: str) -> None:
-    """``agent_replied`` knowing only whether the visitor was waiting before the reply."""
+def agent_answered(work: Work, site: str, origin: str, first_wait: float | None) -> None:
+    """``agent_replied`` once it is known whether the reply is the conversation's first response
+    (``first_wait``: the seconds the visitor waited for it; a database call finds that out itself)."""
     work.observe(lambda o: o.message_to_visitor(origin))
-    if not was_awaiting:
-        return  # nobody was waiting, so an agent answered before
-    first = await first_response_of(work.conn, cid)
-    if first is not None and first.agent_seq == msg.seq:
-        seconds = first.seconds
-        work.observe(lambda o: o.first_response(site, seconds))
+    if first_wait is not None:
+        work.observe(lambda o: o.first_response(site, first_wait))
 
 
 async def rated(work: Work, cid: str, score: int) -> None:

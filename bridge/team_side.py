@@ -19,13 +19,16 @@ from bridge.events import (
     Rejected,
 )
 from bridge.live import MessageChanged, NewMessage, Recheck, Typing
-from bridge.model import Conversation, Participant, RemoteId, Status, ThreadRef
+from bridge.model import Conversation, Participant, RemoteId, Role, Status, ThreadRef
 from bridge.outbound import Deletion, Edit, Line
 from bridge.store import agent_lines, attachments, message_links, read_state
 from bridge.store import conversations as q
 from bridge.store.new_messages import Draft
 from bridge.team_commands import run_command
 from bridge.work import Core, Work
+
+#: PostgreSQL's SQLSTATE for a unique constraint broken
+UNIQUE_VIOLATION = "23505"
 
 
 class _Duplicate(Exception):
@@ -51,10 +54,11 @@ class TeamSide:
                 found = await q.locked_for_event(work.conn, event.endpoint, event.thread, event.remote_id)
                 if found is None:
                     found = await self._by_the_reply(work, event)
+                elif found[0].status is Status.OPEN:  # a plain reply in this thread may take one call next time
+                    self.core.thread_seen(event.endpoint, event.thread, found[0].id)
                 if found is None:
                     return False
                 conv, known = found
-                self.core.thread_seen(event.endpoint, event.thread, conv.id)
                 if known:
                     return True
                 message_id = await self._dispatch(work, conv, event)
@@ -72,6 +76,8 @@ class TeamSide:
         then what a unit of work does once committed. None: for the unit of work."""
         if self.core.db.is_sqlite or not isinstance(event, MessageReceived) or event.attachments:
             return None
+        if event.author.role is not Role.AGENT:  # the call stores an agent's line
+            return None
         cid = self.core.threads.get((event.endpoint, event.thread))
         if cid is None or not faces.met_before(cid, event.author):
             return None
@@ -86,15 +92,20 @@ class TeamSide:
                 done = await agent_lines.store_agent_line(
                     work.conn, (event.endpoint, event.thread, event.remote_id), draft, Line.KIND, notify_as
                 )
-            except IntegrityError:  # recorded meanwhile for another conversation: nothing was stored
-                return True
+            except IntegrityError as exc:
+                if getattr(exc.orig, "sqlstate", None) != UNIQUE_VIOLATION:
+                    raise
+                return True  # the event recorded meanwhile (the unit of work's ``_Duplicate``): nothing stored
             work.announced = True
-            if done.outcome != "stored":
-                return True if done.outcome == "known" else None
+            if done.outcome == "other":
+                self.core.threads.pop((event.endpoint, event.thread), None)  # a guess that no longer helps
+                return None
+            if done.outcome == "known":
+                return True
             msg = draft.stored(done.seq)
             work.queued(cid, done.endpoints)
-            await observe.agent_replied_in(work, cid, done.site_id, done.was_awaiting, msg, event.endpoint)
             work.signal(cid, NewMessage(msg.seq, msg))
+            observe.agent_answered(work, done.site_id, event.endpoint, done.first_wait)
         return True
 
     async def typing(self, endpoint: str, thread: ThreadRef, author: Participant) -> None:

@@ -19,6 +19,7 @@ from bridge.errors import RetryLater
 from bridge.events import MessageReceived
 from bridge.live import LiveHub, NewMessage
 from bridge.model import EndpointName, Participant, RemoteId, Role, ThreadRef, Visitor
+from bridge.observe import NoObserver
 from bridge.outbound import Erase, Line, OpenThread, RootState, Transcript
 from bridge.store import conversations as q
 from bridge.store.database import Database
@@ -249,6 +250,46 @@ async def test_an_agents_replies_are_stored_once_each_after_one_face_and_a_close
         assert await conversations.close(cid)
         assert await conversations.handle(said(9))  # told it is closed, not stored
         assert [m.author.role for m in await conversations.messages_after(cid, 6) if m.author.role is Role.AGENT] == []
+    finally:
+        runner.cancel()
+
+
+class Answers(NoObserver):
+    """What the metrics are told of the agents' replies."""
+
+    def __init__(self) -> None:
+        self.to_visitor: list[str] = []
+        self.first: list[tuple[str, float]] = []
+
+    def message_to_visitor(self, endpoint: str) -> None:
+        self.to_visitor.append(endpoint)
+
+    def first_response(self, site: str, seconds: float) -> None:
+        self.first.append((site, seconds))
+
+
+async def test_the_first_response_is_counted_once_even_after_the_agent_spoke_first(db: Database) -> None:
+    endpoint = RecordingEndpoint()
+    conversations, worker = _core(db, endpoint)
+    conversations.core.observer = answers = Answers()
+    runner = asyncio.create_task(worker.run())
+    try:
+        cid = await _start(conversations)
+        await wait_until(worker.idle, 10, "the thread opened and recorded")
+        thread = ThreadRef(f"C:{endpoint.received[0].delivery_id}")
+        alice = Participant(Role.AGENT, "Alice", None, "slack:U1")
+
+        def said(n: int) -> MessageReceived:
+            return MessageReceived(EndpointName("slack"), thread, RemoteId(f"e{n}"), alice, f"answer {n}")
+
+        # Alice speaks first (her face, then known: on PostgreSQL the next replies are one call each)
+        for n in range(2):
+            assert await conversations.handle(said(n))
+        await conversations.post_visitor_message(cid, "c1", "hello?")
+        for n in range(2, 4):  # the first answer to the visitor, then one more
+            assert await conversations.handle(said(n))
+        assert answers.to_visitor == ["slack"] * 4
+        assert [site for site, _ in answers.first] == ["acme"] and 0 <= answers.first[0][1] < 60
     finally:
         runner.cancel()
 

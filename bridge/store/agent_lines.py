@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Boolean, Integer, String, bindparam, column, func, select
+from sqlalchemy import Float, Integer, String, bindparam, column, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Select
@@ -45,8 +45,8 @@ _OUT = (
     column("outcome", String()),
     column("line_seq", Integer()),
     column("endpoints", ARRAY(String())),
-    column("was_awaiting", Boolean()),
     column("site", String()),
+    column("first_wait", Float()),
 )
 _FUNCTION = func.sitechat_agent_line(*(bindparam(name, type_=_IN_TYPES.get(name, String())) for name in _IN))
 _CALL: Select[Any] = select(*_FUNCTION.table_valued(*_OUT).c)
@@ -61,9 +61,9 @@ class ReplyOutcome:
     seq: int = 0
     #: the team chats it was queued for
     endpoints: tuple[str, ...] = ()
-    #: the visitor was waiting for an answer (this may be the conversation's first response)
-    was_awaiting: bool = False
     site_id: str = ""
+    #: the conversation's first response: the seconds the visitor waited for it (None: it is not)
+    first_wait: float | None = None
 
 
 async def store_agent_line(
@@ -81,6 +81,5 @@ async def store_agent_line(
         *(CHANNEL, notify_as),
     )
     row = (await conn.execute(_CALL, dict(zip(_IN, values, strict=True)))).one()
-    return ReplyOutcome(
-        row.outcome, int(row.line_seq or 0), tuple(row.endpoints or ()), bool(row.was_awaiting), row.site or ""
-    )
+    first_wait = float(row.first_wait) if row.first_wait is not None else None
+    return ReplyOutcome(row.outcome, int(row.line_seq or 0), tuple(row.endpoints or ()), row.site or "", first_wait)

@@ -15,8 +15,9 @@ In order, as the unit of work does it (which still runs on SQLite, and for every
 4. ``stored``: the next seq, nobody waiting any more and the reminders starting over, and for a visitor
    who gave an address the follow-up clock started unless it runs (``bridge/follow_up.py``
    ``arm_needed``); the message; a ``message`` delivery for every thread but the event's own; the event
-   recorded with the message; and, given ``notify_as``, the NOTIFY for the other instances as
-   ``bridge.store.notify.payloads`` writes it, sent with the commit.
+   recorded with the message; the seconds the visitor waited if this is the conversation's first response
+   (``first_wait``, for the metrics, as ``bridge.store.stats`` defines it); and, given ``notify_as``, the
+   NOTIFY for the other instances as ``bridge.store.notify.payloads`` writes it, sent with the commit.
 
 A function for the reason ``sitechat_visitor_line`` (migration 0011) is one: its statements each take a
 snapshot after the lock.
@@ -49,14 +50,16 @@ def upgrade() -> None:
             line_id varchar, author_name varchar, author_avatar varchar, author_remote varchar,
             line_text text, line_html text, at timestamptz, delivery_kind varchar,
             notify_channel varchar, notify_as varchar,
-            OUT outcome varchar, OUT line_seq integer, OUT endpoints varchar[], OUT was_awaiting boolean,
-            OUT site varchar
+            OUT outcome varchar, OUT line_seq integer, OUT endpoints varchar[], OUT site varchar,
+            OUT first_wait double precision
         )
         LANGUAGE plpgsql VOLATILE
         AS $$
         DECLARE
             cid varchar;
             conv conversation;
+            first_visitor_seq integer;
+            first_visitor_at timestamptz;
         BEGIN
             cid := coalesce(
                 (SELECT thread_link.conversation_id FROM thread_link
@@ -82,7 +85,6 @@ def upgrade() -> None:
                 outcome := 'other';
                 RETURN;
             END IF;
-            was_awaiting := conv.awaiting_reply_since IS NOT NULL;
             site := conv.site_id;
             UPDATE conversation SET last_seq = conversation.last_seq + 1, last_activity_at = at,
                     awaiting_reply_since = NULL, reminded_at = NULL,
@@ -107,6 +109,18 @@ def upgrade() -> None:
             -- under the lock, after "known": a conflict here fails the call, and nothing is stored
             INSERT INTO message_link (endpoint, remote_id, message_id, conversation_id, created_at)
                 VALUES (ev_endpoint, ev_remote_id, line_id, cid, at);
+            -- the conversation's first response (``bridge.store.stats``: the first agent message after the
+            -- visitor's first), when the visitor was waiting: how long after the visitor's first message
+            IF conv.awaiting_reply_since IS NOT NULL THEN
+                SELECT min(message.seq), min(message.created_at) INTO first_visitor_seq, first_visitor_at
+                    FROM message WHERE message.conversation_id = cid AND message.role = 'visitor';
+                IF first_visitor_seq IS NOT NULL AND NOT EXISTS (
+                    SELECT 1 FROM message WHERE message.conversation_id = cid AND message.role = 'agent'
+                        AND message.seq > first_visitor_seq AND message.seq < line_seq
+                ) THEN
+                    first_wait := greatest(0, extract(epoch FROM at - first_visitor_at));
+                END IF;
+            END IF;
             IF notify_as IS NOT NULL THEN
                 PERFORM pg_notify(notify_channel, json_build_object(
                     'i', notify_as,
