@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import timedelta
 
 import asyncpg
@@ -200,6 +200,20 @@ async def test_a_line_for_a_closed_or_unknown_conversation_is_refused_but_a_rese
     ]
 
 
+async def _alice_in_the_thread(
+    worker: DeliveryWorker, endpoint: RecordingEndpoint
+) -> tuple[Callable[[int], MessageReceived], ThreadRef]:
+    """Once the conversation's thread is open: Alice's n-th reply in it (an event of its own), and the thread."""
+    await wait_until(worker.idle, 10, "the thread opened and recorded")
+    thread = ThreadRef(f"C:{endpoint.received[0].delivery_id}")
+    alice = Participant(Role.AGENT, "Alice", None, "slack:U1")
+
+    def said(n: int) -> MessageReceived:
+        return MessageReceived(EndpointName("slack"), thread, RemoteId(f"e{n}"), alice, f"answer {n}")
+
+    return said, thread
+
+
 async def test_an_agents_replies_are_stored_once_each_after_one_face_and_a_closed_chat_takes_none(
     db: Database,
 ) -> None:
@@ -218,13 +232,7 @@ async def test_an_agents_replies_are_stored_once_each_after_one_face_and_a_close
         )
         cid = new.conversation.id
         await conversations.post_visitor_message(cid, "c1", "hello?")
-        await wait_until(worker.idle, 10, "the thread opened and recorded")
-        thread = ThreadRef(f"C:{endpoint.received[0].delivery_id}")
-        alice = Participant(Role.AGENT, "Alice", None, "slack:U1")
-
-        def said(n: int) -> MessageReceived:
-            return MessageReceived(EndpointName("slack"), thread, RemoteId(f"e{n}"), alice, f"answer {n}")
-
+        said, thread = await _alice_in_the_thread(worker, endpoint)
         # on PostgreSQL the first two take the unit of work (the face, then learning that Alice was seen);
         # the others one database call each
         for n in range(4):
@@ -275,13 +283,7 @@ async def test_the_first_response_is_counted_once_even_after_the_agent_spoke_fir
     runner = asyncio.create_task(worker.run())
     try:
         cid = await _start(conversations)
-        await wait_until(worker.idle, 10, "the thread opened and recorded")
-        thread = ThreadRef(f"C:{endpoint.received[0].delivery_id}")
-        alice = Participant(Role.AGENT, "Alice", None, "slack:U1")
-
-        def said(n: int) -> MessageReceived:
-            return MessageReceived(EndpointName("slack"), thread, RemoteId(f"e{n}"), alice, f"answer {n}")
-
+        said, _ = await _alice_in_the_thread(worker, endpoint)
         # Alice speaks first (her face, then known: on PostgreSQL the next replies are one call each)
         for n in range(2):
             assert await conversations.handle(said(n))
