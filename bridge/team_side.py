@@ -87,16 +87,14 @@ class TeamSide:
         async with self.core.statements() as work:
             html = steps.storable(event.html) if event.html else None
             draft = Draft(cid, event.author, steps.storable(meaning.text), work.now, event.endpoint, html=html)
-            notify_as = self.core.db.instance if self.core.announce is not None else None
             try:
                 done = await agent_lines.store_agent_line(
-                    work.conn, (event.endpoint, event.thread, event.remote_id), draft, Line.KIND, notify_as
+                    work.conn, (event.endpoint, event.thread, event.remote_id), draft, Line.KIND, self.core.notify_as
                 )
             except IntegrityError as exc:
                 if getattr(exc.orig, "sqlstate", None) != UNIQUE_VIOLATION:
                     raise
                 return True  # the event recorded meanwhile (the unit of work's ``_Duplicate``): nothing stored
-            work.announced = True
             if done.outcome == "other":
                 self.core.threads.pop((event.endpoint, event.thread), None)  # a guess that no longer helps
                 return None

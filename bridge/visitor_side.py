@@ -193,10 +193,7 @@ class VisitorSide:
         async with self.core.statements() as work:
             # the author's name is the conversation's visitor's, as the call stores it
             draft = Draft(cid, Participant(Role.VISITOR, ANONYMOUS), text, work.now, origin, client_msg_id)
-            # the other instances are told by the call, with its commit
-            notify_as = self.core.db.instance if self.core.announce is not None else None
-            done = await visitor_lines.store_visitor_line(work.conn, draft, Line.KIND, count, notify_as)
-            work.announced = True
+            done = await visitor_lines.store_visitor_line(work.conn, draft, Line.KIND, count, self.core.notify_as)
             if done.outcome == "first":
                 return None
             if done.outcome == "resent" and done.found_id is not None:

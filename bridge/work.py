@@ -7,7 +7,6 @@ delivery workers woken.
 from __future__ import annotations
 
 import hashlib
-import logging
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -24,7 +23,6 @@ from bridge.store import outbox
 from bridge.store.database import Database
 from config.settings import SiteConfig
 
-log = logging.getLogger(__name__)
 #: how many threads ``Core.threads`` remembers
 THREADS_KEPT = 10_000
 
@@ -97,21 +95,20 @@ class Core:
 
     @asynccontextmanager
     async def statements(self) -> AsyncIterator[Work]:
-        """PostgreSQL: statements each committed on its own, in autocommit — a database function that is a
-        whole unit of work by itself (``bridge/store/visitor_lines.py``) — announced after the block as
-        ``work()`` announces its commit, unless the block raises."""
+        """PostgreSQL, in autocommit: a database function that is a whole unit of work by itself
+        (``bridge/store/visitor_lines.py``, ``bridge/store/agent_lines.py``). It tells the other instances
+        itself, with its commit (``notify_as``); what a commit tells here — the observer, the sockets, the
+        lanes — is told after the block, unless the block raises."""
         assert not self.db.is_sqlite, "SQLite: use work()"
         async with self.db.read() as conn:
             work = Work(conn, self.clock())
             yield work
-            wake = work.deliveries > 0
-            try:
-                if self.announce is not None and not work.announced and (work.signals or wake):
-                    await self.announce(work.signals, wake, conn)  # in autocommit: sent at once
-            except Exception as exc:  # committed already: the peers catch up on their next recheck
-                log.warning("could not signal other instances: %s", exc)
-            finally:  # committed already, even if cancelled meanwhile: here it is told at once
-                self._committed(work, wake)
+            self._committed(work, work.deliveries > 0)  # nothing awaited since the call: not even cancelled
+
+    @property
+    def notify_as(self) -> str | None:
+        """This instance, as a database function's own NOTIFY names it (None: nobody else to tell)."""
+        return self.db.instance if self.announce is not None else None
 
     def _committed(self, work: Work, wake: bool) -> None:
         """What a unit of work tells once it is committed: the observer, the sockets and lanes here."""
@@ -147,8 +144,6 @@ class Work:
     #: (conversation, endpoint) of each delivery enqueued here: the lanes to start once committed
     lanes: set[tuple[str, str]] = field(default_factory=set)
     observations: list[Observation] = field(default_factory=list)
-    #: the other instances were told of it all already (a database call's own NOTIFY)
-    announced: bool = False
 
     def signal(self, cid: str, signal: Signal) -> None:
         self.signals.append((cid, signal))
