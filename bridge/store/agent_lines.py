@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Float, Integer, String, bindparam, column, func, select
+from sqlalchemy import Float, Integer, String, column
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql import Select
 from sqlalchemy.types import TypeEngine
 
 from bridge.store.conversations import root_key
+from bridge.store.function_calls import function_call
 from bridge.store.new_messages import Draft
 from bridge.store.notify import CHANNEL
 from bridge.store.tables import TS
@@ -48,8 +48,7 @@ _OUT = (
     column("site", String()),
     column("first_wait", Float()),
 )
-_FUNCTION = func.sitechat_agent_line(*(bindparam(name, type_=_IN_TYPES.get(name, String())) for name in _IN))
-_CALL: Select[Any] = select(*_FUNCTION.table_valued(*_OUT).c)
+_CALL = function_call("sitechat_agent_line", _IN, _OUT, _IN_TYPES)
 
 
 @dataclass(frozen=True)

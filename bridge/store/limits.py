@@ -83,6 +83,14 @@ class CountedUse:
     def span(self) -> timedelta:
         return timedelta(seconds=self.window)
 
+    @property
+    def stored_key(self) -> str:
+        return stored_key(self.key)
+
+    @property
+    def lock_key(self) -> int:
+        return lock_key(self.bucket, self.stored_key)
+
 
 def seconds_to_wait(oldest_counted: datetime, window: timedelta, now: datetime) -> float:
     """Until ``oldest_counted`` leaves the window and frees a place: whole seconds, at least 1 (``Retry-After``)."""
@@ -108,28 +116,25 @@ class SharedLimits:
         seconds, else the seconds to wait until a place frees up (the use is then not counted).
         ``conn``: the caller's transaction to count it in (a message's: no second connection while it
         holds one, and a message that is not stored costs no place); else a transaction of its own."""
-        span = timedelta(seconds=window)
-        if limit < 1 or not timedelta(0) < span <= MAX_WINDOW:
-            raise ValueError(f"a limit of {limit} per {window} s: at least 1 use, and a window up to {MAX_WINDOW}")
-        stored = stored_key(key)
-        async with contextlib.nullcontext(conn) if conn is not None else self.db.write() as tx:
-            if self.db.is_sqlite:
-                oldest = await self._hit_here(tx, bucket, stored, limit, now - span, now)
-            else:
-                key_lock = literal(lock_key(bucket, stored), BigInteger())
-                call = func.sitechat_rate_hit(key_lock, bucket, stored, limit, now - span, now, type_=TS)
-                oldest = (await tx.execute(select(call))).scalar_one()
-        # refused: a place frees up when the limit-th newest use leaves the window
-        return None if oldest is None else seconds_to_wait(utc(oldest), span, now)
+        return await self.count(CountedUse(bucket, key, limit, window, now), conn)
 
     def counted_use(self, bucket: str, key: str, limit: int, window: float, now: datetime) -> CountedUse:
         """The use for the store to count with what it is for (``count``, or the database function that
         stores a visitor's line)."""
         return CountedUse(bucket, key, limit, window, now)
 
-    async def count(self, use: CountedUse, conn: AsyncConnection) -> float | None:
-        """``hit`` for ``use``, in the transaction ``conn`` of what it is for."""
-        return await self.hit(use.bucket, use.key, use.limit, use.window, use.now, conn)
+    async def count(self, use: CountedUse, conn: AsyncConnection | None = None) -> float | None:
+        """``hit`` for ``use``; ``conn``: the transaction of what it is for (else one of its own)."""
+        stored, since = use.stored_key, use.now - use.span
+        async with contextlib.nullcontext(conn) if conn is not None else self.db.write() as tx:
+            if self.db.is_sqlite:
+                oldest = await self._hit_here(tx, use.bucket, stored, use.limit, since, use.now)
+            else:
+                key_lock = literal(use.lock_key, BigInteger())
+                call = func.sitechat_rate_hit(key_lock, use.bucket, stored, use.limit, since, use.now, type_=TS)
+                oldest = (await tx.execute(select(call))).scalar_one()
+        # refused: a place frees up when the limit-th newest use leaves the window
+        return None if oldest is None else seconds_to_wait(utc(oldest), use.span, use.now)
 
     @staticmethod
     async def _hit_here(

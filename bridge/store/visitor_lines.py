@@ -16,15 +16,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, String, bindparam, column, func, select
+from sqlalchemy import BigInteger, Integer, String, column
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql import Select
 from sqlalchemy.types import TypeEngine
 
 from bridge.model import ANONYMOUS
 from bridge.store.conversations import utc
-from bridge.store.limits import CountedUse, lock_key, stored_key
+from bridge.store.function_calls import function_call
+from bridge.store.limits import CountedUse
 from bridge.store.new_messages import Draft
 from bridge.store.notify import CHANNEL
 from bridge.store.tables import TS
@@ -61,8 +61,7 @@ _OUT = (
     column("author", String()),
     column("endpoints", ARRAY(String())),
 )
-_FUNCTION = func.sitechat_visitor_line(*(bindparam(name, type_=_IN_TYPES.get(name, String())) for name in _IN))
-_CALL: Select[Any] = select(*_FUNCTION.table_valued(*_OUT).c)
+_CALL = function_call("sitechat_visitor_line", _IN, _OUT, _IN_TYPES)
 
 
 @dataclass(frozen=True)
@@ -94,8 +93,7 @@ async def store_visitor_line(
     )
     rate: tuple[object, ...] = (None,) * len(_RATE)
     if use is not None:
-        key = stored_key(use.key)
-        rate = (lock_key(use.bucket, key), use.bucket, key, use.limit, use.now - use.span, use.now)
+        rate = (use.lock_key, use.bucket, use.stored_key, use.limit, use.now - use.span, use.now)
     params = dict(zip(_LINE, line, strict=True)) | dict(zip(_RATE, rate, strict=True))
     row = (await conn.execute(_CALL, params)).one()
     return LineOutcome(
