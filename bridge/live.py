@@ -54,8 +54,31 @@ class Typing:
 
 
 @dataclass(frozen=True)
+class Snapshot:
+    """What the periodic recheck read of a conversation: everything a socket would look again for."""
+
+    last_seq: int
+    status: Status
+    team_read_seq: int
+    rated: bool
+
+    def all_sent(self, *, last_seq: int, status: Status, read_seq: int, rating_asked: bool) -> bool:
+        """A socket that sent up to ``last_seq``, showed ``status`` and "Seen" up to ``read_seq`` (and
+        asked for the rating, or not) has everything a catch-up would send for this."""
+        rating_owed = self.status is Status.CLOSED and not self.rated and not rating_asked
+        return (
+            self.last_seq <= last_seq and self.status is status and self.team_read_seq <= read_seq and not rating_owed
+        )
+
+
+@dataclass(frozen=True)
 class Recheck:
-    """Something may have changed unseen (a signal lost between instances): look at the store again."""
+    """Something may have changed unseen (a signal lost between instances): look at the store again.
+    ``seen``: what the store held a moment ago, read with the other changed conversations in one query —
+    a socket that has all of it need not look (None: look). Busy chats all change between two rechecks,
+    and each socket reading the store at once was a burst that delayed every reply behind it."""
+
+    seen: Snapshot | None = None
 
 
 Signal = NewMessage | MessageChanged | StatusChanged | RatingRequested | Typing | Recheck
@@ -75,7 +98,7 @@ def signal_to_json(signal: Signal) -> dict[str, Any]:
         case Typing(author):
             return {"k": "typing", "role": author.role.value, "name": author.name, "avatar_url": author.avatar_url}
         case Recheck():
-            return {"k": "recheck"}
+            return {"k": "recheck"}  # what it saw is this instance's: another looks itself
         case _:
             assert_never(signal)
 

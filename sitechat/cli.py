@@ -34,7 +34,7 @@ async def _wait_for_stop() -> None:
 
 
 async def _run(settings: Settings) -> None:
-    from sitechat.runtime import build_runtime, serve
+    from sitechat.runtime import build_runtime, serve, settle_heap
 
     runtime = build_runtime(settings)
     widget = settings.widget
@@ -46,6 +46,7 @@ async def _run(settings: Settings) -> None:
     except OSError as exc:
         print(f"sitechat cannot start: cannot listen on {widget.host}:{widget.port} ({exc.strerror})", file=sys.stderr)
         raise SystemExit(3) from None
+    settle_heap()
     logging.getLogger("sitechat").info(
         "sitechat is running on %s (endpoints: %s)",
         widget.public_url,

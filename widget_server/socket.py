@@ -17,7 +17,7 @@ from typing import Any, assert_never
 from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import ValidationError
 
-from bridge.live import MessageChanged, NewMessage, RatingRequested, Recheck, Signal, StatusChanged, Typing
+from bridge.live import MessageChanged, NewMessage, RatingRequested, Recheck, Signal, Snapshot, StatusChanged, Typing
 from bridge.model import Conversation, Message, PageView, Status
 from widget_server import answers, schemas
 from widget_server.api import accept_message
@@ -118,11 +118,20 @@ class _Session:
                 # first, as ``on_frame`` does: the visitor's own line is never sent twice meanwhile
                 self.last_seq = seq
                 await self.send({"type": "message", "message": message_json(message, self.ctx.file_link)})
+            case Recheck(seen) if seen is not None and self._has(seen):
+                pass  # the periodic recheck: what the store held then is here already
             case NewMessage() | StatusChanged() | RatingRequested() | Recheck():
                 # a hint only: the store says what is new, so a signal early, late or twice is harmless
                 await self.catch_up()
             case _:
                 assert_never(signal)
+
+    def _has(self, seen: Snapshot) -> bool:
+        """Everything ``catch_up`` would send for ``seen`` was sent, and nothing waits to be caught up on."""
+        sent = seen.all_sent(
+            last_seq=self.last_seq, status=self.status, read_seq=self.read_seq, rating_asked=self.rating_asked
+        )
+        return sent and not self.missed_signals and self.news is None
 
     def _next_in_line(self, seq: int) -> bool:
         """``seq`` directly follows what the client has, and nothing is waiting to be caught up on."""

@@ -10,6 +10,7 @@ from sqlalchemy import and_, bindparam, delete, exists, func, insert, select, up
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bridge.live import Snapshot
 from bridge.model import (
     Attachment,
     ClientFacts,
@@ -329,15 +330,13 @@ async def open_conversations_idle_since(conn: AsyncConnection, cutoff: datetime)
     return [r.id for r in rows]
 
 
-async def recently_changed(conn: AsyncConnection, since: datetime) -> Sequence[str]:
+async def recently_changed(conn: AsyncConnection, since: datetime) -> Sequence[tuple[str, Snapshot]]:
     """Conversations with a message, a close or a rating since ``since`` (messages and closes touch
-    ``last_activity_at``)."""
+    ``last_activity_at``), each with what a socket would look for."""
+    c = conversation.c
     rows = await conn.execute(
-        select(conversation.c.id).where(
-            and_(
-                conversation.c.status.in_([Status.OPEN.value, Status.CLOSED.value]),
-                conversation.c.last_activity_at >= since,
-            )
+        select(c.id, c.last_seq, c.status, c.team_read_seq, c.rating_score.is_not(None).label("rated")).where(
+            and_(c.status.in_([Status.OPEN.value, Status.CLOSED.value]), c.last_activity_at >= since)
         )
     )
-    return [r.id for r in rows]
+    return [(r.id, Snapshot(r.last_seq, Status(r.status), r.team_read_seq or 0, bool(r.rated))) for r in rows]

@@ -190,7 +190,7 @@ class Notifier:
     async def _watch(self) -> None:
         loop = asyncio.get_running_loop()
         checked = utcnow()
-        next_recheck = loop.time() + self.recheck_seconds
+        rechecked = loop.time()
         failures = 0
         while True:
             await asyncio.sleep(self.watch_seconds if not failures else min(30.0, 0.5 * 2**failures))
@@ -203,10 +203,10 @@ class Notifier:
                     await self._connect()
                     self.reconnects += 1
                     log.info("LISTEN connection re-established")
-                if gap or loop.time() >= next_recheck:
+                if gap or loop.time() >= rechecked + self.recheck_seconds:
                     now = utcnow()
                     await self._recheck(since=checked - RECHECK_MARGIN)
-                    checked, next_recheck = now, loop.time() + self.recheck_seconds
+                    checked, rechecked = now, loop.time()
                 failures = 0
             except asyncio.CancelledError:
                 raise
@@ -220,8 +220,8 @@ class Notifier:
         """Every conversation changed since ``since`` looks at the store again (sockets held here do)."""
         async with self.db.read() as conn:
             changed = await recently_changed(conn, since)
-        for cid in changed:
-            self._on_signal(cid, Recheck())
+        for cid, seen in changed:
+            self._on_signal(cid, Recheck(seen))
         self._on_wake()
 
     async def stop(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
+from bridge.store.notify import CHANNEL
 from tests.conftest import BridgeFactory
 from tests.fakes.slack_api import FakeSlack
 from tests.harness import SlackAgent, Visitor, root_of
@@ -60,3 +61,33 @@ async def test_two_instances_share_one_conversation(
     finally:
         await visitor.close()
         await agent_b.close()
+
+
+async def test_a_signal_lost_between_instances_is_made_good_by_the_recheck(
+    make_bridge: BridgeFactory, fake_slack: FakeSlack, postgres_url: str
+) -> None:
+    """A's LISTEN hears nothing from B any more (a NOTIFY lost on the way): A's periodic look at the store
+    still brings B's line to the socket on A, once, and the lines A itself took keep coming at once."""
+    a = await make_bridge(fake_slack, database_url=postgres_url)
+    b = await make_bridge(fake_slack, database_url=postgres_url)
+    assert a.runtime is not None
+    notifier = a.runtime.notifier
+    await notifier._listener.remove_listener(CHANNEL, notifier._receive)
+    notifier.recheck_seconds = 0.5
+    visitor, visitor_b = Visitor(a.url), Visitor(b.url)
+    try:
+        await visitor.start(name="Ann")
+        live = await visitor.socket()  # held by instance A
+        visitor_b.conversation_id, visitor_b.token = visitor.conversation_id, visitor.token
+        await visitor.say("through A", "c-a")
+        await live.wait_frame(lambda f: f["type"] == "message" and f["message"]["text"] == "through A", 3)
+        await visitor_b.say("through B, unheard", "c-b")
+        await live.wait_frame(lambda f: f["type"] == "message" and f["message"]["text"] == "through B, unheard", 8)
+        await visitor.say("through A again", "c-a2")
+        await live.wait_frame(lambda f: f["type"] == "message" and f["message"]["text"] == "through A again", 3)
+        texts = [m["text"] for m in live.messages()]
+        assert texts.count("through B, unheard") == 1 and texts.count("through A") == 1
+        await live.close()
+    finally:
+        await visitor.close()
+        await visitor_b.close()

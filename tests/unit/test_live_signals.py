@@ -18,6 +18,7 @@ from bridge.live import (
     RatingRequested,
     Recheck,
     Signal,
+    Snapshot,
     StatusChanged,
     Typing,
     signal_from_json,
@@ -67,6 +68,44 @@ def test_a_new_message_travels_between_instances_as_its_seq_only() -> None:
     carried = signal_to_json(NewMessage(7, message))
     assert carried == {"k": "message", "seq": 7}
     assert signal_from_json(carried) == NewMessage(7)
+
+
+def test_a_recheck_travels_without_what_this_instance_saw() -> None:
+    """What one instance read of the store says nothing of another's sockets: they look for themselves."""
+    carried = signal_to_json(Recheck(Snapshot(9, Status.OPEN, 4, rated=False)))
+    assert signal_from_json(carried) == Recheck()
+
+
+# what the periodic recheck read → whether a socket that has sent this much would find anything new
+OPEN, CLOSED = Status.OPEN, Status.CLOSED
+ALL_SENT: dict[str, tuple[Snapshot, dict[str, Any], bool]] = {
+    "everything sent": (Snapshot(9, OPEN, 4, False), {"last_seq": 9, "read_seq": 4}, True),
+    "more sent since the store was read": (Snapshot(9, OPEN, 4, False), {"last_seq": 11, "read_seq": 6}, True),
+    "a line the socket never sent": (Snapshot(10, OPEN, 4, False), {"last_seq": 9, "read_seq": 4}, False),
+    "read further than the socket showed": (Snapshot(9, OPEN, 5, False), {"last_seq": 9, "read_seq": 4}, False),
+    "closed, the socket shows it open": (Snapshot(9, CLOSED, 4, True), {"last_seq": 9, "read_seq": 4}, False),
+    "closed and rated, shown closed": (
+        Snapshot(9, CLOSED, 4, True),
+        {"last_seq": 9, "read_seq": 4, "status": CLOSED},
+        True,
+    ),
+    "closed, no rating, not asked yet": (
+        Snapshot(9, CLOSED, 4, False),
+        {"last_seq": 9, "read_seq": 4, "status": CLOSED},
+        False,
+    ),
+    "closed, no rating, asked already": (
+        Snapshot(9, CLOSED, 4, False),
+        {"last_seq": 9, "read_seq": 4, "status": CLOSED, "rating_asked": True},
+        True,
+    ),
+}
+
+
+@pytest.mark.parametrize(("seen", "socket", "all_sent"), ALL_SENT.values(), ids=ALL_SENT.keys())
+def test_what_a_recheck_saw_against_what_a_socket_sent(seen: Snapshot, socket: dict[str, Any], all_sent: bool) -> None:
+    shown = {"status": OPEN, "rating_asked": False, **socket}
+    assert seen.all_sent(**shown) is all_sent
 
 
 # JSON from another instance (perhaps another version) → what this one makes of it
