@@ -91,7 +91,7 @@ async def serve_bridge(args: argparse.Namespace) -> web.AppRunner:
     from sqlalchemy.engine.interfaces import CacheStats
 
     from config.settings import Settings
-    from sitechat.runtime import build_runtime, serve, settle_heap
+    from sitechat.runtime import build_runtime, serve
 
     os.environ.update(
         {
@@ -149,9 +149,7 @@ async def serve_bridge(args: argparse.Namespace) -> web.AppRunner:
                 )
                 STATEMENTS[f"{' '.join(statement.split())[:160]}{fresh}  ← {_our_callers()}"] += 1
 
-    runner = await serve(runtime, "127.0.0.1", args.port)
-    settle_heap()  # as ``sitechat serve`` does
-    return runner
+    return await serve(runtime, "127.0.0.1", args.port, settle=True)  # as ``sitechat run`` does
 
 
 def _our_callers() -> str:

@@ -55,7 +55,8 @@ class Typing:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """What the periodic recheck read of a conversation: everything a socket would look again for."""
+    """What the periodic recheck read of a conversation: what a socket's catch-up compares (the last line,
+    the status, how far the team has read, whether it is rated)."""
 
     last_seq: int
     status: Status

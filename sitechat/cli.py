@@ -34,19 +34,18 @@ async def _wait_for_stop() -> None:
 
 
 async def _run(settings: Settings) -> None:
-    from sitechat.runtime import build_runtime, serve, settle_heap
+    from sitechat.runtime import build_runtime, serve
 
     runtime = build_runtime(settings)
     widget = settings.widget
     try:
-        runner = await serve(runtime, widget.host, widget.port)
+        runner = await serve(runtime, widget.host, widget.port, settle=True)
     except DatabaseInUse as exc:
         print(f"sitechat cannot start: {exc}", file=sys.stderr)
         raise SystemExit(3) from None
     except OSError as exc:
         print(f"sitechat cannot start: cannot listen on {widget.host}:{widget.port} ({exc.strerror})", file=sys.stderr)
         raise SystemExit(3) from None
-    settle_heap()
     logging.getLogger("sitechat").info(
         "sitechat is running on %s (endpoints: %s)",
         widget.public_url,

@@ -251,19 +251,18 @@ async def _background(rt: Runtime) -> AsyncIterator[None]:
         await rt.db.close()
 
 
-def settle_heap() -> None:
-    """Once a serving process has started: what start-up made (modules, the SDKs' tables, compiled
-    statements: some 150,000 objects) lives as long as the process, so it is moved out of the cyclic
-    collector's way, and a full collection walks only what the chats made. Walking it all paused the
-    loop 70–100 ms now and then (measured on the bench), which every reply in flight waited. Not for a
-    process that starts many servers (the tests): their leftovers would be kept for good."""
-    gc.collect()
-    gc.freeze()
-
-
-async def serve(runtime: Runtime, host: str, port: int) -> web.AppRunner:
+async def serve(runtime: Runtime, host: str, port: int, *, settle: bool = False) -> web.AppRunner:
+    """Start everything and listen. ``settle``: this process serves until it ends (``sitechat run``, not a
+    test that starts many servers): what start-up made (modules, the SDKs' tables, compiled statements,
+    some 150,000 objects) lives as long as it does, so it is moved out of the cyclic collector's way once,
+    before the first request, and a full collection walks only what the chats made. Walking it all paused
+    the loop 70–100 ms now and then (measured on the bench), which every reply in flight waited. In a
+    process that starts many servers their leftovers would be kept for good."""
     runner = web.AppRunner(runtime.app, access_log=None, handle_signals=False, shutdown_timeout=5)
     await runner.setup()
+    if settle:
+        gc.collect()
+        gc.freeze()
     site = web.TCPSite(runner, host, port)
     await site.start()
     return runner

@@ -20,7 +20,7 @@ from typing import Any
 
 from config.settings import Settings, SiteConfig
 from sitechat.demo.local_homeserver import LocalSynapse, RegisteredUser
-from sitechat.runtime import build_runtime, serve, settle_heap
+from sitechat.runtime import build_runtime, serve
 
 STAFF_USER = "staff"
 STAFF_PASSWORD = "staff-password"
@@ -139,8 +139,7 @@ async def run_demo(args: argparse.Namespace) -> int:
         )
         room_name = "Website chat (encrypted)" if encrypted else "Website chat"
         runtime = build_runtime(settings)
-        runner = await serve(runtime, settings.widget.host, settings.widget.port)
-        settle_heap()
+        runner = await serve(runtime, settings.widget.host, settings.widget.port, settle=True)
         print(
             "\n".join(
                 [

@@ -75,6 +75,7 @@ async def test_a_signal_lost_between_instances_is_made_good_by_the_recheck(
     await notifier._listener.remove_listener(CHANNEL, notifier._receive)
     notifier.recheck_seconds = 0.5
     visitor, visitor_b = Visitor(a.url), Visitor(b.url)
+    agent_b = SlackAgent(b.url, fake_slack)
     try:
         await visitor.start(name="Ann")
         live = await visitor.socket()  # held by instance A
@@ -87,7 +88,16 @@ async def test_a_signal_lost_between_instances_is_made_good_by_the_recheck(
         await live.wait_frame(lambda f: f["type"] == "message" and f["message"]["text"] == "through A again", 3)
         texts = [m["text"] for m in live.messages()]
         assert texts.count("through B, unheard") == 1 and texts.count("through A") == 1
+        # an agent closes the chat through B, unheard too: the socket on A shows it closed and asks for a
+        # rating, each once
+        root = await fake_slack.wait_for(lambda: root_of(fake_slack), message="root")
+        await agent_b.reply("C0SUPPORT", root["ts"], "!close")
+        await live.wait_frame(lambda f: f == {"type": "status", "status": "closed"}, 8)
+        await live.wait_frame(lambda f: f["type"] == "rating_requested", 8)
+        kinds = [f["type"] for f in live.frames]
+        assert kinds.count("rating_requested") == 1 and kinds.count("status") == 1, kinds
         await live.close()
     finally:
         await visitor.close()
         await visitor_b.close()
+        await agent_b.close()
