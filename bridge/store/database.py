@@ -137,11 +137,6 @@ TRANSACTIONS = "READ COMMITTED"
 #: PostgreSQL's pool per instance (two instances stay well under PostgreSQL's default 100 connections),
 #: of which lanes sending may hold all but the reserve
 POOL_SIZE, POOL_OVERFLOW, POOL_RESERVED = 10, 20, 10
-#: SQLite's connections kept (SQLAlchemy's default keeps 5). Making one starts a thread and opens the file,
-#: and the requests that arrive meanwhile find the pool empty and make their own; with 5 kept, a burst of
-#: sockets opening made and dropped a connection for one socket in ten, a fifth of the server's CPU
-#: (``bench/idle_sockets.py``: 1.6 → 1.3 ms per socket; the connections kept cost some 13 MB)
-SQLITE_POOL_SIZE, SQLITE_POOL_OVERFLOW = 30, 10
 
 
 class Database:
@@ -170,8 +165,6 @@ class Database:
                 connect_args=connect_args,
                 isolation_level="AUTOCOMMIT",
             )
-        if self.is_sqlite and self.sqlite_path is not None:
-            kwargs.update(pool_size=SQLITE_POOL_SIZE, max_overflow=SQLITE_POOL_OVERFLOW)
         #: on PostgreSQL in autocommit: ``engine.begin()`` is no transaction there (``write()`` is)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if not self.is_sqlite:
@@ -244,7 +237,7 @@ class Database:
             async with self.transactions.begin() as conn:
                 yield conn
             return
-        async with self._write_lock, self.engine.connect() as conn:
+        async with self._write_lock, self._checked_out(self.engine) as conn:
             # the write lock taken at BEGIN, where waiting for another process's writer can succeed
             with _sqlite_mode(conn, immediate=True, on_thread=bulk):
                 async with conn.begin():
@@ -256,9 +249,29 @@ class Database:
     async def read(self, *, bulk: bool = False) -> AsyncIterator[AsyncConnection]:
         """``bulk``: it reads many rows (SQLite runs it off the event loop's thread; PostgreSQL reads it in
         one transaction, else each statement runs on its own, in autocommit)."""
-        async with (self.transactions if bulk else self.engine).connect() as conn:
+        async with self._checked_out(self.transactions if bulk else self.engine) as conn:
             with _sqlite_mode(conn, immediate=False, on_thread=bulk):
                 yield conn
+
+    @asynccontextmanager
+    async def _checked_out(self, engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+        """A pooled connection for the block. SQLite's goes back in place: SQLAlchemy's ``async with``
+        closes it in a task of its own, a loop pass later (so that a cancel cannot cut the close short),
+        and until then it stays out of the pool — a burst of requests in one pass each took another, past
+        the pool's 5, made and dropped again (for one socket opened in ten: a fifth of the server's CPU,
+        ``bench/idle_sockets.py``), and a write held SQLite's one writer for that pass too. SQLite's close
+        has nothing to wait for (its statements run on the loop's thread; one the pool does not keep is
+        closed on aiosqlite's, and counted gone whatever happens). PostgreSQL's close may be a round trip:
+        there SQLAlchemy's task keeps it whole."""
+        if not self.is_sqlite:
+            async with engine.connect() as conn:
+                yield conn
+            return
+        conn = await engine.connect()
+        try:
+            yield conn
+        finally:
+            await conn.close()
 
     @asynccontextmanager
     async def lane_lock(self, lane: str) -> AsyncIterator[LaneLease | None]:
@@ -304,7 +317,7 @@ class Database:
         )
 
     async def ping(self) -> None:
-        async with self.engine.connect() as conn:
+        async with self._checked_out(self.engine) as conn:
             await conn.execute(text("SELECT 1"))
 
     async def close(self) -> None:
