@@ -22,6 +22,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, InvalidatePoolError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import QueuePool
 
 from bridge.store import sqlite_calls
 
@@ -271,7 +272,13 @@ class Database:
         try:
             yield conn
         finally:
-            await conn.close()
+            pool = engine.sync_engine.pool
+            if isinstance(pool, QueuePool) and pool.checkedin() >= pool.size():
+                # the pool is full, so this one is closed, on aiosqlite's thread: SQLAlchemy's task then,
+                # or a cancel meeting the close would be logged as a failure to close it
+                await conn.__aexit__(None, None, None)
+            else:
+                await conn.close()
 
     @asynccontextmanager
     async def lane_lock(self, lane: str) -> AsyncIterator[LaneLease | None]:
