@@ -1,5 +1,5 @@
-"""PostgreSQL's pooled connections (``bridge/store/database.py``): checked before use only after sitting idle,
-in autocommit outside transactions, and a transaction still a transaction."""
+"""PostgreSQL's pooled connections (``bridge/store/database.py``, ``pool_checks.py``): checked before use
+only after sitting idle, in autocommit outside transactions, and a transaction still a transaction."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import text
 
-from bridge.store import database
+from bridge.store import pool_checks
 from bridge.store.database import Database, LeaseLost
 from tests.conftest import PG_ADMIN
 
@@ -54,7 +54,7 @@ async def test_an_idle_connection_killed_meanwhile_is_replaced_before_it_is_used
 ) -> None:
     """A PostgreSQL restart, a proxy's timeout: the pooled connections die while idle. The next read must
     not be the one that finds out (it would fail a visitor's request): the check before use replaces them."""
-    monkeypatch.setattr(database, "CHECK_AFTER_IDLE_SECONDS", 0.0)  # every pooled connection counts as idle
+    monkeypatch.setattr(pool_checks, "CHECK_AFTER_IDLE_SECONDS", 0.0)  # every pooled connection counts as idle
     before = await _read_pid(db)
     await _terminate(await _backends(db))
     after = await _read_pid(db)  # no error: checked, found dead, replaced

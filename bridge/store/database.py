@@ -9,7 +9,6 @@ import hashlib
 import logging
 import os
 import secrets
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -20,11 +19,12 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import DBAPIError, InterfaceError, InvalidatePoolError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool
 
 from bridge.store import sqlite_calls
+from bridge.store.pool_checks import check_if_idle, idle_from_now
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -161,7 +161,7 @@ class Database:
                 pool_size=POOL_SIZE,
                 max_overflow=POOL_OVERFLOW,
                 # the connection used last is taken first: the busy ones stay busy (no check needed), the
-                # rest sit idle and are checked when next taken (``_check_if_idle``)
+                # rest sit idle and are checked when next taken (``pool_checks.check_if_idle``)
                 pool_use_lifo=True,
                 connect_args=connect_args,
                 isolation_level="AUTOCOMMIT",
@@ -169,8 +169,8 @@ class Database:
         #: on PostgreSQL in autocommit: ``engine.begin()`` is no transaction there (``write()`` is)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if not self.is_sqlite:
-            event.listen(self.engine.sync_engine.pool, "checkin", _idle_from_now)
-            event.listen(self.engine.sync_engine.pool, "checkout", partial(_check_if_idle, self.engine.dialect))
+            event.listen(self.engine.sync_engine.pool, "checkin", idle_from_now)
+            event.listen(self.engine.sync_engine.pool, "checkout", partial(check_if_idle, self.engine.dialect))
         #: the same pool, in transactions (PostgreSQL): writes, a lane's lock connection, bulk reads
         #: (streamed through a cursor, which lives in a transaction)
         self.transactions = (
@@ -334,36 +334,6 @@ class Database:
         if self._file_lock is not None:
             os.close(self._file_lock)
             self._file_lock = None
-
-
-#: a pooled PostgreSQL connection idle for longer is checked (one round trip) before it is used
-CHECK_AFTER_IDLE_SECONDS = 1.0
-
-
-def _idle_from_now(_dbapi_connection: Any, record: Any) -> None:
-    record.info["idle_since"] = time.monotonic()
-
-
-def _check_if_idle(dialect: Any, dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-    """SQLAlchemy's ``pool_pre_ping``, but only for a connection that sat idle a while: a busy instance
-    takes a connection back from the pool several times per message, and a check each time was a round
-    trip per use. A connection used a moment ago that has died meanwhile (a restart, a cut) fails its first
-    statement instead — like one that dies during a transaction — and that failure invalidates the pool."""
-    driver = getattr(dbapi_connection, "driver_connection", None)
-    if driver is not None and driver.is_closed():
-        # the driver saw it close (a restart, a terminated backend): no need to ask
-        raise InvalidatePoolError()  # connect afresh; the others older than now are replaced when next taken
-    since = record.info.get("idle_since")
-    if since is None or time.monotonic() - since < CHECK_AFTER_IDLE_SECONDS:
-        return  # fresh, or in use a moment ago
-    try:
-        dialect.do_ping(dbapi_connection)
-    except (OSError, TimeoutError) as exc:  # not translated by the driver: a dead connection all the same
-        raise InvalidatePoolError() from exc
-    except dialect.loaded_dbapi.Error as exc:
-        if dialect.is_disconnect(exc, dbapi_connection, None):
-            raise InvalidatePoolError() from exc
-        raise
 
 
 @contextlib.contextmanager
