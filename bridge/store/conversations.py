@@ -332,8 +332,8 @@ async def open_conversations_idle_since(conn: AsyncConnection, cutoff: datetime)
 
 async def recently_changed(conn: AsyncConnection, since: datetime) -> Sequence[tuple[str, Snapshot]]:
     """Conversations with activity since ``since`` (what touches ``last_activity_at``: the chat's own
-    lines, a close, a rating — not the team's reading, nor a line the bridge adds unasked, such as a
-    reminder's), each with what a socket's catch-up compares."""
+    lines, a close — not the team's reading, nor a line the bridge adds unasked, such as a reminder's),
+    each with what a socket's catch-up compares."""
     c = conversation.c
     rows = await conn.execute(
         select(c.id, c.last_seq, c.status, c.team_read_seq, c.rating_score.is_not(None).label("rated")).where(

@@ -260,10 +260,10 @@ class Database:
         closes it in a task of its own, a loop pass later (so that a cancel cannot cut the close short),
         and until then it stays out of the pool — a burst of requests in one pass each took another, past
         the pool's 5, made and dropped again (for one socket opened in ten: a fifth of the server's CPU,
-        ``bench/idle_sockets.py``), and a write held SQLite's one writer for that pass too. SQLite's close
-        has nothing to wait for (its statements run on the loop's thread; one the pool does not keep is
-        closed on aiosqlite's, and counted gone whatever happens). PostgreSQL's close may be a round trip:
-        there SQLAlchemy's task keeps it whole."""
+        ``bench/idle_sockets.py``), and a write held SQLite's one writer for that pass too. Going back to
+        the pool has nothing to wait for on SQLite (its statements run on the loop's thread), so nothing
+        for a cancel to cut short. PostgreSQL's close may be a round trip: there SQLAlchemy's task keeps
+        it whole, as it does for a SQLite connection the pool will close instead of keeping."""
         if not self.is_sqlite:
             async with engine.connect() as conn:
                 yield conn
