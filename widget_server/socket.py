@@ -131,11 +131,15 @@ class _Session:
         sent = seen.all_sent(
             last_seq=self.last_seq, status=self.status, read_seq=self.read_seq, rating_asked=self.rating_asked
         )
-        return sent and not self.missed_signals and self.news is None
+        return sent and self._nothing_waiting()
 
     def _next_in_line(self, seq: int) -> bool:
         """``seq`` directly follows what the client has, and nothing is waiting to be caught up on."""
-        return seq == self.last_seq + 1 and not self.missed_signals and self.news is None
+        return seq == self.last_seq + 1 and self._nothing_waiting()
+
+    def _nothing_waiting(self) -> bool:
+        """No signal may have been dropped, and the opening read's lines have been sent."""
+        return not self.missed_signals and self.news is None
 
     async def _changed(self, signal: MessageChanged, had: int) -> None:
         """An edit or delete of a message the client already has: its current state, read from the store
