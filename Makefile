@@ -31,9 +31,12 @@ venv: $(STAMP)
 # After changing dependencies in pyproject.toml: `make lock` (keeps every pin it can) and commit
 # both files; `make lock UPGRADE=1` moves every pin to the newest release pyproject.toml allows.
 # `make lint` runs lock-check, which fails when the locks no longer match pyproject.toml.
+# --no-strip-extras: the locks say `python-socks[asyncio]==…`, not the bare pin, because pip 23 in
+# hash-checking mode otherwise takes a dependency's `python-socks[asyncio]` for an unpinned requirement
+# and fails as soon as PyPI has a newer release than the pin (seen with python-socks 3.2.2).
 UV_REQUIREMENT := uv>=0.13,<0.14
 LOCK_FLAGS := --quiet --generate-hashes --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
-	--custom-compile-command 'make lock'
+	--no-strip-extras --custom-compile-command 'make lock'
 BUILD_REQUIRES := $(abspath $(BIN))/python -c \
 	'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")'
 # $(call compile-locks,DIR,FLAGS): rewrite DIR's lock files from DIR/pyproject.toml
