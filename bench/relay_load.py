@@ -62,9 +62,12 @@ class Server:
         self.proc: asyncio.subprocess.Process | None = None
 
     async def __aenter__(self) -> Server:
-        # BENCH_PROFILE=out.txt: the server runs under py-spy (``pip install py-spy``), which writes there
+        # BENCH_PROFILE=out.txt: the server runs under py-spy (``pip install py-spy``), which writes there,
+        # BENCH_PROFILE_RATE times a second (100 unless set)
         profile = os.environ.get("BENCH_PROFILE")
-        wrap = ["py-spy", "record", "--format", "raw", "--nonblocking", "-o", profile, "--"] if profile else []
+        rate = os.environ.get("BENCH_PROFILE_RATE", "100")
+        wrap = ["py-spy", "record", "--format", "raw", "--nonblocking", "--rate", rate, "-o", profile, "--"]
+        wrap = wrap if profile else []
         self.proc = await asyncio.create_subprocess_exec(
             *wrap,
             sys.executable,
@@ -129,7 +132,7 @@ class Client:
 
 
 async def connect(server: Server, i: int) -> Client:
-    if server.mode == "bare":
+    if server.mode in ("bare", "stored"):
         session = aiohttp.ClientSession()
         ws = await session.ws_connect(server.url.replace("http", "ws") + "/ws")
         return Client(ws, [session.close])

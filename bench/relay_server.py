@@ -3,7 +3,8 @@
 ``--mode bridge``: a real sitechat (SQLite, one Slack endpoint pointed at ``--slack-url``, the pace lifted
 and the abuse limits raised out of the way), counting SQL statements, transactions and aiosqlite
 hand-offs. ``--mode bare``: the ceiling — an aiohttp WebSocket that relays each text frame to
-``chat.postMessage`` and answers it, storing nothing.
+``chat.postMessage`` and answers it, storing nothing. ``--mode stored``: the bare relay with the least
+storing a durable relay does (``serve_bare``), to tell what storing costs from what the rest costs.
 
 It prints ``ready`` once it listens, then answers each ``mark`` line on stdin with one JSON line
 (process CPU seconds and the counters so far); ``quit`` (or end of stdin) stops it.
@@ -21,6 +22,8 @@ import asyncio
 import cProfile
 import json
 import os
+import re
+import sqlite3
 import sys
 import time
 from collections import Counter
@@ -38,6 +41,10 @@ COUNTS = {"statements": 0, "transactions": 0, "handoffs": 0, "round_trips": 0}
 SQL_OUT = os.environ.get("BENCH_SQL")
 #: statement text → times run (only while BENCH_SQL asks for it)
 STATEMENTS: Counter[str] = Counter()
+#: whether SQLAlchemy is executing a statement (SQLite's trace sees every statement, its own too)
+THROUGH_SQLALCHEMY = [False]
+#: the values SQLite's trace writes into a statement: a string, a number
+VALUES = re.compile(r"'(?:[^']|'')*'|\b\d+(?:\.\d+)?\b")
 
 
 def count_aiosqlite_handoffs() -> None:
@@ -131,15 +138,24 @@ async def serve_bridge(args: argparse.Namespace) -> web.AppRunner:
     runtime = build_runtime(Settings(_env_file=None))  # type: ignore[call-arg]
     runtime.widget.frames_per_10_seconds = 1_000_000
     engine = runtime.db.engine.sync_engine
+    if runtime.db.is_sqlite:
+        # what SQLite itself runs: SQLAlchemy's statements and the ones the bridge runs past it
+        # (``bridge/store/sqlite_lines.py``), and BEGIN as it is sent (with a transaction's first statement)
+        @event.listens_for(engine, "connect")
+        def _traced(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.driver_connection._conn.set_trace_callback(_sqlite_statement)
 
     @event.listens_for(engine, "begin")
     def _begin(_conn: Any) -> None:
-        COUNTS["transactions"] += 1
+        if not runtime.db.is_sqlite:
+            COUNTS["transactions"] += 1
 
     @event.listens_for(engine, "before_cursor_execute")
     def _statement(_conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool) -> None:
+        THROUGH_SQLALCHEMY[0] = True
         if statement != "BEGIN":
-            COUNTS["statements"] += 1
+            if not runtime.db.is_sqlite:
+                COUNTS["statements"] += 1
             if SQL_OUT:
                 # a statement SQLAlchemy compiled afresh (not from its cache) is marked: worth building once
                 fresh = (
@@ -149,7 +165,24 @@ async def serve_bridge(args: argparse.Namespace) -> web.AppRunner:
                 )
                 STATEMENTS[f"{' '.join(statement.split())[:160]}{fresh}  ← {_our_callers()}"] += 1
 
+    @event.listens_for(engine, "after_cursor_execute")
+    def _executed(*_: Any) -> None:
+        THROUGH_SQLALCHEMY[0] = False
+
     return await serve(runtime, "127.0.0.1", args.port, settle=True)  # as ``sitechat run`` does
+
+
+def _sqlite_statement(statement: str) -> None:
+    """Each statement SQLite starts (``set_trace_callback``, with its values written in), the pool's
+    rollbacks and the pragmas aside; listed here (BENCH_SQL) when it did not come through SQLAlchemy."""
+    word = statement.split(None, 1)[0].upper() if statement.strip() else ""
+    if word == "BEGIN":
+        COUNTS["transactions"] += 1
+    elif word not in ("COMMIT", "ROLLBACK", "PRAGMA"):
+        COUNTS["statements"] += 1
+        if SQL_OUT and not THROUGH_SQLALCHEMY[0]:
+            shape = " ".join(VALUES.sub("?", statement).split())[:160]
+            STATEMENTS[f"{shape} [past SQLAlchemy]  ← {_our_callers()}"] += 1
 
 
 def _our_callers() -> str:
@@ -162,15 +195,20 @@ def _our_callers() -> str:
     names = []
     while frame is not None:
         name = frame.f_code.co_filename
-        if "/.venv/" not in name and "/lib/python" not in name and "relay_server" not in name:
+        ours = not any(part in name for part in ("/.venv/", "/lib/python", "relay_server", "sqlite_calls"))
+        if ours:
             names.append(frame.f_code.co_name)
         frame = frame.f_back
     return " < ".join(names[:3]) or "?"
 
 
 async def serve_bare(args: argparse.Namespace) -> web.AppRunner:
-    """No storage, no ordering, no retries: receive a frame, post it, answer it."""
+    """No storage, no ordering, no retries: receive a frame, post it, answer it. ``--mode stored``: the
+    least a durable relay does besides — the line and its outbox row written to SQLite (sqlite3 itself,
+    the bridge's pragmas, one transaction) before the frame is answered, the row marked sent after the
+    post — and nothing else the bridge does (no SQLAlchemy, no threads, limits, signals nor lanes)."""
     http = ClientSession()
+    store = _floor_store(args.db) if args.mode == "stored" else None
 
     async def socket(request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
@@ -179,13 +217,22 @@ async def serve_bare(args: argparse.Namespace) -> web.AppRunner:
             if msg.type is not WSMsgType.TEXT:
                 continue
             frame = json.loads(msg.data)
+            if store is not None:
+                with store:  # a transaction: the line, then what is owed to Slack
+                    line = store.execute("INSERT INTO line (text) VALUES (?)", (frame["text"],)).lastrowid
+                    store.execute("INSERT INTO outbox (line_id) VALUES (?)", (line,))
+                await ws.send_json({"type": "message", "message": {"text": frame["text"], "role": "visitor"}})
             async with http.post(
                 f"{args.slack_url}chat.postMessage",
                 json={"channel": "C0SUPPORT", "text": frame["text"]},
                 headers={"Authorization": "Bearer xoxb-test"},
             ) as r:
-                await r.json()
-            await ws.send_json({"type": "message", "message": {"text": frame["text"], "role": "visitor"}})
+                ts = (await r.json())["ts"]
+            if store is not None:
+                with store:
+                    store.execute("UPDATE outbox SET sent = ? WHERE line_id = ?", (ts, line))
+            else:
+                await ws.send_json({"type": "message", "message": {"text": frame["text"], "role": "visitor"}})
         return ws
 
     async def close_http(_app: web.Application) -> None:
@@ -198,6 +245,17 @@ async def serve_bare(args: argparse.Namespace) -> web.AppRunner:
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", args.port).start()
     return runner
+
+
+def _floor_store(path: str) -> sqlite3.Connection:
+    """The ``stored`` relay's file: with the bridge's pragmas (``bridge/store/database.py``)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("CREATE TABLE line (id INTEGER PRIMARY KEY, text TEXT NOT NULL)")
+    conn.execute("CREATE TABLE outbox (line_id INTEGER PRIMARY KEY REFERENCES line (id), sent TEXT)")
+    conn.isolation_level = "DEFERRED"  # ``with conn``: BEGIN … COMMIT
+    return conn
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -235,7 +293,7 @@ def steady_part_done(profile: cProfile.Profile | None) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("--mode", choices=["bridge", "bare"], required=True)
+    parser.add_argument("--mode", choices=["bridge", "bare", "stored"], required=True)
     parser.add_argument("--slack-url", default="", help="the fake Slack's Web API (none: no Slack)")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--db", default="")

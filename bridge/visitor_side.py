@@ -27,7 +27,7 @@ from bridge.model import (
     Visitor,
 )
 from bridge.outbound import Line, Notice, OpenThread, RootState, Seen, Transcript
-from bridge.store import attachments, lines, read_state, returning, visitor_lines
+from bridge.store import attachments, lines, read_state, returning, sqlite_lines, visitor_lines
 from bridge.store import conversations as q
 from bridge.store.limits import CountedUse, SharedLimits, seconds_to_wait
 from bridge.store.new_messages import Draft
@@ -153,8 +153,10 @@ class VisitorSide:
         ``admit``: called for a new message only (a resend costs nothing), in the transaction that stores
         it, before it is stored; what it raises (a rate limit) stores nothing. ``count``: a use counted in
         the store the same way (``LimitReached`` when no place is left)."""
-        if not (self.core.db.is_sqlite or attachment_ids or reopen or admit):
-            plain = await self._plain_line(cid, client_msg_id, text, origin, count)
+        # a plain line in a call or two (the limit counted there on PostgreSQL, here before it on SQLite)
+        plain_line = count is None if self.core.db.is_sqlite else admit is None
+        if plain_line and not (attachment_ids or reopen):
+            plain = await self._plain_line(cid, client_msg_id, text, origin, count, admit)
             if plain is not None:
                 return plain
         async with self.core.work() as work:
@@ -185,15 +187,25 @@ class VisitorSide:
         return msg, True
 
     async def _plain_line(
-        self, cid: str, client_msg_id: str, text: str, origin: str, count: CountedUse | None
+        self,
+        cid: str,
+        client_msg_id: str,
+        text: str,
+        origin: str,
+        count: CountedUse | None,
+        admit: Callable[[AsyncConnection], Awaitable[None]] | None,
     ) -> tuple[Message, bool] | None:
-        """``post_visitor_message`` for a plain line on PostgreSQL: the same steps in one database call
-        (``bridge/store/visitor_lines.py``), then what a unit of work does once committed. None: the
-        visitor's first line in a chat, while nobody owes them an answer: left to the unit of work."""
+        """``post_visitor_message`` for a plain line: the same steps in one database call on PostgreSQL
+        (``bridge/store/visitor_lines.py``), in two on SQLite (``bridge/store/sqlite_lines.py``), then
+        what a unit of work does once committed. None: the visitor's first line in a chat, while nobody
+        owes them an answer: left to the unit of work."""
         async with self.core.statements() as work:
             # the author's name is the conversation's visitor's, as the call stores it
             draft = Draft(cid, Participant(Role.VISITOR, ANONYMOUS), text, work.now, origin, client_msg_id)
-            done = await visitor_lines.store_visitor_line(work.conn, draft, Line.KIND, count, self.core.notify_as)
+            if self.core.db.is_sqlite:
+                done = await sqlite_lines.store_visitor_line(work.conn, draft, Line.KIND, admit)
+            else:
+                done = await visitor_lines.store_visitor_line(work.conn, draft, Line.KIND, count, self.core.notify_as)
             if done.outcome == "first":
                 return None
             if done.outcome == "resent" and done.found_id is not None:

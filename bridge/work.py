@@ -95,12 +95,12 @@ class Core:
 
     @asynccontextmanager
     async def statements(self) -> AsyncIterator[Work]:
-        """PostgreSQL, in autocommit: a database function that is a whole unit of work by itself
-        (``bridge/store/visitor_lines.py``, ``bridge/store/agent_lines.py``). It tells the other instances
-        itself, with its commit (``notify_as``); what a commit tells here — the observer, the sockets, the
-        lanes — is told after the block, unless the block raises."""
-        assert not self.db.is_sqlite, "SQLite: use work()"
-        async with self.db.read() as conn:
+        """A unit of work in a call or two that commit it themselves: on PostgreSQL, in autocommit, a
+        database function (``bridge/store/visitor_lines.py``, ``bridge/store/agent_lines.py``), which tells
+        the other instances itself, with its commit (``notify_as``); on SQLite, statements of our own on its
+        one writer's connection (``bridge/store/sqlite_lines.py``). What a commit tells here — the
+        observer, the sockets, the lanes — is told after the block, unless the block raises."""
+        async with self.db.sqlite_writer() if self.db.is_sqlite else self.db.read() as conn:
             work = Work(conn, self.clock())
             yield work
             self._committed(work, work.deliveries > 0)  # nothing awaited since the call: not even cancelled

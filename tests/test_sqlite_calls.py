@@ -142,6 +142,55 @@ async def test_another_process_writing_delays_a_write_without_stalling_the_loop(
         assert sorted((await conn.execute(select(item.c.name))).scalars().all()) == ["ours", "theirs"]
 
 
+def _add(conn: sqlite3.Connection, *names: str) -> int:
+    for name in names:
+        conn.execute("INSERT INTO item (name) VALUES (?)", (name,))
+    return len(names)
+
+
+async def test_a_call_of_our_own_statements_waits_for_another_writer_and_fails_whole(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``OneCallConnection.call`` (``Database.sqlite_writer``): as a statement does, it waits on the worker
+    thread while another process writes; what fails in it, or is left uncommitted, leaves nothing."""
+    loop, met_the_lock = asyncio.get_running_loop(), asyncio.Event()
+    waiting_on_thread = sqlite_calls._waiting
+
+    def waiting(*args: object) -> object:
+        loop.call_soon_threadsafe(met_the_lock.set)
+        return waiting_on_thread(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sqlite_calls, "_waiting", waiting)
+    other = sqlite3.connect(tmp_path / "calls.db", isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO item (name) VALUES ('theirs')")
+
+    async def write() -> None:
+        async with db.sqlite_writer() as conn:
+            driver = sqlite_calls.driver_of(conn)
+            assert await driver.call(_add, "ours") == 1
+            assert await driver.call(_add, "ours too") == 1  # in the transaction the first call opened
+            await driver.commit()
+
+    writing = asyncio.create_task(write())
+    await met_the_lock.wait()
+    async with db.read() as conn:  # the loop goes on meanwhile
+        assert (await conn.execute(select(item.c.name))).scalars().all() == []
+    other.execute("COMMIT")
+    other.close()
+    await writing
+    async with db.sqlite_writer() as conn:
+        with pytest.raises(sqlite3.IntegrityError):
+            await sqlite_calls.driver_of(conn).call(_add, "new", "ours")  # the second name is taken
+    async with db.sqlite_writer() as conn:
+        await sqlite_calls.driver_of(conn).call(_add, "never committed")
+    async with db.write() as conn:  # SQLAlchemy's own transactions on the same connection go on as before
+        await conn.execute(insert(item).values(name="through SQLAlchemy"))
+    async with db.read() as conn:
+        names = (await conn.execute(select(item.c.name).order_by(item.c.id))).scalars().all()
+    assert names == ["theirs", "ours", "ours too", "through SQLAlchemy"]
+
+
 async def test_the_write_ahead_log_is_checkpointed_off_the_loop(tmp_path: Path) -> None:
     path = tmp_path / "wal.db"
     database = Database(f"sqlite+aiosqlite:///{path}")

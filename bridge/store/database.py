@@ -247,6 +247,18 @@ class Database:
             self.checkpoints.committed(bulk=True)
 
     @asynccontextmanager
+    async def sqlite_writer(self) -> AsyncIterator[AsyncConnection]:
+        """SQLite: the one writer's connection, for statements of the caller's own in one call each
+        (``sqlite_calls.driver_of(conn).call``) where SQLAlchemy's execution of each would cost more than
+        SQLite's; the caller commits, and what it leaves open is rolled back."""
+        assert self.is_sqlite, "PostgreSQL: use write()"
+        async with self._write_lock, self._checked_out(self.engine) as conn:
+            try:
+                yield conn
+            finally:
+                await sqlite_calls.driver_of(conn).rollback()  # nothing to do once committed
+
+    @asynccontextmanager
     async def read(self, *, bulk: bool = False) -> AsyncIterator[AsyncConnection]:
         """``bulk``: it reads many rows (SQLite runs it off the event loop's thread; PostgreSQL reads it in
         one transaction, else each statement runs on its own, in autocommit)."""

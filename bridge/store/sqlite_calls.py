@@ -28,14 +28,16 @@ import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 #: rows taken with the statement itself; a larger result is fetched on demand (a streamed export)
 PREFETCH = 256
 
 _Description = tuple[tuple[Any, ...], ...] | None
+_T = TypeVar("_T")
 
 #: how long a statement run on the worker thread waits for another writer (the ``busy_timeout`` that the
 #: connections had before their statements moved to the loop)
@@ -119,6 +121,19 @@ class OneCallConnection(aiosqlite.Connection):
         rows, cursor, description, rowcount, lastrowid = answer
         return rows, cursor, description, rowcount, lastrowid
 
+    async def call(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """``fn(the sqlite3 connection, *args)`` in one call: statements of the caller's own, in this
+        connection's transaction, which the call opens (``BEGIN IMMEDIATE``) when none is open; the caller
+        ends it (``commit``, ``rollback``). For a hot path whose statements SQLAlchemy would each execute at
+        several times SQLite's own cost (``bridge/store/sqlite_lines.py``). Refused as busy at its opening,
+        it waits on aiosqlite's thread and runs again, as a statement does."""
+        self._begin_pending = False  # its BEGIN is the call's
+        try:
+            result: _T = await self._call(_in_transaction, self._conn, fn, *args)
+        finally:
+            self._idle = not self._conn.in_transaction
+        return result
+
     async def commit(self) -> None:
         await self._end(_commit)
 
@@ -160,6 +175,27 @@ def _statement(
     if not more:
         cursor.close()
     return rows, cursor if more else None, description, rowcount, lastrowid, conn.in_transaction
+
+
+def driver_of(conn: AsyncConnection) -> OneCallConnection:
+    """The connection of ours under SQLAlchemy's ``conn`` (checked out)."""
+    sync = conn.sync_connection
+    driver = sync.connection.driver_connection if sync is not None else None
+    assert isinstance(driver, OneCallConnection), driver
+    return driver
+
+
+def _in_transaction(conn: sqlite3.Connection, fn: Callable[..., _T], *args: Any) -> _T:
+    """``OneCallConnection.call``: what fails in the transaction it opened is rolled back at once, so that
+    a busy refusal can be run again from the start."""
+    if conn.in_transaction:
+        return fn(conn, *args)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        return fn(conn, *args)
+    except BaseException:
+        conn.rollback()
+        raise
 
 
 def _waiting(conn: sqlite3.Connection, fn: Callable[..., Any], *args: Any) -> Any:
