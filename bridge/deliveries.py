@@ -317,7 +317,7 @@ class DeliveryWorker:
         outgoing = {o.delivery_id: o for o in items}
         now = self.clock()
         batch_sent = sent_record.SentBatch(lane, lease, sent, by_id, outgoing, now)
-        await sent_record.record(batch_sent, in_one=not self.db.is_sqlite)
+        await sent_record.record(batch_sent, sqlite=self.db.is_sqlite)
         self.sent_total += len(sent)
         for accepted in (d.created_at for d in map(by_id.get, (s.delivery_id for s in sent)) if d and d.created_at):
             self.observer.delivered(lane.endpoint, (now - accepted).total_seconds())

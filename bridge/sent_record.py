@@ -15,7 +15,7 @@ from bridge.endpoint import Outgoing, Sent
 from bridge.model import RemoteId
 from bridge.outbound import Erase, encode
 from bridge.store import conversations as q
-from bridge.store import erasure, outbox
+from bridge.store import erasure, outbox, sqlite_sends
 from bridge.store.database import LaneLease
 from bridge.store.outbox import Lane, PendingDelivery
 
@@ -33,25 +33,30 @@ class SentBatch:
     now: datetime
 
 
-async def record(batch: SentBatch, *, in_one: bool) -> None:
-    """``in_one`` (PostgreSQL): sends that opened no thread and made one post each — nearly all — in one
-    statement, where each statement is a round trip."""
-    if in_one and all(s.thread is None and not s.more for s in batch.sent):
-        await _record_plain(batch)
+async def record(batch: SentBatch, *, sqlite: bool) -> None:
+    """Sends that opened no thread and made one post each — nearly all — in one call (on PostgreSQL one
+    statement, a round trip; on SQLite past SQLAlchemy); the others one by one."""
+    if all(s.thread is None and not s.more for s in batch.sent):
+        await _record_plain(batch, sqlite)
     else:
         await _record_each(batch)
 
 
-async def _record_plain(b: SentBatch) -> None:
-    """PostgreSQL, sends that opened no thread and made one post each (nearly all): one statement. A send
-    whose delivery was erased meanwhile has its post taken back in a second commit: a crash between the two
-    leaves the post in the team chat, as a crash between the send and the first would."""
+async def _record_plain(b: SentBatch, sqlite: bool) -> None:
+    """Sends that opened no thread and made one post each: one call. A send whose delivery was erased
+    meanwhile has its post taken back in a second commit: a crash between the two leaves the post in the
+    team chat, as a crash between the send and the first would."""
     sends = [
         outbox.PlainSend(s.delivery_id, s.remote_id, d.message_id if (d := b.deliveries.get(s.delivery_id)) else None)
         for s in b.sent
     ]
-    async with b.lease.statements() as conn:
-        done = await outbox.record_sends(conn, b.lane.endpoint, b.lane.conversation_id, sends, b.now)
+    lane = b.lane
+    if sqlite:
+        async with b.lease.sqlite_writer() as conn:
+            done = await sqlite_sends.record_sends(conn, lane.endpoint, lane.conversation_id, sends, b.now)
+    else:
+        async with b.lease.statements() as conn:
+            done = await outbox.record_sends(conn, lane.endpoint, lane.conversation_id, sends, b.now)
     gone = [s for s in b.sent if s.delivery_id not in done]
     if gone:  # erased while on their way (retention, forget): what they became goes too
         async with b.lease.fenced() as conn:

@@ -10,7 +10,7 @@ import logging
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -81,6 +81,11 @@ class LaneLease:
             return
         async with self._on_lock_connection() as conn:
             yield conn
+
+    def sqlite_writer(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """SQLite (one instance: no lock is held): ``Database.sqlite_writer``, for statements of our own."""
+        assert self._conn is None, "PostgreSQL: use statements()"
+        return self._db.sqlite_writer()
 
     @asynccontextmanager
     async def statements(self) -> AsyncIterator[AsyncConnection]:

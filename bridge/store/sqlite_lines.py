@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -28,8 +29,13 @@ from bridge.store.tables import TS
 from bridge.store.visitor_lines import LineOutcome
 
 _DIALECT = sqlite.dialect()
-#: a datetime as SQLAlchemy writes it into a SQLite ``TS`` column
 _STORED_TIME = TS.dialect_impl(_DIALECT).bind_processor(_DIALECT)
+
+
+def stored_time(at: datetime) -> object:
+    """``at`` as SQLAlchemy writes it into a SQLite ``TS`` column (so that it reads it back the same)."""
+    return _STORED_TIME(at) if _STORED_TIME is not None else at
+
 
 _CONVERSATION = "SELECT status, kind, awaiting_reply_since IS NULL, visitor_name FROM conversation WHERE id = ?"
 _RESENT = "SELECT id FROM message WHERE conversation_id = ? AND client_msg_id = ?"
@@ -68,8 +74,7 @@ async def store_visitor_line(
         return outcome
     if admit is not None:
         await admit(conn)
-    at = _STORED_TIME(draft.now) if _STORED_TIME is not None else draft.now
-    seq, endpoints = await driver.call(_stored, draft, author, at, delivery_kind)
+    seq, endpoints = await driver.call(_stored, draft, author, stored_time(draft.now), delivery_kind)
     await driver.commit()
     return LineOutcome("stored", seq=seq, author=author, endpoints=endpoints)
 
