@@ -169,6 +169,10 @@ async def serve_bridge(args: argparse.Namespace) -> web.AppRunner:
     def _executed(*_: Any) -> None:
         THROUGH_SQLALCHEMY[0] = False
 
+    @event.listens_for(engine, "handle_error")
+    def _failed(*_: Any) -> None:
+        THROUGH_SQLALCHEMY[0] = False
+
     return await serve(runtime, "127.0.0.1", args.port, settle=True)  # as ``sitechat run`` does
 
 
@@ -186,7 +190,7 @@ def _sqlite_statement(statement: str) -> None:
 
 
 def _our_callers() -> str:
-    """The project's functions that ran a statement, outermost first (SQLAlchemy runs it in a greenlet
+    """The project's functions that ran a statement, innermost first (SQLAlchemy runs it in a greenlet
     whose parent is suspended inside the awaiting coroutines)."""
     import greenlet
 
@@ -248,10 +252,12 @@ async def serve_bare(args: argparse.Namespace) -> web.AppRunner:
 
 
 def _floor_store(path: str) -> sqlite3.Connection:
-    """The ``stored`` relay's file: with the bridge's pragmas (``bridge/store/database.py``)."""
+    """The ``stored`` relay's file: its log and its syncing as the bridge's (``bridge/store/database.py``);
+    SQLite checkpoints the log itself, on commit (the bridge does it on a thread of its own)."""
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("CREATE TABLE line (id INTEGER PRIMARY KEY, text TEXT NOT NULL)")
     conn.execute("CREATE TABLE outbox (line_id INTEGER PRIMARY KEY REFERENCES line (id), sent TEXT)")
     conn.isolation_level = "DEFERRED"  # ``with conn``: BEGIN … COMMIT

@@ -151,9 +151,12 @@ class VisitorSide:
         before (``attachment_ids``; ``ForeignAttachment`` when one is not); (message, True if new).
         ``reopen``: a closed chat opens again for it (a reply by email, ``bridge/mail_in.py``).
         ``admit``: called for a new message only (a resend costs nothing), in the transaction that stores
-        it, before it is stored; what it raises (a rate limit) stores nothing. ``count``: a use counted in
-        the store the same way (``LimitReached`` when no place is left)."""
-        # a plain line in a call or two (the limit counted there on PostgreSQL, here before it on SQLite)
+        it, before it is stored; what it raises (a rate limit) stores nothing. On SQLite it must run no
+        statement on the connection it is given (a plain line's transaction is not SQLAlchemy's there,
+        ``bridge/store/sqlite_lines.py``): the limits counted in this process run none. ``count``: a use
+        counted in the store the same way (``LimitReached`` when no place is left)."""
+        # a plain line in a call or two: the limit counted in that call on PostgreSQL (``count``), between
+        # the two on SQLite (``admit``)
         plain_line = count is None if self.core.db.is_sqlite else admit is None
         if plain_line and not (attachment_ids or reopen):
             plain = await self._plain_line(cid, client_msg_id, text, origin, count, admit)

@@ -4,8 +4,12 @@ stores is what the unit of work stores, row for row; it leaves what it does not 
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bridge.conversations import ConversationClosed, utcnow
 from bridge.model import Participant, Role
 from bridge.outbound import Line
-from bridge.store import sqlite_lines
+from bridge.store import sqlite_calls, sqlite_lines
 from bridge.store.database import Database
 from bridge.store.limits import SharedLimits
 from bridge.store.new_messages import Draft
@@ -127,3 +131,41 @@ async def test_a_chat_nobody_owes_an_answer_yet_is_not_first_after_the_visitors_
     async with db.read() as conn:
         since = (await conn.execute(select(conversation.c.awaiting_reply_since))).scalar_one()
     assert since is not None and since.replace(tzinfo=None) == later.replace(tzinfo=None)  # the clock starts again
+
+
+async def test_a_line_cancelled_while_it_waits_for_another_writer_leaves_no_transaction_open(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its first call waits on aiosqlite's thread for another process (``sitechat forget``) and goes on
+    there after the cancel: the connection must not go back to the pool with what that call opened."""
+    conversations, _ = _core(db, RecordingEndpoint())
+    cid = await _start(conversations)
+    await conversations.post_visitor_message(cid, "c1", "first")
+    loop, met_the_lock, thread_done = asyncio.get_running_loop(), asyncio.Event(), threading.Event()
+    waiting_on_thread = sqlite_calls._waiting
+
+    def waiting(*args: object) -> object:
+        loop.call_soon_threadsafe(met_the_lock.set)
+        try:
+            return waiting_on_thread(*args)  # type: ignore[arg-type]
+        finally:
+            thread_done.set()
+
+    monkeypatch.setattr(sqlite_calls, "_waiting", waiting)
+    other = sqlite3.connect(tmp_path / "sitechat.db", isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    line = asyncio.create_task(conversations.post_visitor_message(cid, "c2", "second"))
+    await met_the_lock.wait()
+    line.cancel()
+    other.execute("ROLLBACK")  # the thread's call gets the lock now, after the cancel
+    other.close()
+    with pytest.raises(asyncio.CancelledError):
+        await line
+    assert await asyncio.to_thread(thread_done.wait, 10)
+    third = sqlite3.connect(tmp_path / "sitechat.db", isolation_level=None, timeout=0)
+    third.execute("BEGIN IMMEDIATE")  # another process can write at once: nothing holds the lock
+    third.execute("ROLLBACK")
+    third.close()
+    again, created = await conversations.post_visitor_message(cid, "c3", "third")
+    assert created and [m.client_msg_id for m in await conversations.messages_after(cid, 0)] == ["c1", "c3"]
+    assert again.seq == 2

@@ -128,10 +128,14 @@ class OneCallConnection(aiosqlite.Connection):
         several times SQLite's own cost (``bridge/store/sqlite_lines.py``). Refused as busy at its opening,
         it waits on aiosqlite's thread and runs again, as a statement does."""
         self._begin_pending = False  # its BEGIN is the call's
+        self._idle = False
         try:
             result: _T = await self._call(_in_transaction, self._conn, fn, *args)
-        finally:
+        except Exception:
             self._idle = not self._conn.in_transaction
+            raise
+        # not when cancelled: a call waiting on aiosqlite's thread goes on, and may yet open a transaction
+        self._idle = not self._conn.in_transaction
         return result
 
     async def commit(self) -> None:

@@ -1,13 +1,13 @@
 """A visitor's plain line on PostgreSQL in one round trip: ``sitechat_visitor_line`` (migration 0011).
 
-The function does what ``VisitorSide.post_visitor_message`` does in a unit of work for SQLite (and for a
-line with files, or one that reopens a chat): lock, look for a resend, check the chat is open, count the
-use against the message limit, store and queue, and tell the other instances (its NOTIFY goes with its
-commit). Called on a connection in autocommit, the call is its own transaction: one round trip where the
-unit of work takes seven. What a commit tells here — the sockets, the lanes — the caller tells once it has
-returned (``Core.statements``). The visitor's first line in a chat, while nobody owes them an answer, may
-tell them their place in line in the same transaction (``bridge/craft.py``): that it leaves to the unit of
-work.
+The function does what ``VisitorSide.post_visitor_message`` does in a unit of work for a line with files,
+or one that reopens a chat (and what ``bridge/store/sqlite_lines.py`` does on SQLite in two calls): lock,
+look for a resend, check the chat is open, count the use against the message limit, store and queue, and
+tell the other instances (its NOTIFY goes with its commit). Called on a connection in autocommit, the call
+is its own transaction: one round trip where the unit of work takes seven. What a commit tells here — the
+sockets, the lanes — the caller tells once it has returned (``Core.statements``). The visitor's first line
+in a chat, while nobody owes them an answer, may tell them their place in line in the same transaction
+(``bridge/craft.py``): that it leaves to the unit of work.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ call instead of a transaction of seven round trips (BEGIN, lock, resend check, t
 line stored and queued, NOTIFY, COMMIT), each of which costs the bridge more CPU than the statement costs
 the server (``bench/cpu_per_message.py``). Called outside any transaction, the call is the transaction.
 
-In order, as the Python twin (``bridge/store/visitor_lines.py`` names it) does it for SQLite:
+In order, as the unit of work does it (and, on SQLite, ``bridge/store/sqlite_lines.py``):
 1. lock the conversation's row (``gone``: there is none);
 2. the message stored for this ``client_msg_id`` already (``resent``: a resend costs no place);
 3. ``closed``: the conversation is not open;
