@@ -192,6 +192,57 @@ async def test_a_call_of_our_own_statements_waits_for_another_writer_and_fails_w
     assert names == ["theirs", "ours", "ours too", "through SQLAlchemy"]
 
 
+async def test_a_call_abandoned_on_the_thread_takes_its_connection_along_whatever_the_cancel_became(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call cancelled while it waits for another process's writer goes on on aiosqlite's thread, and would
+    open a transaction on a connection back in the pool: that connection is closed instead, also when the
+    cancel comes out of the block as an error (``asyncio.timeout`` turns it into ``TimeoutError``)."""
+    loop, met_the_lock, cancelled, thread_done = (
+        asyncio.get_running_loop(),
+        asyncio.Event(),
+        asyncio.Event(),
+        threading.Event(),
+    )
+    waiting_on_thread = sqlite_calls._waiting
+
+    def waiting(*args: object) -> object:
+        loop.call_soon_threadsafe(met_the_lock.set)
+        try:
+            return waiting_on_thread(*args)  # type: ignore[arg-type]
+        finally:
+            thread_done.set()
+
+    monkeypatch.setattr(sqlite_calls, "_waiting", waiting)
+    other = sqlite3.connect(tmp_path / "calls.db", isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+
+    async def write() -> None:
+        async with db.sqlite_writer() as conn:
+            call = asyncio.ensure_future(sqlite_calls.driver_of(conn).call(_add, "abandoned"))
+            await met_the_lock.wait()
+            call.cancel()
+            cancelled.set()
+            try:
+                await call
+            except asyncio.CancelledError:
+                raise TimeoutError from None  # as asyncio.timeout() has it
+
+    writing = asyncio.create_task(write())
+    await cancelled.wait()
+    other.execute("ROLLBACK")  # the abandoned call gets the lock now
+    other.close()
+    with pytest.raises(TimeoutError):
+        await writing
+    assert await asyncio.to_thread(thread_done.wait, 10)
+    third = sqlite3.connect(tmp_path / "calls.db", isolation_level=None, timeout=0)
+    third.execute("BEGIN IMMEDIATE")  # nobody holds the lock
+    third.execute("ROLLBACK")
+    third.close()
+    async with db.read() as conn:
+        assert (await conn.execute(select(item.c.name))).scalars().all() == []
+
+
 async def test_the_write_ahead_log_is_checkpointed_off_the_loop(tmp_path: Path) -> None:
     path = tmp_path / "wal.db"
     database = Database(f"sqlite+aiosqlite:///{path}")

@@ -1,6 +1,7 @@
-"""A visitor's plain line on SQLite in two calls past SQLAlchemy (bridge/store/sqlite_lines.py): what it
-stores is what the unit of work stores, row for row; it leaves what it does not do to the unit of work
-(the first line of a chat) and counts a line against the limit only when it is new."""
+"""SQLite's hot paths past SQLAlchemy. A visitor's plain line in two calls (bridge/store/sqlite_lines.py):
+what it stores is what the unit of work stores, row for row; it leaves what it does not do to the unit of
+work (the first line of a chat) and counts a line against the limit only when it is new. A lane's plain
+sends recorded in one call (bridge/store/sqlite_sends.py): the rows PostgreSQL's ``record_sends`` makes."""
 
 from __future__ import annotations
 
@@ -20,11 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bridge.conversations import ConversationClosed, utcnow
 from bridge.model import Participant, Role
 from bridge.outbound import Line
-from bridge.store import sqlite_calls, sqlite_lines
+from bridge.store import outbox, sqlite_calls, sqlite_lines, sqlite_sends
 from bridge.store.database import Database
 from bridge.store.limits import SharedLimits
 from bridge.store.new_messages import Draft
-from bridge.store.tables import conversation, delivery, message
+from bridge.store.tables import conversation, delivery, message, message_link
 from tests.test_store import RecordingEndpoint, _core, _start
 
 
@@ -169,3 +170,42 @@ async def test_a_line_cancelled_while_it_waits_for_another_writer_leaves_no_tran
     again, created = await conversations.post_visitor_message(cid, "c3", "third")
     assert created and [m.client_msg_id for m in await conversations.messages_after(cid, 0)] == ["c1", "c3"]
     assert again.seq == 2
+
+
+async def test_plain_sends_are_recorded_as_postgresql_records_them(database_url: str) -> None:
+    """Two lines combined into one post (the first line's copy), one post the endpoint gave no id, and a
+    delivery erased while on its way (not done, no copy)."""
+    db = Database(database_url)
+    await db.migrate()
+    try:
+        conversations, _ = _core(db, RecordingEndpoint())
+        cid = await _start(conversations)
+        lines = [(await conversations.post_visitor_message(cid, f"c{i}", f"line {i}"))[0].id for i in range(3)]
+        async with db.read() as conn:
+            found = await conn.execute(select(delivery.c.id).where(delivery.c.message_id.in_(lines)).order_by("id"))
+            d1, d2, d3 = found.scalars().all()
+        sends = [
+            outbox.PlainSend(d1, "R1", lines[0]),
+            outbox.PlainSend(d2, "R1", lines[1]),
+            outbox.PlainSend(d3, None, lines[2]),
+            outbox.PlainSend(d3 + 1000, "R9", lines[2]),
+        ]
+        now = utcnow()
+        if db.is_sqlite:
+            async with db.sqlite_writer() as conn:
+                done = await sqlite_sends.record_sends(conn, "slack", cid, sends, now)
+        else:
+            async with db.read() as conn:  # in autocommit: the statement is the transaction
+                done = await outbox.record_sends(conn, "slack", cid, sends, now)
+        assert done == {d1, d2, d3}
+        async with db.read() as conn:
+            marked = (await conn.execute(select(delivery).where(delivery.c.id.in_(done)).order_by("id"))).mappings()
+            copies = (await conn.execute(select(message_link.c.remote_id, message_link.c.message_id))).all()
+            rows = [(r["done"], r["remote_id"], r["in_doubt"], r["last_error"], r["remote_parts"]) for r in marked]
+            sent_as_one, sent_without_an_id = (True, "R1", False, None, None), (True, None, False, None, None)
+            assert rows == [sent_as_one, sent_as_one, sent_without_an_id]
+            done_at = (await conn.execute(select(delivery.c.done_at).where(delivery.c.id == d1))).scalar_one()
+        assert done_at.replace(tzinfo=None) == now.replace(tzinfo=None)
+        assert copies == [("R1", lines[0])]
+    finally:
+        await db.close()

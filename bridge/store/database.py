@@ -9,7 +9,6 @@ import hashlib
 import logging
 import os
 import secrets
-import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
@@ -258,21 +257,8 @@ class Database:
         (``sqlite_calls.driver_of(conn).call``) where SQLAlchemy's execution of each would cost more than
         SQLite's; the caller commits, and what it leaves open is rolled back."""
         assert self.is_sqlite, "PostgreSQL: use write()"
-        async with self._write_lock, self._checked_out(self.engine) as conn:
-            driver = sqlite_calls.driver_of(conn)
-            try:
-                yield conn
-            except sqlite3.Error as exc:  # as SQLAlchemy raises it for its own statements (a 503, not a 500)
-                raise DBAPIError.instance(None, None, exc, sqlite3.Error) from exc
-            except BaseException as exc:
-                if not isinstance(exc, Exception):
-                    # cancelled, maybe while a call waits for another process's writer on aiosqlite's
-                    # thread, which may still open a transaction: the connection goes, as SQLAlchemy's do
-                    await conn.invalidate()
-                raise
-            finally:
-                if not conn.invalidated:
-                    await driver.rollback()  # nothing to do once committed
+        async with self._write_lock, self._checked_out(self.engine) as conn, sqlite_calls.own_statements(conn):
+            yield conn
 
     @asynccontextmanager
     async def read(self, *, bulk: bool = False) -> AsyncIterator[AsyncConnection]:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 #: rows taken with the statement itself; a larger result is fetched on demand (a streamed export)
@@ -82,6 +83,8 @@ class OneCallConnection(aiosqlite.Connection):
         self.on_thread = False
         #: told of each commit (``Checkpoints.committed``)
         self.on_commit: Callable[[], None] = lambda: None
+        #: a ``call`` was cancelled and may still run on aiosqlite's thread: the connection must go
+        self.abandoned = False
 
     def begin_with_next_statement(self) -> None:
         """``BEGIN`` (deferred: it takes no lock by itself), sent together with the next statement."""
@@ -134,7 +137,10 @@ class OneCallConnection(aiosqlite.Connection):
         except Exception:
             self._idle = not self._conn.in_transaction
             raise
-        # not when cancelled: a call waiting on aiosqlite's thread goes on, and may yet open a transaction
+        except BaseException:
+            # cancelled: a call waiting on aiosqlite's thread goes on, and may yet open a transaction there
+            self.abandoned = True
+            raise
         self._idle = not self._conn.in_transaction
         return result
 
@@ -179,6 +185,31 @@ def _statement(
     if not more:
         cursor.close()
     return rows, cursor if more else None, description, rowcount, lastrowid, conn.in_transaction
+
+
+@contextlib.asynccontextmanager
+async def own_statements(conn: AsyncConnection) -> AsyncIterator[None]:
+    """For a block that runs statements of its own on ``conn`` (``OneCallConnection.call``) and commits
+    them: what it leaves open is rolled back, its sqlite3 errors come out as SQLAlchemy raises them for its
+    own statements (a busy database: the API's 503, not a 500), and after a cancel the connection goes, as
+    SQLAlchemy's own do."""
+    driver = driver_of(conn)
+    try:
+        try:
+            yield
+        except BaseException as exc:
+            if not isinstance(exc, Exception):
+                driver.abandoned = True
+            raise
+        finally:
+            # a call cancelled while it waited for another process's writer on aiosqlite's thread may still
+            # open a transaction there, whatever became of the cancel since (a timeout turns it into an error)
+            if driver.abandoned:
+                await conn.invalidate()
+            elif not conn.invalidated:
+                await driver.rollback()  # nothing to do once committed
+    except sqlite3.Error as exc:
+        raise DBAPIError.instance(None, None, exc, sqlite3.Error) from exc
 
 
 def driver_of(conn: AsyncConnection) -> OneCallConnection:

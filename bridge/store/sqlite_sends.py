@@ -1,7 +1,8 @@
 """A lane's plain sends recorded on SQLite in one call past SQLAlchemy: the twin of PostgreSQL's
 ``record_sends`` (``bridge/store/outbox.py``) — each delivery marked done with its post, and each post
-remembered as its message's copy (the first delivery's wins) unless the delivery is gone, erased while on
-its way.
+remembered as its message's copy unless the delivery is gone, erased while on its way. Of deliveries
+combined into one post, the first in the batch is its copy, as ``_record_each`` has it (PostgreSQL's takes
+the lowest delivery id: the same, as the adapters report a batch's sends in their order).
 
 The unit of work ran a statement per delivery and one for the copies, and SQLAlchemy's execution of each
 cost the bridge several times what SQLite's did (``bench/relay_ceiling.py``): here both are one
