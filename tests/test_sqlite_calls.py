@@ -9,6 +9,7 @@ import asyncio
 import sqlite3
 import threading
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -110,17 +111,34 @@ async def test_short_statements_run_on_the_loop_and_bulk_ones_on_the_worker_thre
         assert await _thread_of_statements(conn) == loop_thread
 
 
+@dataclass
+class ThreadWaits:
+    """What a statement refused as busy does on aiosqlite's thread (``sqlite_calls._waiting``, watched)."""
+
+    #: it met the other process's lock and waits for it on the thread
+    met_the_lock: asyncio.Event = field(default_factory=asyncio.Event)
+    #: the wait is over (it ran, or gave up)
+    over: threading.Event = field(default_factory=threading.Event)
+
+
+def watch_thread_waits(monkeypatch: pytest.MonkeyPatch) -> ThreadWaits:
+    loop, seen, waiting_on_thread = asyncio.get_running_loop(), ThreadWaits(), sqlite_calls._waiting
+
+    def waiting(*args: object) -> object:
+        loop.call_soon_threadsafe(seen.met_the_lock.set)
+        try:
+            return waiting_on_thread(*args)  # type: ignore[arg-type]
+        finally:
+            seen.over.set()
+
+    monkeypatch.setattr(sqlite_calls, "_waiting", waiting)
+    return seen
+
+
 async def test_another_process_writing_delays_a_write_without_stalling_the_loop(
     db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    loop, met_the_lock = asyncio.get_running_loop(), asyncio.Event()
-    waiting_on_thread = sqlite_calls._waiting
-
-    def waiting(*args: object) -> object:
-        loop.call_soon_threadsafe(met_the_lock.set)
-        return waiting_on_thread(*args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(sqlite_calls, "_waiting", waiting)
+    met_the_lock = watch_thread_waits(monkeypatch).met_the_lock
     other = sqlite3.connect(tmp_path / "calls.db", isolation_level=None, check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")  # holds the write lock, as `sitechat forget` would in its process
     other.execute("INSERT INTO item (name) VALUES ('theirs')")
@@ -153,14 +171,7 @@ async def test_a_call_of_our_own_statements_waits_for_another_writer_and_fails_w
 ) -> None:
     """``OneCallConnection.call`` (``Database.sqlite_writer``): as a statement does, it waits on the worker
     thread while another process writes; what fails in it, or is left uncommitted, leaves nothing."""
-    loop, met_the_lock = asyncio.get_running_loop(), asyncio.Event()
-    waiting_on_thread = sqlite_calls._waiting
-
-    def waiting(*args: object) -> object:
-        loop.call_soon_threadsafe(met_the_lock.set)
-        return waiting_on_thread(*args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(sqlite_calls, "_waiting", waiting)
+    met_the_lock = watch_thread_waits(monkeypatch).met_the_lock
     other = sqlite3.connect(tmp_path / "calls.db", isolation_level=None, check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")
     other.execute("INSERT INTO item (name) VALUES ('theirs')")
@@ -198,29 +209,14 @@ async def test_a_call_abandoned_on_the_thread_takes_its_connection_along_whateve
     """A call cancelled while it waits for another process's writer goes on on aiosqlite's thread, and would
     open a transaction on a connection back in the pool: that connection is closed instead, also when the
     cancel comes out of the block as an error (``asyncio.timeout`` turns it into ``TimeoutError``)."""
-    loop, met_the_lock, cancelled, thread_done = (
-        asyncio.get_running_loop(),
-        asyncio.Event(),
-        asyncio.Event(),
-        threading.Event(),
-    )
-    waiting_on_thread = sqlite_calls._waiting
-
-    def waiting(*args: object) -> object:
-        loop.call_soon_threadsafe(met_the_lock.set)
-        try:
-            return waiting_on_thread(*args)  # type: ignore[arg-type]
-        finally:
-            thread_done.set()
-
-    monkeypatch.setattr(sqlite_calls, "_waiting", waiting)
+    waits, cancelled = watch_thread_waits(monkeypatch), asyncio.Event()
     other = sqlite3.connect(tmp_path / "calls.db", isolation_level=None, check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")
 
     async def write() -> None:
         async with db.sqlite_writer() as conn:
             call = asyncio.ensure_future(sqlite_calls.driver_of(conn).call(_add, "abandoned"))
-            await met_the_lock.wait()
+            await waits.met_the_lock.wait()
             call.cancel()
             cancelled.set()
             try:
@@ -234,7 +230,7 @@ async def test_a_call_abandoned_on_the_thread_takes_its_connection_along_whateve
     other.close()
     with pytest.raises(TimeoutError):
         await writing
-    assert await asyncio.to_thread(thread_done.wait, 10)
+    assert await asyncio.to_thread(waits.over.wait, 10)
     third = sqlite3.connect(tmp_path / "calls.db", isolation_level=None, timeout=0)
     third.execute("BEGIN IMMEDIATE")  # nobody holds the lock
     third.execute("ROLLBACK")

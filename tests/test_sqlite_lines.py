@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -21,11 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bridge.conversations import ConversationClosed, utcnow
 from bridge.model import Participant, Role
 from bridge.outbound import Line
-from bridge.store import outbox, sqlite_calls, sqlite_lines, sqlite_sends
+from bridge.store import outbox, sqlite_lines, sqlite_sends
 from bridge.store.database import Database
 from bridge.store.limits import SharedLimits
 from bridge.store.new_messages import Draft
 from bridge.store.tables import conversation, delivery, message, message_link
+from bridge.store.visitor_lines import LineOutcome
+from tests.test_sqlite_calls import watch_thread_waits
 from tests.test_store import RecordingEndpoint, _core, _start
 
 
@@ -84,7 +85,7 @@ async def test_the_calls_leave_a_first_line_to_the_unit_of_work_and_count_only_a
     cid = await _start(conversations)
     admitted: list[str] = []
 
-    async def call(client_msg_id: str, refuse: bool = False) -> sqlite_lines.LineOutcome:
+    async def call(client_msg_id: str, refuse: bool = False) -> LineOutcome:
         async def admit(_conn: AsyncConnection) -> None:
             admitted.append(client_msg_id)
             if refuse:
@@ -142,27 +143,17 @@ async def test_a_line_cancelled_while_it_waits_for_another_writer_leaves_no_tran
     conversations, _ = _core(db, RecordingEndpoint())
     cid = await _start(conversations)
     await conversations.post_visitor_message(cid, "c1", "first")
-    loop, met_the_lock, thread_done = asyncio.get_running_loop(), asyncio.Event(), threading.Event()
-    waiting_on_thread = sqlite_calls._waiting
-
-    def waiting(*args: object) -> object:
-        loop.call_soon_threadsafe(met_the_lock.set)
-        try:
-            return waiting_on_thread(*args)  # type: ignore[arg-type]
-        finally:
-            thread_done.set()
-
-    monkeypatch.setattr(sqlite_calls, "_waiting", waiting)
+    waits = watch_thread_waits(monkeypatch)
     other = sqlite3.connect(tmp_path / "sitechat.db", isolation_level=None, check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")
     line = asyncio.create_task(conversations.post_visitor_message(cid, "c2", "second"))
-    await met_the_lock.wait()
+    await waits.met_the_lock.wait()
     line.cancel()
     other.execute("ROLLBACK")  # the thread's call gets the lock now, after the cancel
     other.close()
     with pytest.raises(asyncio.CancelledError):
         await line
-    assert await asyncio.to_thread(thread_done.wait, 10)
+    assert await asyncio.to_thread(waits.over.wait, 10)
     third = sqlite3.connect(tmp_path / "sitechat.db", isolation_level=None, timeout=0)
     third.execute("BEGIN IMMEDIATE")  # another process can write at once: nothing holds the lock
     third.execute("ROLLBACK")
