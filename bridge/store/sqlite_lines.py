@@ -2,8 +2,9 @@
 ``sitechat_visitor_line`` (migration 0011, ``bridge/store/visitor_lines.py``), with its outcomes.
 
 The unit of work (``VisitorSide.post_visitor_message``) runs five statements and a commit for a line,
-and SQLAlchemy's execution of each costs the bridge several times what SQLite's costs: 75 % of the
-line's time in the store went there (cProfile of ``bench/relay_ceiling.py``). Here the same statements
+and SQLAlchemy's execution of each costs the bridge several times what SQLite's costs: a cProfile of
+``bench/relay_ceiling.py`` put 46 % of the server's time in storing the line, nearly all of it in
+SQLAlchemy's execution rather than in SQLite. Here the same statements
 run straight on sqlite3, built once: the checks in the call that opens the transaction, then the line
 stored and queued in a second one, and the commit. Between the two the limit is counted in this process
 (``admit``: SQLite is one instance, its limits are ``LocalLimits``), so a line refused for what it is —
