@@ -196,7 +196,7 @@ class VisitorSide:
         text: str,
         origin: str,
         count: CountedUse | None,
-        admit: Callable[[AsyncConnection], Awaitable[None]] | None,
+        admit: sqlite_lines.Admit | None,
     ) -> tuple[Message, bool] | None:
         """``post_visitor_message`` for a plain line: the same steps in one database call on PostgreSQL
         (``bridge/store/visitor_lines.py``), in two on SQLite (``bridge/store/sqlite_lines.py``), then

@@ -27,7 +27,7 @@ from bridge.store.new_messages import Draft
 from bridge.store.tables import conversation, delivery, message, message_link
 from bridge.store.visitor_lines import LineOutcome
 from tests.test_sqlite_calls import watch_thread_waits
-from tests.test_store import RecordingEndpoint, _core, _start
+from tests.test_store import RecordingEndpoint, _core, _start, first_then_stored_then_resent
 
 
 @pytest_asyncio.fixture
@@ -95,15 +95,7 @@ async def test_the_calls_leave_a_first_line_to_the_unit_of_work_and_count_only_a
         async with db.sqlite_writer() as conn:
             return await sqlite_lines.store_visitor_line(conn, draft, Line.KIND, admit)
 
-    # the place in line is told with the first line, in its transaction: not the calls' to store
-    assert (await call("c1")).outcome == "first"
-    assert await conversations.messages_after(cid, 0) == []
-    await conversations.post_visitor_message(cid, "c1", "hi")
-    stored = await call("c2")
-    assert (stored.outcome, stored.seq, stored.author, stored.endpoints) == ("stored", 2, "Ann", ("slack",))
-    again = await call("c2")
-    lines = await conversations.messages_after(cid, 0)
-    assert (again.outcome, again.found_id) == ("resent", lines[1].id)
+    await first_then_stored_then_resent(conversations, cid, call)
     # refused by the limit: nothing stored, the seq not taken
     with pytest.raises(Refusal):
         await call("c3", refuse=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import timedelta
 
 import asyncpg
@@ -147,6 +147,23 @@ async def test_a_visitor_who_gave_no_name_writes_as_visitor(db: Database) -> Non
     assert (first.author.name, second.author.name) == ("Visitor", "Visitor")
 
 
+async def first_then_stored_then_resent(
+    conversations: Conversations, cid: str, call: Callable[[str], Awaitable[LineOutcome]]
+) -> None:
+    """What the unit of work's twins for a plain line (PostgreSQL's function, SQLite's calls) do with a
+    chat's first lines: ``call(client_msg_id)`` stores a line through the twin."""
+    # the place in line is told with the first line, in its transaction: not the twin's to store
+    assert (await call("c1")).outcome == "first"
+    assert await conversations.messages_after(cid, 0) == []
+    await conversations.post_visitor_message(cid, "c1", "hi")
+    stored = await call("c2")
+    assert (stored.outcome, stored.seq, stored.author, stored.endpoints) == ("stored", 2, "Ann", ("slack",))
+    again = await call("c2")
+    lines = await conversations.messages_after(cid, 0)
+    assert [m.client_msg_id for m in lines] == ["c1", "c2"]
+    assert (again.outcome, again.found_id) == ("resent", lines[1].id)
+
+
 async def test_the_line_function_leaves_a_first_line_to_the_unit_of_work_and_stores_the_next(
     postgres_url: str,
 ) -> None:
@@ -165,16 +182,7 @@ async def test_the_line_function_leaves_a_first_line_to_the_unit_of_work_and_sto
         listener = await asyncpg.connect(postgres_url.replace("+asyncpg", ""))
         await listener.add_listener(CHANNEL, lambda *heard_here: told.append(heard_here[3]))
 
-        # the place in line is told with the first line, in its transaction: not the function's to store
-        assert (await call("c1")).outcome == "first"
-        assert await conversations.messages_after(cid, 0) == []
-        await conversations.post_visitor_message(cid, "c1", "hi")
-        stored = await call("c2")
-        assert (stored.outcome, stored.seq, stored.author, stored.endpoints) == ("stored", 2, "Ann", ("slack",))
-        again = await call("c2")
-        lines = await conversations.messages_after(cid, 0)
-        assert [m.client_msg_id for m in lines] == ["c1", "c2"]
-        assert (again.outcome, again.found_id) == ("resent", lines[1].id)
+        await first_then_stored_then_resent(conversations, cid, call)
         # the other instances hear the stored line as they hear a unit of work's (once: not the resend)
         await wait_until(lambda: told, 5, "the line's NOTIFY")
         await listener.close()
